@@ -1,0 +1,265 @@
+//! The entities of PRODUCT.md §2, as the API and the pages exchange them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ids::Id,
+    lifecycle::{DeploymentStatus, Drift, Health, OperationKind, OperationState},
+    parameters::ParameterSchema,
+    semver::Version,
+    time::Timestamp,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Executive,
+    SalesManager,
+    Rep,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Executive => "executive",
+            Role::SalesManager => "sales_manager",
+            Role::Rep => "rep",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Executive => "Executive",
+            Role::SalesManager => "Sales Manager",
+            Role::Rep => "Rep",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Id,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// A Rep's Sales Manager: the manager's team is the Reps that name them here.
+    pub manager_id: Option<Id>,
+    pub active: bool,
+    pub created_at: Timestamp,
+    /// Optimistic-concurrency revision: a write naming an older one is refused.
+    pub rev: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataClassification {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    InPlace,
+    BlueGreen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capability {
+    /// `lead-scoring`: lower-case letters, digits and dashes.
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub classification: DataClassification,
+    /// Newest first.
+    pub versions: Vec<Version>,
+    pub latest: Option<Version>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapabilityVersion {
+    pub capability: String,
+    pub version: Version,
+    pub changelog: String,
+    pub strategy: Strategy,
+    pub parameters: ParameterSchema,
+    /// sha256 of the template body, hex.
+    pub template_sha256: String,
+    pub template_bytes: u64,
+    /// Deprecated versions take no new deployments; existing ones are flagged.
+    pub deprecated: bool,
+    /// Data resources are deleted with the stack only when the version says so.
+    pub retain_data: bool,
+    pub published_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentName {
+    Dev,
+    Staging,
+    Prod,
+}
+
+impl EnvironmentName {
+    pub const ALL: [EnvironmentName; 3] =
+        [EnvironmentName::Dev, EnvironmentName::Staging, EnvironmentName::Prod];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvironmentName::Dev => "dev",
+            EnvironmentName::Staging => "staging",
+            EnvironmentName::Prod => "prod",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: Id,
+    pub name: String,
+    /// Used in stack names: `nexus-<capability>-<customer slug>-<environment>`.
+    pub slug: String,
+    /// The Rep (or Sales Manager) who owns the customer.
+    pub owner_id: Id,
+    pub cost_center: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub rev: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Unchecked,
+    Connected,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub id: Id,
+    pub customer_id: Id,
+    pub name: EnvironmentName,
+    /// 12 digits.
+    pub account_id: String,
+    pub region: String,
+    pub role_arn: String,
+    pub external_id: String,
+    pub connection: ConnectionStatus,
+    pub connection_checked_at: Option<Timestamp>,
+    pub connection_error: Option<String>,
+    pub rev: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Color {
+    Blue,
+    Green,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: Id,
+    pub customer_id: Id,
+    pub environment_id: Id,
+    pub environment: EnvironmentName,
+    pub capability: String,
+    pub version: Version,
+    /// `NoEcho` values are stored encrypted and read back as `****`.
+    pub parameters: BTreeMap<String, String>,
+    pub stack_name: String,
+    pub stack_id: Option<String>,
+    pub status: DeploymentStatus,
+    pub health: Health,
+    pub drift: Drift,
+    pub outputs: BTreeMap<String, String>,
+    /// Blue-green deployments: the colour the routing parameter points at.
+    pub active_color: Option<Color>,
+    pub last_operation_id: Option<Id>,
+    pub last_synced_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub rev: u64,
+}
+
+/// One resource change of a change set (the preview).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// Add, Modify, Remove, Import, Dynamic.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// True, False, Conditional, or none for Add/Remove.
+    pub replacement: Option<String>,
+}
+
+/// Which resource failed and why, from the stack events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCause {
+    pub logical_id: Option<String>,
+    pub resource_type: Option<String>,
+    pub reason: String,
+    /// The stack's state at the end (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_COMPLETE …).
+    pub stack_status: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: Id,
+    pub deployment_id: Id,
+    pub customer_id: Id,
+    pub environment: EnvironmentName,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    pub requested_by: Id,
+    pub approved_by: Option<Id>,
+    pub rejected_by: Option<Id>,
+    /// The version the operation moves to (deploy, upgrade, rollback).
+    pub target_version: Option<Version>,
+    pub parameters: BTreeMap<String, String>,
+    pub auto_execute: bool,
+    pub change_set_id: Option<String>,
+    pub changes: Vec<ResourceChange>,
+    pub failure: Option<FailureCause>,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub rev: u64,
+}
+
+/// One entry of the append-only audit log. `hash` covers the record and `prev_hash`, so
+/// editing or removing a record breaks the chain at that record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor_id: Option<Id>,
+    pub actor_email: Option<String>,
+    pub actor_role: Option<Role>,
+    pub source_ip: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A page of a list and the cursor for the next (`None` on the last page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

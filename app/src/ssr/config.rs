@@ -1,0 +1,271 @@
+//! Configuration from environment variables, parsed once into one typed struct.
+//!
+//! Every variable is documented in the README with its default. A bad value stops start-up with
+//! the variable's name and what is wrong with it, never a silent fallback.
+
+use std::{collections::HashMap, fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use ipnet::IpNet;
+
+/// A configuration error: which variable, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// Where state lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A file in the data directory: the default on one machine.
+    Embedded,
+    /// A DynamoDB table: production.
+    DynamoDb,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Embedded => "embedded",
+            StoreKind::DynamoDb => "dynamodb",
+        }
+    }
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "embedded" => Ok(StoreKind::Embedded),
+            "dynamodb" => Ok(StoreKind::DynamoDb),
+            other => Err(format!("expected `embedded` or `dynamodb`, got `{other}`")),
+        }
+    }
+}
+
+/// Requests allowed per client IP in a window; `None` in [`Config`] means off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+    /// `2000/300` is 2000 requests per 300 seconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, secs) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected `REQUESTS/SECONDS` (e.g. `2000/300`) or `off`, got `{s}`"))?;
+        let requests: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a request count"))?;
+        let secs: u64 = secs.trim().parse().map_err(|_| format!("`{secs}` is not a number of seconds"))?;
+        if requests == 0 || secs == 0 {
+            return Err("requests and seconds must both be above 0 (use `off` to disable)".into());
+        }
+        Ok(RateLimit { requests, window: Duration::from_secs(secs) })
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Whether to load demo data at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoSeed {
+    Off,
+    /// Only when the store holds nothing yet.
+    IfEmpty,
+}
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// The server's whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `NEXUS_STORE`: `embedded` (default) or `dynamodb`.
+    pub store: StoreKind,
+    /// `NEXUS_DATA_DIR`: the embedded store's directory and local artifacts. Default `.data`.
+    pub data_dir: PathBuf,
+    /// `NEXUS_TABLE`: the DynamoDB table. Default `nexus-toolkit`.
+    pub table_name: String,
+    /// `NEXUS_JWT_SECRET`: the session signing key, for local use.
+    pub jwt_secret: Option<Secret>,
+    /// `NEXUS_JWT_SECRET_ARN`: the signing key's Secrets Manager secret, in production.
+    pub jwt_secret_arn: Option<String>,
+    /// `NEXUS_TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `NEXUS_RATE_LIMIT`: `REQUESTS/SECONDS` per client IP, or `off`. Default `2000/300`.
+    pub rate_limit: Option<RateLimit>,
+    /// `NEXUS_SEED_DEMO`: `if-empty` loads demo data into an empty store; `off` (default) never.
+    pub demo_seed: DemoSeed,
+    /// `NEXUS_DEMO_PASSWORD`: the demo users' password. Default `Demo-Password-2026!`.
+    pub demo_password: Secret,
+    /// `NEXUS_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `NEXUS_HEALTH_TIMEOUT_MS`: how long one health check may take. Default 2000.
+    pub health_timeout: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (tests pass their own).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.into_iter().filter(|(k, v)| k.starts_with("NEXUS_") && !v.trim().is_empty()).collect();
+        let get = |var: &str| vars.get(var).map(|v| v.trim().to_string());
+        let parse = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+            Ok(get(var).unwrap_or_else(|| default.to_string()))
+        };
+        let err = |var: &'static str, message: String| ConfigError { var, message };
+
+        let store = parse("NEXUS_STORE", "embedded")?.parse().map_err(|m| err("NEXUS_STORE", m))?;
+        let rate_limit = match parse("NEXUS_RATE_LIMIT", "2000/300")?.as_str() {
+            "off" => None,
+            s => Some(s.parse().map_err(|m| err("NEXUS_RATE_LIMIT", m))?),
+        };
+        let trusted_proxies = parse("NEXUS_TRUSTED_PROXIES", "")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| err("NEXUS_TRUSTED_PROXIES", format!("`{s}` is not an IP address or CIDR")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let demo_seed = match parse("NEXUS_SEED_DEMO", "off")?.as_str() {
+            "off" => DemoSeed::Off,
+            "if-empty" => DemoSeed::IfEmpty,
+            other => {
+                return Err(err("NEXUS_SEED_DEMO", format!("expected `off` or `if-empty`, got `{other}`")));
+            }
+        };
+        let log_format = match parse("NEXUS_LOG_FORMAT", "text")?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(err("NEXUS_LOG_FORMAT", format!("expected `text` or `json`, got `{other}`")));
+            }
+        };
+        let health_timeout_ms: u64 =
+            parse("NEXUS_HEALTH_TIMEOUT_MS", "2000")?.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                err("NEXUS_HEALTH_TIMEOUT_MS", "expected a positive number of milliseconds".into())
+            })?;
+        let table_name = parse("NEXUS_TABLE", "nexus-toolkit")?;
+        if !(3..=255).contains(&table_name.len())
+            || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(err(
+                "NEXUS_TABLE",
+                "a DynamoDB table name is 3-255 characters of letters, digits, `_`, `-` and `.`".into(),
+            ));
+        }
+
+        Ok(Config {
+            store,
+            data_dir: PathBuf::from(parse("NEXUS_DATA_DIR", ".data")?),
+            table_name,
+            jwt_secret: get("NEXUS_JWT_SECRET").map(Secret),
+            jwt_secret_arn: get("NEXUS_JWT_SECRET_ARN"),
+            trusted_proxies,
+            rate_limit,
+            demo_seed,
+            demo_password: Secret(parse("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")?),
+            log_format,
+            health_timeout: Duration::from_millis(health_timeout_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.store, StoreKind::Embedded);
+        assert_eq!(c.data_dir, PathBuf::from(".data"));
+        assert_eq!(c.table_name, "nexus-toolkit");
+        assert_eq!(c.rate_limit, Some(RateLimit { requests: 2000, window: Duration::from_secs(300) }));
+        assert_eq!(c.demo_seed, DemoSeed::Off);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.health_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn parses_every_variable() {
+        let c = config(&[
+            ("NEXUS_STORE", "dynamodb"),
+            ("NEXUS_DATA_DIR", "/var/lib/nexus"),
+            ("NEXUS_TABLE", "nexus-prod"),
+            ("NEXUS_RATE_LIMIT", "off"),
+            ("NEXUS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ("NEXUS_SEED_DEMO", "if-empty"),
+            ("NEXUS_LOG_FORMAT", "json"),
+            ("NEXUS_JWT_SECRET", "fake-test-signing-key"),
+        ])
+        .unwrap();
+        assert_eq!(c.store, StoreKind::DynamoDb);
+        assert_eq!(c.table_name, "nexus-prod");
+        assert_eq!(c.rate_limit, None);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.demo_seed, DemoSeed::IfEmpty);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.jwt_secret.as_ref().map(Secret::expose), Some("fake-test-signing-key"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("NEXUS_STORE", "postgres"),
+            ("NEXUS_RATE_LIMIT", "many"),
+            ("NEXUS_RATE_LIMIT", "0/300"),
+            ("NEXUS_TRUSTED_PROXIES", "not-an-ip"),
+            ("NEXUS_SEED_DEMO", "yes"),
+            ("NEXUS_LOG_FORMAT", "xml"),
+            ("NEXUS_TABLE", "a"),
+            ("NEXUS_HEALTH_TIMEOUT_MS", "0"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{value}");
+            assert!(e.to_string().starts_with(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = config(&[("NEXUS_JWT_SECRET", "fake-test-signing-key")]).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("fake-test-signing-key"), "{printed}");
+        assert!(!printed.contains("Demo-Password-2026!"), "{printed}");
+    }
+}

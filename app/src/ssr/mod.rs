@@ -1,0 +1,9 @@
+//! Server-only code: configuration, telemetry, AWS clients, services and the HTTP layer.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,130 @@
+//! `GET /health` against real dependencies: the embedded store's directory and a DynamoDB table
+//! on the AWS emulator the test command starts (`AWS_ENDPOINT_URL`).
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use app::ssr::{
+    aws::load_sdk_config,
+    config::Config,
+    health::{DynamoTableCheck, HealthService},
+    http::router,
+    state::AppState,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use axum::{
+    body::{Body, to_bytes},
+    http::{Request, StatusCode},
+};
+use leptos::config::LeptosOptions;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn require_emulator() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run these tests through `make test`, which starts the AWS emulator"
+    );
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+async fn get_health(state: AppState) -> (StatusCode, Value) {
+    let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+fn options() -> LeptosOptions {
+    LeptosOptions::builder().output_name("nexus-toolkit").build()
+}
+
+#[tokio::test]
+async fn embedded_store_healthy_then_unavailable_when_its_directory_breaks() {
+    let dir: PathBuf = std::env::temp_dir().join(unique("nexus-health"));
+    let vars = [("NEXUS_DATA_DIR", dir.to_str().unwrap())];
+    let state = AppState::build(config(&vars), options()).await.unwrap();
+
+    let (status, body) = get_health(state.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "embedded");
+    assert_eq!(body["version"], app::VERSION);
+    assert_eq!(body["checks"]["store"]["status"], "ok");
+
+    // Replace the directory with a file: writes fail, and /health says which check.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let (status, body) = get_health(state).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["store"]["status"], "fail");
+    assert!(body["checks"]["store"]["error"].as_str().unwrap().contains("not writable"), "{body}");
+    std::fs::remove_file(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn dynamodb_store_unavailable_until_its_table_exists() {
+    require_emulator();
+    let table = unique("nexus-health");
+    let vars = [("NEXUS_STORE", "dynamodb"), ("NEXUS_TABLE", table.as_str())];
+    let state = AppState::build(config(&vars), options()).await.unwrap();
+
+    let (status, body) = get_health(state.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["store"], "dynamodb");
+    assert_eq!(body["checks"]["store"]["error"], format!("table `{table}` does not exist"));
+
+    let client = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .send()
+        .await
+        .expect("create the table on the emulator");
+
+    let (status, body) = get_health(state).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["store"]["status"], "ok");
+
+    client.delete_table().table_name(&table).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_fails_the_check_within_its_timeout() {
+    require_emulator();
+    let sdk = load_sdk_config().await;
+    // Port 9 (discard) on loopback: nothing listens there, so connecting fails at once.
+    let dead = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9");
+    let check = DynamoTableCheck::new(dead, "nexus");
+    let service = HealthService::new("dynamodb", vec![Arc::new(check)], Duration::from_secs(5));
+
+    let started = std::time::Instant::now();
+    let reports = service.run().await;
+    assert_eq!(reports.len(), 1);
+    assert!(!reports[0].ok);
+    assert_eq!(reports[0].error.as_deref(), Some("DynamoDB is unreachable"));
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+}

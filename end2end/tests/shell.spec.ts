@@ -1,0 +1,98 @@
+import { expect, test } from "@playwright/test";
+
+// The architecture end to end: server-rendered HTML, hydration, a server function over HTTP,
+// and a service worker that controls the page.
+
+test("the server renders the page, linking the manifest and the service worker", async ({ request }) => {
+  const response = await request.get("/");
+  expect(response.status()).toBe(200);
+  const html = await response.text();
+  expect(html).toContain('<link rel="manifest" href="/manifest.webmanifest"');
+  expect(html).toContain('src="/register-sw.js"');
+  // Data is in the HTML itself, so the page is useful before (or without) the wasm.
+  expect(html).toContain("Platform status");
+  expect(html).toMatch(/data-testid="platform-store"[^>]*>embedded</);
+  // hash-files: bundle names carry a content hash.
+  expect(html).toMatch(/\/pkg\/nexus-toolkit\.[A-Za-z0-9_-]+\.js/);
+});
+
+test("the page hydrates without errors and calls a server function", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+
+  await page.goto("/");
+  await expect(page.locator("html[data-hydrated=true]")).toBeAttached();
+  await expect(page.getByTestId("platform-health")).toHaveText("All systems operational");
+
+  // Only a hydrated page reacts to the click; the refetch is a GET to the server function.
+  const before = await page.getByTestId("checked-at").textContent();
+  const call = page.waitForResponse((r) => r.url().includes("/sfn/status") && r.request().method() === "GET");
+  await page.getByTestId("refresh-status").click();
+  const response = await call;
+  expect(response.status()).toBe(200);
+  const body = await response.json();
+  expect(body.store).toBe("embedded");
+  expect(body.checks.map((c: { name: string }) => c.name)).toContain("store");
+  await expect(page.getByTestId("refresh-count")).toHaveText("Refreshed once.");
+  await expect(page.getByTestId("checked-at")).not.toHaveText(before ?? "");
+
+  expect(errors, errors.join("\n")).toEqual([]);
+});
+
+test("the service worker controls the page and the manifest is valid", async ({ page, request }) => {
+  await page.goto("/");
+  await page.waitForFunction(() => navigator.serviceWorker?.controller !== null, undefined, { timeout: 15_000 });
+  const scriptURL = await page.evaluate(() => navigator.serviceWorker.controller?.scriptURL);
+  expect(scriptURL).toMatch(/\/sw\.js$/);
+
+  const manifest = await (await request.get("/manifest.webmanifest")).json();
+  expect(manifest.display).toBe("standalone");
+  expect(manifest.start_url).toBe("/");
+  const sizes = manifest.icons.map((i: { sizes: string }) => i.sizes);
+  expect(sizes).toEqual(expect.arrayContaining(["192x192", "512x512"]));
+  expect(manifest.icons.some((i: { purpose?: string }) => i.purpose === "maskable")).toBe(true);
+  for (const icon of manifest.icons) {
+    const r = await request.get(icon.src);
+    expect(r.status(), icon.src).toBe(200);
+    expect(r.headers()["content-type"]).toContain("image/png");
+  }
+});
+
+test("unknown pages answer 404 with a page", async ({ request }) => {
+  const response = await request.get("/no/such/page");
+  expect(response.status()).toBe(404);
+  expect(await response.text()).toContain("Page not found");
+});
+
+test("once visited, the page opens and hydrates offline from the service worker's cache", async ({ page, context }) => {
+  await page.goto("/");
+  await page.waitForFunction(() => navigator.serviceWorker?.controller !== null, undefined, { timeout: 15_000 });
+  await expect(page.locator("html[data-hydrated=true]")).toBeAttached();
+  const store = await page.getByTestId("platform-store").textContent();
+
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    // The cached page still carries the last-known data, and the cached bundle hydrates it.
+    await expect(page.getByTestId("platform-store")).toHaveText(store ?? "embedded");
+    await expect(page.locator("html[data-hydrated=true]")).toBeAttached();
+    // A page never visited gets the offline page instead of the browser's error.
+    await page.goto("/never/visited");
+    await expect(page.getByRole("heading", { name: "You are offline" })).toBeVisible();
+  } finally {
+    await context.setOffline(false);
+  }
+});
+
+test("the start page at phone width", async ({ page }, testInfo) => {
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.goto("/");
+  await expect(page.locator("html[data-hydrated=true]")).toBeAttached();
+  // Nothing wider than the screen: no sideways scrolling on a phone.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await page.screenshot({ path: testInfo.outputPath("home-360.png"), fullPage: true });
+});

@@ -1,0 +1,116 @@
+// NexusAI Toolkit service worker: the app shell and last-known reads, for use without a network.
+//
+// - install: precache the start page, the offline page, the manifest and icons, and every hashed
+//   /pkg asset the start page references (hash-files makes those names change with each build).
+// - /pkg/*: cache first (names are content hashes, so a cached file is never stale).
+// - pages and GET reads (/sfn/*, /api/v1/*): network first with a short timeout, cached copy
+//   when the network fails or is slow; the offline page for pages never visited.
+const VERSION = "v1";
+const SHELL_CACHE = `nexus-shell-${VERSION}`;
+const DATA_CACHE = `nexus-data-${VERSION}`;
+const NETWORK_TIMEOUT_MS = 3000;
+const SHELL_URLS = [
+  "/",
+  "/offline.html",
+  "/manifest.webmanifest",
+  "/register-sw.js",
+  "/icons/icon-192.png",
+  "/icons/icon-512.png",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(SHELL_CACHE);
+      await cache.addAll(SHELL_URLS);
+      // The hashed bundle names are only known from the page that references them.
+      const page = await cache.match("/");
+      const html = page ? await page.text() : "";
+      const assets = [...html.matchAll(/\/pkg\/[A-Za-z0-9._-]+/g)].map((m) => m[0]);
+      await cache.addAll([...new Set(assets)]);
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    (async () => {
+      const keep = new Set([SHELL_CACHE, DATA_CACHE]);
+      for (const key of await caches.keys()) {
+        if (!keep.has(key)) await caches.delete(key);
+      }
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener("message", (event) => {
+  // Sign-out: nothing of the user's data may stay on the device.
+  if (event.data && event.data.type === "clear-caches") {
+    event.waitUntil(
+      (async () => {
+        for (const key of await caches.keys()) await caches.delete(key);
+      })(),
+    );
+  }
+});
+
+function withTimeout(promise, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("timeout")), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+async function networkFirst(request, cacheName, fallbackUrl) {
+  const cache = await caches.open(cacheName);
+  try {
+    const response = await withTimeout(fetch(request), NETWORK_TIMEOUT_MS);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (err) {
+    const cached = (await cache.match(request)) || (await caches.match(request));
+    if (cached) return cached;
+    if (fallbackUrl) {
+      const fallback = await caches.match(fallbackUrl);
+      if (fallback) return fallback;
+    }
+    throw err;
+  }
+}
+
+async function cacheFirst(request) {
+  const cached = await caches.match(request);
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok) {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.put(request, response.clone());
+  }
+  return response;
+}
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+
+  if (url.pathname.startsWith("/pkg/")) {
+    event.respondWith(cacheFirst(request));
+  } else if (url.pathname.startsWith("/sfn/") || url.pathname.startsWith("/api/v1/")) {
+    event.respondWith(networkFirst(request, DATA_CACHE));
+  } else if (request.mode === "navigate") {
+    event.respondWith(networkFirst(request, SHELL_CACHE, "/offline.html"));
+  }
+});

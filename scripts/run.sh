@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, build in release mode, start the AWS emulator and the
+# toolkit on http://127.0.0.1:3000 with the embedded store and demo data. Ctrl-C stops both.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$NEXUS_ROOT"
+
+"$NEXUS_ROOT/scripts/install-tools.sh" build emulator
+
+log "building (release)"
+cargo leptos build --release --precompress
+
+ENDPOINT="$("$NEXUS_ROOT/scripts/emulator.sh" start "${NEXUS_EMULATOR_PORT:-4566}")"
+SERVER_PID=""
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  "$NEXUS_ROOT/scripts/emulator.sh" stop
+  log "stopped"
+}
+trap cleanup EXIT INT TERM
+
+use_local_aws "$ENDPOINT"
+export LEPTOS_SITE_ROOT="$NEXUS_ROOT/target/site"
+export LEPTOS_SITE_PKG_DIR=pkg
+export LEPTOS_SITE_ADDR="${LEPTOS_SITE_ADDR:-127.0.0.1:3000}"
+export LEPTOS_HASH_FILES=true
+export LEPTOS_ENV=PROD
+export NEXUS_STORE="${NEXUS_STORE:-embedded}"
+export NEXUS_DATA_DIR="${NEXUS_DATA_DIR:-$NEXUS_ROOT/.data/store}"
+export NEXUS_SEED_DEMO="${NEXUS_SEED_DEMO:-if-empty}"
+
+"$CARGO_TARGET_DIR/release/nexus-toolkit" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://$LEPTOS_SITE_ADDR/health" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during start-up (see above)"
+  sleep 0.1
+done
+cat >&2 <<MSG
+
+  NexusAI Toolkit is running at http://$LEPTOS_SITE_ADDR
+  Data: $NEXUS_DATA_DIR ($NEXUS_STORE store); AWS emulator: $ENDPOINT
+  Demo sign-in: exec@demo.nexus / ${NEXUS_DEMO_PASSWORD:-Demo-Password-2026!}
+    (also manager@demo.nexus, rep@demo.nexus; a demo credential, not a secret)
+  Press Ctrl-C to stop.
+
+MSG
+wait "$SERVER_PID"

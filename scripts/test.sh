@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make test`: every check the project has, from a fresh machine.
+#   formatting, clippy (server and wasm builds, warnings are errors), every Rust test (integration
+#   tests against the AWS emulator started here on a free port), then the release build and the
+#   end-to-end tests in Debian's Chromium against it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$NEXUS_ROOT"
+
+STARTED=$(date +%s)
+step() { log "[$(( $(date +%s) - STARTED ))s] $*"; }
+
+step "installing what is missing"
+"$NEXUS_ROOT/scripts/install-tools.sh"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy: server (ssr)"
+cargo clippy --locked -p app -p server --features app/ssr --all-targets -- -D warnings
+step "clippy: browser (hydrate, wasm32)"
+cargo clippy --locked -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
+
+RUN_DIR="$(mktemp -d /tmp/nexus-test.XXXXXX)"
+export NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/emulator"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  "$NEXUS_ROOT/scripts/emulator.sh" stop || true
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT INT TERM
+
+step "starting the AWS emulator"
+ENDPOINT="$("$NEXUS_ROOT/scripts/emulator.sh" start)"
+use_local_aws "$ENDPOINT"
+
+# --release: the tests share the release server build's dependencies (the AWS SDK compiles once).
+step "Rust tests (unit and integration)"
+cargo test --locked --release -p app -p server --features app/ssr
+
+step "release build (server + wasm, precompressed)"
+cargo leptos build --release --precompress
+
+step "end-to-end tests in Chromium"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export LEPTOS_SITE_ROOT="$NEXUS_ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_HASH_FILES=true \
+  LEPTOS_ENV=PROD LEPTOS_SITE_ADDR="127.0.0.1:$PORT"
+export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-empty
+"$CARGO_TARGET_DIR/release/nexus-toolkit" >"$RUN_DIR/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$RUN_DIR/server.log"; die "the server exited during start-up"; }
+  sleep 0.1
+done
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" npx playwright test) || {
+  echo "--- server log ---"; tail -n 100 "$RUN_DIR/server.log"; exit 1; }
+
+step "all checks passed"

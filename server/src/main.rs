@@ -1,0 +1,49 @@
+//! The NexusAI Toolkit server: wires configuration, telemetry, state and the router.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use app::ssr::{config::Config, http, state::AppState, telemetry};
+use leptos::config::get_configuration;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("nexus-toolkit: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+
+    let leptos = match get_configuration(None) {
+        Ok(conf) => conf.leptos_options,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid LEPTOS_* configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = leptos.site_addr;
+    let state = match AppState::build(config, leptos).await {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(url = %format!("http://{addr}"), "NexusAI Toolkit listening");
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(http::shutdown_signal()).await {
+        tracing::error!(error = %e, "server error");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

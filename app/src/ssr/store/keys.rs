@@ -1,0 +1,46 @@
+//! The key layout of every entity in the single table.
+//!
+//! | entity | pk | sk | gsi1 (pk / sk) | gsi2 | gsi3 | gsi4 |
+//! |---|---|---|---|---|---|---|
+//! | schema version | `META` | `SCHEMA` | | | | |
+//! | user | `USER#<id>` | `USER` | `USERS` / `<email>` | `TEAM#<manager id>` / `<email>` (reps) | | |
+//! | email → user | `EMAIL#<email>` | `EMAIL` | | | | |
+//! | customer | `CUST#<id>` | `CUST` | `CUSTOMERS` / `<name>#<id>` | `OWNER#<owner id>` / `<name>#<id>` | | |
+//! | environment | `CUST#<customer id>` | `ENV#<dev/staging/prod>` | `ENV#<id>` / `ENV` | | | |
+//! | deployment | `DEP#<id>` | `DEP` | `CUST#<customer id>` / `<env>#<capability>#<id>` | `CAP#<capability>` / `<env>#<status>#<id>` | `STATUS#<status>` / `<env>#<capability>#<id>` | `OWNER#<owner id>` / `<env>#<capability>#<id>` |
+//! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#ACTIVE` / `<id>` (only while not finished) | | |
+//! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
+//! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
+//! | audit chain head | `AUDIT` | `HEAD` | | | | |
+//!
+//! Index 0..3 in code are `gsi1`..`gsi4` on DynamoDB.
+
+pub const META: &str = "META";
+pub const SCHEMA: &str = "SCHEMA";
+
+pub const GSI1: usize = 0;
+pub const GSI2: usize = 1;
+pub const GSI3: usize = 2;
+pub const GSI4: usize = 3;
+
+pub fn user(id: &str) -> String {
+    format!("USER#{id}")
+}
+pub fn email(email: &str) -> String {
+    format!("EMAIL#{}", email.to_ascii_lowercase())
+}
+pub fn customer(id: &str) -> String {
+    format!("CUST#{id}")
+}
+pub fn deployment(id: &str) -> String {
+    format!("DEP#{id}")
+}
+pub fn owner(id: &str) -> String {
+    format!("OWNER#{id}")
+}
+pub fn summary_all() -> String {
+    "SUMMARY#ALL".to_string()
+}
+pub fn summary_owner(id: &str) -> String {
+    format!("SUMMARY#OWNER#{id}")
+}

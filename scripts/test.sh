@@ -40,7 +40,7 @@ use_local_aws "$ENDPOINT"
 
 # --release: the tests share the release server build's dependencies (the AWS SDK compiles once).
 step "Rust tests (unit and integration)"
-cargo test --locked --release -p app -p server --features app/ssr
+cargo test --locked --release --no-fail-fast -p app -p server --features app/ssr
 
 step "release build (server + wasm, precompressed)"
 cargo leptos build --release --precompress

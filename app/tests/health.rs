@@ -13,9 +13,7 @@ use app::ssr::{
     health::{DynamoTableCheck, HealthService},
     http::router,
     state::AppState,
-};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    store::DynamoStore,
 };
 use axum::{
     body::{Body, to_bytes},
@@ -64,16 +62,20 @@ async fn embedded_store_healthy_then_unavailable_when_its_directory_breaks() {
     assert_eq!(body["store"], "embedded");
     assert_eq!(body["version"], app::VERSION);
     assert_eq!(body["checks"]["store"]["status"], "ok");
+    assert_eq!(body["checks"]["data_dir"]["status"], "ok");
 
-    // Replace the directory with a file: writes fail, and /health says which check.
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Make the directory unwritable for this process (a read-only remount, a full disk):
+    // /health says which check failed. Root ignores permissions, so swap in a file instead.
+    let moved = dir.with_extension("moved");
+    std::fs::rename(&dir, &moved).unwrap();
     std::fs::write(&dir, b"not a directory").unwrap();
     let (status, body) = get_health(state).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
-    assert_eq!(body["checks"]["store"]["status"], "fail");
-    assert!(body["checks"]["store"]["error"].as_str().unwrap().contains("not writable"), "{body}");
+    assert_eq!(body["checks"]["data_dir"]["status"], "fail");
+    assert!(body["checks"]["data_dir"]["error"].as_str().unwrap().contains("not writable"), "{body}");
     std::fs::remove_file(&dir).unwrap();
+    std::fs::remove_dir_all(&moved).unwrap();
 }
 
 #[tokio::test]
@@ -81,6 +83,7 @@ async fn dynamodb_store_unavailable_until_its_table_exists() {
     require_emulator();
     let table = unique("nexus-health");
     let vars = [("NEXUS_STORE", "dynamodb"), ("NEXUS_TABLE", table.as_str())];
+    // Start-up does not fail on a missing table: /health names it until it exists.
     let state = AppState::build(config(&vars), options()).await.unwrap();
 
     let (status, body) = get_health(state.clone()).await;
@@ -88,28 +91,14 @@ async fn dynamodb_store_unavailable_until_its_table_exists() {
     assert_eq!(body["store"], "dynamodb");
     assert_eq!(body["checks"]["store"]["error"], format!("table `{table}` does not exist"));
 
-    let client = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .send()
-        .await
-        .expect("create the table on the emulator");
+    let store = DynamoStore::new(&load_sdk_config().await, table.clone());
+    store.ensure_table().await.expect("create the table on the emulator");
 
     let (status, body) = get_health(state).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["store"]["status"], "ok");
 
-    client.delete_table().table_name(&table).send().await.unwrap();
+    store.delete_table().await.unwrap();
 }
 
 #[tokio::test]

@@ -9,8 +9,16 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use app::domain::{
+    lifecycle::DeploymentStatus,
+    model::{EnvironmentName, Role},
+};
 use app::ssr::{
     aws::load_sdk_config,
+    config::Secret,
+    password::verify_password,
+    repo::{Repo, RepoError},
+    seed::seed_demo,
     store::{
         Cond, Cursor, DynamoStore, Item, Query, RedbStore, Store, StoreError, Write, check_schema, keys,
     },
@@ -70,6 +78,8 @@ conformance!(
     indexes_follow_item_changes,
     counters_add_up,
     schema_version_is_recorded,
+    demo_data_loads_and_reads_back_through_every_access_pattern,
+    deployment_changes_move_fleet_counters,
 );
 
 fn item(pk: &str, sk: &str, rev: u64, data: &str) -> Item {
@@ -326,4 +336,106 @@ async fn schema_version_is_recorded(store: Arc<dyn Store>) {
     let calls = store.calls();
     assert_eq!(calls.scan, 0);
     assert!(calls.get >= 3 && calls.transact >= 2, "{calls:?}");
+}
+
+async fn demo_data_loads_and_reads_back_through_every_access_pattern(store: Arc<dyn Store>) {
+    let repo = Repo::new(store.clone());
+    assert!(repo.is_empty().await.unwrap());
+    let password = Secret::new("Fake-Demo-Password-1!");
+    let summary = seed_demo(&repo, &password).await.unwrap();
+    assert_eq!((summary.users, summary.customers, summary.environments), (6, 20, 60));
+    assert!(summary.deployments > 150, "{summary:?}");
+    assert!(!repo.is_empty().await.unwrap());
+    // Loading again adds nothing (fixed ids), so an interrupted load can simply be re-run.
+    let again = seed_demo(&repo, &password).await.unwrap();
+    assert_eq!((again.users, again.customers, again.deployments), (0, 0, 0));
+
+    let exec = repo.user_by_email("EXEC@demo.nexus").await.unwrap().expect("emails are case-insensitive");
+    assert_eq!(exec.user.role, Role::Executive);
+    assert!(verify_password("Fake-Demo-Password-1!", exec.password_hash.as_deref().unwrap()));
+    assert!(repo.user_by_email("nobody@demo.nexus").await.unwrap().is_none());
+    let manager = repo.user_by_email("manager@demo.nexus").await.unwrap().unwrap();
+    let team: Vec<String> = repo.team(&manager.user.id).await.unwrap().into_iter().map(|u| u.email).collect();
+    assert_eq!(team, ["rep2@demo.nexus", "rep@demo.nexus"]);
+    assert_eq!(repo.users(10, None).await.unwrap().items.len(), 6);
+
+    // Customers: all, and by owner, paged.
+    let all = repo.customers(None, 100, None).await.unwrap();
+    assert_eq!(all.items.len(), 20);
+    assert!(all.next_cursor.is_none());
+    let first = repo.customers(None, 8, None).await.unwrap();
+    let second = repo.customers(None, 8, first.next_cursor.as_deref()).await.unwrap();
+    assert_eq!(first.items.len() + second.items.len(), 16);
+    assert_ne!(first.items[0].id, second.items[0].id);
+    let rep = repo.user_by_email("rep@demo.nexus").await.unwrap().unwrap();
+    let own = repo.customers(Some(&rep.user.id), 100, None).await.unwrap();
+    assert!(own.items.len() >= 6 && own.items.iter().all(|c| c.owner_id == rep.user.id));
+    assert!(matches!(repo.customers(None, 10, Some("not-a-cursor")).await, Err(RepoError::BadCursor)));
+
+    // A customer's environments and deployments; a deployment's history.
+    let customer = &all.items[0];
+    let envs = repo.environments(&customer.id).await.unwrap();
+    assert_eq!(
+        envs.iter().map(|e| e.name).collect::<Vec<_>>(),
+        [EnvironmentName::Dev, EnvironmentName::Prod, EnvironmentName::Staging]
+    );
+    assert_eq!(repo.environment(&envs[0].id).await.unwrap(), envs[0]);
+    let deps = repo.deployments_by_customer(&customer.id, None, 100, None).await.unwrap();
+    assert!(!deps.items.is_empty());
+    let prod =
+        repo.deployments_by_customer(&customer.id, Some(EnvironmentName::Prod), 100, None).await.unwrap();
+    assert!(prod.items.iter().all(|d| d.deployment.environment == EnvironmentName::Prod));
+    assert!(prod.items.len() < deps.items.len());
+    let d = &deps.items[0].deployment;
+    assert_eq!(repo.deployment(&d.id).await.unwrap().deployment, *d);
+    let ops = repo.operations(&d.id, 10, None).await.unwrap();
+    assert_eq!(ops.items.len(), 1);
+    assert_eq!(ops.items[0].deployment_id, d.id);
+
+    // The fleet summary comes from counters and adds up to the deployments that exist.
+    let counts = repo.fleet_counts(None).await.unwrap();
+    let total: i64 = counts.iter().map(|c| c.3).sum();
+    assert_eq!(total as usize, summary.deployments);
+    assert!(counts.iter().any(|c| c.2 == DeploymentStatus::Failed));
+    let team_ids = [rep.user.id.clone()];
+    let rep_total: i64 = repo.fleet_counts(Some(&team_ids)).await.unwrap().iter().map(|c| c.3).sum();
+    assert!(rep_total > 0 && rep_total < total);
+
+    assert_eq!(store.calls().scan, 0, "no Scan on any read path");
+}
+
+async fn deployment_changes_move_fleet_counters(store: Arc<dyn Store>) {
+    let repo = Repo::new(store.clone());
+    seed_demo(&repo, &Secret::new("Fake-Demo-Password-1!")).await.unwrap();
+    let customer = repo.customers(None, 1, None).await.unwrap().items.remove(0);
+    let before = repo.deployments_by_customer(&customer.id, None, 100, None).await.unwrap().items.remove(0);
+    let count = |status: DeploymentStatus| {
+        let repo = repo.clone();
+        let cap = before.deployment.capability.clone();
+        let env = before.deployment.environment;
+        async move {
+            repo.fleet_counts(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.0 == cap && c.1 == env && c.2 == status)
+                .map(|c| c.3)
+                .sum::<i64>()
+        }
+    };
+    let from = before.deployment.status;
+    let to =
+        if from == DeploymentStatus::Deleted { DeploymentStatus::Active } else { DeploymentStatus::Deleted };
+    let (from_n, to_n) = (count(from).await, count(to).await);
+
+    let mut after = before.clone();
+    after.deployment.status = to;
+    let saved = repo.update_deployment(&before, after.clone()).await.unwrap();
+    assert_eq!(saved.rev, before.deployment.rev + 1);
+    assert_eq!((count(from).await, count(to).await), (from_n - 1, to_n + 1));
+
+    // A second writer holding the old revision is refused, and the counters stay put.
+    let e = repo.update_deployment(&before, after).await.unwrap_err();
+    assert!(matches!(e, RepoError::Conflict(_)), "{e:?}");
+    assert_eq!((count(from).await, count(to).await), (from_n - 1, to_n + 1));
 }

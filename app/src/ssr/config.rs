@@ -87,6 +87,10 @@ pub enum DemoSeed {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -107,6 +111,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `NEXUS_TABLE`: the DynamoDB table. Default `nexus-toolkit`.
     pub table_name: String,
+    /// `NEXUS_CREATE_TABLE`: `true` creates the DynamoDB table when missing (local use; in
+    /// production the table comes from `infra/`). Default `false`.
+    pub create_table: bool,
     /// `NEXUS_JWT_SECRET`: the session signing key, for local use.
     pub jwt_secret: Option<Secret>,
     /// `NEXUS_JWT_SECRET_ARN`: the signing key's Secrets Manager secret, in production.
@@ -184,8 +191,17 @@ impl Config {
             ));
         }
 
+        let create_table = match parse("NEXUS_CREATE_TABLE", "false")?.as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(err("NEXUS_CREATE_TABLE", format!("expected `true` or `false`, got `{other}`")));
+            }
+        };
+
         Ok(Config {
             store,
+            create_table,
             data_dir: PathBuf::from(parse("NEXUS_DATA_DIR", ".data")?),
             table_name,
             jwt_secret: get("NEXUS_JWT_SECRET").map(Secret),
@@ -254,6 +270,7 @@ mod tests {
             ("NEXUS_LOG_FORMAT", "xml"),
             ("NEXUS_TABLE", "a"),
             ("NEXUS_HEALTH_TIMEOUT_MS", "0"),
+            ("NEXUS_CREATE_TABLE", "yes"),
         ] {
             let e = config(&[(var, value)]).unwrap_err();
             assert_eq!(e.var, var, "{value}");

@@ -61,7 +61,7 @@ pub struct DataDirCheck {
 #[async_trait]
 impl HealthCheck for DataDirCheck {
     fn name(&self) -> &'static str {
-        "store"
+        "data_dir"
     }
 
     async fn check(&self) -> Result<(), String> {

@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::{
-    config::{Config, StoreKind},
+    config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, DynamoTableCheck, HealthCheck, HealthService},
+    repo::{Repo, RepoError},
+    store::{DynamoStore, RedbStore, Store, StoreError, check_schema},
 };
 
 /// Why the server could not start.
@@ -15,6 +18,10 @@ use super::{
 pub enum StartupError {
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("the store cannot be opened: {0}")]
+    Store(#[from] StoreError),
+    #[error("loading demo data failed: {0}")]
+    Seed(#[from] RepoError),
 }
 
 #[derive(Clone, FromRef)]
@@ -22,25 +29,70 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
     pub health: Arc<HealthService>,
+    pub repo: Repo,
+}
+
+/// The embedded store answers a read.
+struct StoreCheck(Arc<dyn Store>);
+
+#[async_trait]
+impl HealthCheck for StoreCheck {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "store check failed");
+            "the store does not answer".to_string()
+        })
+    }
 }
 
 impl AppState {
-    /// Wires the adapters the configuration asks for.
+    /// Opens the store the configuration names, loads demo data when asked and the store is
+    /// empty, and wires the services.
     pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
-        let store_check: Arc<dyn HealthCheck> = match config.store {
+        let (store, checks): (Arc<dyn Store>, Vec<Arc<dyn HealthCheck>>) = match config.store {
             StoreKind::Embedded => {
                 std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
                     path: config.data_dir.display().to_string(),
                     source,
                 })?;
-                Arc::new(DataDirCheck { dir: config.data_dir.clone() })
+                let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
+                let checks: Vec<Arc<dyn HealthCheck>> = vec![
+                    Arc::new(StoreCheck(store.clone())),
+                    Arc::new(DataDirCheck { dir: config.data_dir.clone() }),
+                ];
+                (store, checks)
             }
             StoreKind::DynamoDb => {
                 let sdk = super::aws::load_sdk_config().await;
-                Arc::new(DynamoTableCheck::new((&sdk).into(), config.table_name.clone()))
+                let dynamo = DynamoStore::new(&sdk, config.table_name.clone());
+                if config.create_table {
+                    dynamo.ensure_table().await?;
+                }
+                let checks: Vec<Arc<dyn HealthCheck>> =
+                    vec![Arc::new(DynamoTableCheck::new((&sdk).into(), config.table_name.clone()))];
+                (Arc::new(dynamo), checks)
             }
         };
-        let health = HealthService::new(config.store.as_str(), vec![store_check], config.health_timeout);
-        Ok(Self { leptos_options, config: Arc::new(config), health: Arc::new(health) })
+        let repo = Repo::new(store.clone());
+        // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
+        match check_schema(&*store).await {
+            Ok(version) => {
+                tracing::info!(store = store.kind(), schema = version, "store ready");
+                if config.demo_seed == DemoSeed::IfEmpty && repo.is_empty().await? {
+                    let summary = super::seed::seed_demo(&repo, &config.demo_password).await?;
+                    tracing::info!(?summary, "demo data loaded into the empty store");
+                }
+            }
+            Err(StoreError::Unavailable(e)) if config.store == StoreKind::DynamoDb => {
+                tracing::warn!(error = %e, "the store is not reachable yet; /health reports it");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let health = HealthService::new(config.store.as_str(), checks, config.health_timeout);
+        Ok(Self { leptos_options, config: Arc::new(config), health: Arc::new(health), repo })
     }
 }

@@ -1,0 +1,401 @@
+//! Typed access to the entities, over any [`Store`]: key layouts from [`keys`], revisions for
+//! optimistic concurrency, and the fleet counters kept in the same transaction as the
+//! deployments they count (so the dashboard summary never reads 15,000 deployments).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::domain::{
+    ids::Id,
+    lifecycle::DeploymentStatus,
+    model::{Customer, Deployment, Environment, EnvironmentName, Operation, Page, User},
+};
+
+use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("not found")]
+    NotFound,
+    /// A stale revision or a duplicate: nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid cursor")]
+    BadCursor,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RepoError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { .. } => {
+                RepoError::Conflict("the record was changed by someone else".into())
+            }
+            other => RepoError::Store(other),
+        }
+    }
+}
+
+/// What is stored for a user: the public record plus sign-in state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRecord {
+    #[serde(flatten)]
+    pub user: User,
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub failed_logins: u32,
+    #[serde(default)]
+    pub locked_until: Option<i64>,
+}
+
+/// What is stored for a deployment: the record plus its owner, for scoping and counters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub owner_id: Id,
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain records serialize")
+}
+
+fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, RepoError> {
+    serde_json::from_str(&item.data)
+        .map_err(|e| RepoError::Store(StoreError::Corrupt(format!("{}/{}: {e}", item.pk, item.sk))))
+}
+
+fn page<T: DeserializeOwned>(p: super::store::QueryPage) -> Result<Page<T>, RepoError> {
+    Ok(Page {
+        items: p.items.iter().map(from_item).collect::<Result<_, _>>()?,
+        next_cursor: p.next.map(|c| c.encode()),
+    })
+}
+
+fn cursor(s: Option<&str>) -> Result<Option<Cursor>, RepoError> {
+    s.map(|s| Cursor::decode(s).ok_or(RepoError::BadCursor)).transpose()
+}
+
+/// The fleet counter key of a deployment state.
+fn counter_sk(capability: &str, env: EnvironmentName, status: DeploymentStatus) -> String {
+    format!("{capability}#{}#{}", env.as_str(), status.as_str())
+}
+
+#[derive(Clone)]
+pub struct Repo {
+    store: Arc<dyn Store>,
+}
+
+impl Repo {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Repo { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Whether the store holds no users yet (demo data is loaded only then).
+    pub async fn is_empty(&self) -> Result<bool, RepoError> {
+        Ok(self.store.query(Query::index(keys::GSI1, "USERS").limit(1)).await?.items.is_empty())
+    }
+
+    // --- users ---
+
+    fn user_item(r: &UserRecord) -> Item {
+        let u = &r.user;
+        let mut item = Item::new(keys::user(u.id.as_str()), "USER", u.rev, to_json(r)).with_index(
+            keys::GSI1,
+            "USERS",
+            u.email.to_ascii_lowercase(),
+        );
+        if let Some(m) = &u.manager_id {
+            item = item.with_index(keys::GSI2, format!("TEAM#{m}"), u.email.to_ascii_lowercase());
+        }
+        item
+    }
+
+    /// Creates a user; the email is unique (case-insensitive).
+    pub async fn create_user(&self, mut record: UserRecord) -> Result<User, RepoError> {
+        record.user.rev = 1;
+        let email_item = Item::new(keys::email(&record.user.email), "EMAIL", 1, record.user.id.to_string());
+        self.store
+            .transact(vec![
+                Write::put(Self::user_item(&record), Cond::NotExists),
+                Write::put(email_item, Cond::NotExists),
+            ])
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => {
+                    RepoError::Conflict(format!("{} is already a user", record.user.email))
+                }
+                e => e.into(),
+            })?;
+        Ok(record.user)
+    }
+
+    pub async fn user(&self, id: &Id) -> Result<UserRecord, RepoError> {
+        let item = self.store.get(&keys::user(id.as_str()), "USER").await?.ok_or(RepoError::NotFound)?;
+        from_item(&item)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError> {
+        let Some(link) = self.store.get(&keys::email(email), "EMAIL").await? else { return Ok(None) };
+        let id = Id::parse(&link.data).map_err(|e| RepoError::Store(StoreError::Corrupt(e.to_string())))?;
+        Ok(Some(self.user(&id).await?))
+    }
+
+    pub async fn users(&self, limit: usize, after: Option<&str>) -> Result<Page<User>, RepoError> {
+        let p =
+            self.store.query(Query::index(keys::GSI1, "USERS").limit(limit).after(cursor(after)?)).await?;
+        let records: Page<UserRecord> = page(p)?;
+        Ok(Page {
+            items: records.items.into_iter().map(|r| r.user).collect(),
+            next_cursor: records.next_cursor,
+        })
+    }
+
+    /// The Reps whose manager is `manager`.
+    pub async fn team(&self, manager: &Id) -> Result<Vec<User>, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI2, format!("TEAM#{manager}")).limit(1000)).await?;
+        let records: Page<UserRecord> = page(p)?;
+        Ok(records.items.into_iter().map(|r| r.user).collect())
+    }
+
+    // --- customers and environments ---
+
+    fn customer_item(c: &Customer) -> Item {
+        let order = format!("{}#{}", c.name.to_lowercase(), c.id);
+        Item::new(keys::customer(c.id.as_str()), "CUST", c.rev, to_json(c))
+            .with_index(keys::GSI1, "CUSTOMERS", order.clone())
+            .with_index(keys::GSI2, keys::owner(c.owner_id.as_str()), order)
+    }
+
+    pub async fn create_customer(&self, mut c: Customer) -> Result<Customer, RepoError> {
+        c.rev = 1;
+        self.store.transact(vec![Write::put(Self::customer_item(&c), Cond::NotExists)]).await?;
+        Ok(c)
+    }
+
+    /// Saves a changed customer; `c.rev` is the revision it was read at.
+    pub async fn update_customer(&self, mut c: Customer) -> Result<Customer, RepoError> {
+        let read_at = c.rev;
+        c.rev += 1;
+        self.store.transact(vec![Write::put(Self::customer_item(&c), Cond::Rev(read_at))]).await?;
+        Ok(c)
+    }
+
+    pub async fn customer(&self, id: &Id) -> Result<Customer, RepoError> {
+        let item = self.store.get(&keys::customer(id.as_str()), "CUST").await?.ok_or(RepoError::NotFound)?;
+        from_item(&item)
+    }
+
+    /// All customers (`owner = None`) or one owner's, by name.
+    pub async fn customers(
+        &self,
+        owner: Option<&Id>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Customer>, RepoError> {
+        let q = match owner {
+            None => Query::index(keys::GSI1, "CUSTOMERS"),
+            Some(o) => Query::index(keys::GSI2, keys::owner(o.as_str())),
+        };
+        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+    }
+
+    fn environment_item(e: &Environment) -> Item {
+        Item::new(
+            keys::customer(e.customer_id.as_str()),
+            format!("ENV#{}", e.name.as_str()),
+            e.rev,
+            to_json(e),
+        )
+        .with_index(keys::GSI1, format!("ENV#{}", e.id), "ENV")
+    }
+
+    /// One environment per name per customer.
+    pub async fn create_environment(&self, mut e: Environment) -> Result<Environment, RepoError> {
+        e.rev = 1;
+        self.store
+            .transact(vec![
+                Write::Check {
+                    pk: keys::customer(e.customer_id.as_str()),
+                    sk: "CUST".into(),
+                    cond: Cond::Exists,
+                },
+                Write::put(Self::environment_item(&e), Cond::NotExists),
+            ])
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict { index: 0 } => RepoError::NotFound,
+                StoreError::Conflict { .. } => {
+                    RepoError::Conflict(format!("the customer already has a {} environment", e.name.as_str()))
+                }
+                other => other.into(),
+            })?;
+        Ok(e)
+    }
+
+    pub async fn environments(&self, customer: &Id) -> Result<Vec<Environment>, RepoError> {
+        let p = self.store.query(Query::table(keys::customer(customer.as_str())).prefix("ENV#")).await?;
+        Ok(page(p)?.items)
+    }
+
+    pub async fn environment(&self, id: &Id) -> Result<Environment, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI1, format!("ENV#{id}")).limit(1)).await?;
+        p.items.first().map(from_item).transpose()?.ok_or(RepoError::NotFound)
+    }
+
+    // --- deployments ---
+
+    fn deployment_item(r: &DeploymentRecord) -> Item {
+        let d = &r.deployment;
+        let env = d.environment.as_str();
+        let id = d.id.as_str();
+        Item::new(keys::deployment(id), "DEP", d.rev, to_json(r))
+            .with_index(
+                keys::GSI1,
+                keys::customer(d.customer_id.as_str()),
+                format!("{env}#{}#{id}", d.capability),
+            )
+            .with_index(
+                keys::GSI2,
+                format!("CAP#{}", d.capability),
+                format!("{env}#{}#{id}", d.status.as_str()),
+            )
+            .with_index(
+                keys::GSI3,
+                format!("STATUS#{}", d.status.as_str()),
+                format!("{env}#{}#{id}", d.capability),
+            )
+            .with_index(keys::GSI4, keys::owner(r.owner_id.as_str()), format!("{env}#{}#{id}", d.capability))
+    }
+
+    fn counter_writes(r: &DeploymentRecord, delta: i64) -> [Write; 2] {
+        let d = &r.deployment;
+        let sk = counter_sk(&d.capability, d.environment, d.status);
+        [
+            Write::Add { pk: keys::summary_all(), sk: sk.clone(), delta },
+            Write::Add { pk: keys::summary_owner(r.owner_id.as_str()), sk, delta },
+        ]
+    }
+
+    pub async fn create_deployment(&self, mut r: DeploymentRecord) -> Result<Deployment, RepoError> {
+        r.deployment.rev = 1;
+        let mut writes = vec![Write::put(Self::deployment_item(&r), Cond::NotExists)];
+        writes.extend(Self::counter_writes(&r, 1));
+        self.store.transact(writes).await?;
+        Ok(r.deployment)
+    }
+
+    /// Saves a changed deployment and moves its fleet counters, all in one transaction.
+    pub async fn update_deployment(
+        &self,
+        before: &DeploymentRecord,
+        mut after: DeploymentRecord,
+    ) -> Result<Deployment, RepoError> {
+        after.deployment.rev = before.deployment.rev + 1;
+        let mut writes = vec![Write::put(Self::deployment_item(&after), Cond::Rev(before.deployment.rev))];
+        let moved = (before.deployment.status, before.owner_id.as_str())
+            != (after.deployment.status, after.owner_id.as_str());
+        if moved {
+            writes.extend(Self::counter_writes(before, -1));
+            writes.extend(Self::counter_writes(&after, 1));
+        }
+        self.store.transact(writes).await?;
+        Ok(after.deployment)
+    }
+
+    pub async fn deployment(&self, id: &Id) -> Result<DeploymentRecord, RepoError> {
+        let item = self.store.get(&keys::deployment(id.as_str()), "DEP").await?.ok_or(RepoError::NotFound)?;
+        from_item(&item)
+    }
+
+    /// A customer's deployments, optionally of one environment.
+    pub async fn deployments_by_customer(
+        &self,
+        customer: &Id,
+        env: Option<EnvironmentName>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<DeploymentRecord>, RepoError> {
+        let prefix = env.map(|e| format!("{}#", e.as_str())).unwrap_or_default();
+        let q = Query::index(keys::GSI1, keys::customer(customer.as_str())).prefix(prefix);
+        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+    }
+
+    // --- operations ---
+
+    fn operation_item(o: &Operation) -> Item {
+        let mut item =
+            Item::new(keys::deployment(o.deployment_id.as_str()), format!("OP#{}", o.id), o.rev, to_json(o))
+                .with_index(keys::GSI1, format!("OP#{}", o.id), "OP");
+        if o.state.is_active() {
+            item = item.with_index(keys::GSI2, "OPS#ACTIVE", o.id.to_string());
+        }
+        item
+    }
+
+    pub async fn create_operation(&self, mut o: Operation) -> Result<Operation, RepoError> {
+        o.rev = 1;
+        self.store.transact(vec![Write::put(Self::operation_item(&o), Cond::NotExists)]).await?;
+        Ok(o)
+    }
+
+    /// A deployment's operations, newest first.
+    pub async fn operations(
+        &self,
+        deployment: &Id,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Operation>, RepoError> {
+        let q = Query::table(keys::deployment(deployment.as_str())).prefix("OP#").descending();
+        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+    }
+
+    // --- fleet summary ---
+
+    /// Deployment counts by (capability, environment, status): everyone's (`None`) or the given
+    /// owners' summed. Reads counters, never deployments.
+    pub async fn fleet_counts(
+        &self,
+        owners: Option<&[Id]>,
+    ) -> Result<Vec<(String, EnvironmentName, DeploymentStatus, i64)>, RepoError> {
+        let partitions: Vec<String> = match owners {
+            None => vec![keys::summary_all()],
+            Some(ids) => ids.iter().map(|o| keys::summary_owner(o.as_str())).collect(),
+        };
+        let mut totals = std::collections::BTreeMap::<String, i64>::new();
+        for pk in partitions {
+            let mut after = None;
+            loop {
+                let p = self.store.query(Query::table(pk.clone()).limit(1000).after(after)).await?;
+                for item in &p.items {
+                    *totals.entry(item.sk.clone()).or_default() += item.n;
+                }
+                match p.next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (sk, n) in totals {
+            let mut parts = sk.rsplitn(3, '#');
+            let (Some(status), Some(env), Some(cap)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let status =
+                crate::domain::lifecycle::DeploymentStatus::ALL.into_iter().find(|s| s.as_str() == status);
+            if let (Some(status), Some(env)) = (status, EnvironmentName::parse(env))
+                && n != 0
+            {
+                out.push((cap.to_string(), env, status, n));
+            }
+        }
+        Ok(out)
+    }
+}

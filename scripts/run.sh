@@ -21,7 +21,9 @@ cleanup() {
   "$NEXUS_ROOT/scripts/emulator.sh" stop
   log "stopped"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Ctrl-C is how a user stops it: a clean stop, exit status 0.
+trap 'cleanup; exit 0' INT TERM
 
 use_local_aws "$ENDPOINT"
 export LEPTOS_SITE_ROOT="$NEXUS_ROOT/target/site"

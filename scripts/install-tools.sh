@@ -26,7 +26,7 @@ install_wasm_bindgen() {
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
     # Must equal the wasm-bindgen crate the workspace pins; --locked fails (a locked dependency is
     # no longer in the registry), so this resolves fresh.
-    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cold: ~10-15 min)"
+    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cold: ~5 min)"
     fast_tool_profile cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
   fi
 }
@@ -37,7 +37,7 @@ install_cargo_leptos() {
     # machine's toolchain is 1.95 and no other toolchain can be fetched. So build from the crate's
     # own source with its lock file, that one package set back to 0.14.1 (everything else as locked).
     # no_downloads: fail with a clear message instead of trying to fetch sass/tailwind/wasm-opt.
-    log "installing cargo-leptos $CARGO_LEPTOS_VERSION from source (cold: ~25 min)"
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION from source (cold: ~21 min)"
     local src; src="$(mktemp -d)"
     # `cargo info` puts the published .crate into cargo's registry cache; unpack it from there.
     cargo info "cargo-leptos@$CARGO_LEPTOS_VERSION" >/dev/null

@@ -49,7 +49,7 @@ step "end-to-end tests in Chromium"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export LEPTOS_SITE_ROOT="$NEXUS_ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_HASH_FILES=true \
   LEPTOS_ENV=PROD LEPTOS_SITE_ADDR="127.0.0.1:$PORT"
-export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-empty
+export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-empty NEXUS_CATALOG_DIR="$NEXUS_ROOT/catalog"
 "$CARGO_TARGET_DIR/release/nexus-toolkit" >"$RUN_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

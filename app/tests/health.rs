@@ -36,7 +36,9 @@ fn require_emulator() {
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {
-    Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
+    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_vars(vars.chain([("NEXUS_CATALOG_DIR".to_string(), catalog.to_string())])).unwrap()
 }
 
 async fn get_health(state: AppState) -> (StatusCode, Value) {
@@ -116,4 +118,24 @@ async fn an_unreachable_dynamodb_fails_the_check_within_its_timeout() {
     assert!(!reports[0].ok);
     assert_eq!(reports[0].error.as_deref(), Some("DynamoDB is unreachable"));
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_malformed_catalog_template_stops_start_up_naming_the_file_and_reason() {
+    let root = std::env::temp_dir().join(unique("nexus-bad-catalog"));
+    std::fs::create_dir_all(root.join("catalog/broken")).unwrap();
+    std::fs::write(root.join("catalog/broken/1.0.0.yaml"), "Resources: {}\n").unwrap();
+    let vars = [
+        ("NEXUS_DATA_DIR", root.join("data").to_str().unwrap().to_string()),
+        ("NEXUS_CATALOG_DIR", root.join("catalog").to_str().unwrap().to_string()),
+    ];
+    let config = Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
+    let error = match AppState::build(config, options()).await {
+        Ok(_) => panic!("start-up must fail on a malformed template"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("broken/1.0.0.yaml"), "{error}");
+    assert!(error.contains("Resources is empty"), "{error}");
+    assert!(error.contains("Metadata.Nexus is missing"), "{error}");
+    std::fs::remove_dir_all(root).unwrap();
 }

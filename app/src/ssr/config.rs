@@ -109,6 +109,8 @@ pub struct Config {
     pub store: StoreKind,
     /// `NEXUS_DATA_DIR`: the embedded store's directory and local artifacts. Default `.data`.
     pub data_dir: PathBuf,
+    /// `NEXUS_CATALOG_DIR`: the capability templates loaded at start-up. Default `catalog`.
+    pub catalog_dir: PathBuf,
     /// `NEXUS_TABLE`: the DynamoDB table. Default `nexus-toolkit`.
     pub table_name: String,
     /// `NEXUS_CREATE_TABLE`: `true` creates the DynamoDB table when missing (local use; in
@@ -203,6 +205,7 @@ impl Config {
             store,
             create_table,
             data_dir: PathBuf::from(parse("NEXUS_DATA_DIR", ".data")?),
+            catalog_dir: PathBuf::from(parse("NEXUS_CATALOG_DIR", "catalog")?),
             table_name,
             jwt_secret: get("NEXUS_JWT_SECRET").map(Secret),
             jwt_secret_arn: get("NEXUS_JWT_SECRET_ARN"),

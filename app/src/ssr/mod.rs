@@ -1,6 +1,7 @@
 //! Server-only code: configuration, telemetry, AWS clients, services and the HTTP layer.
 
 pub mod aws;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod health;

@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::{
+    catalog::{Catalog, CatalogError},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, DynamoTableCheck, HealthCheck, HealthService},
     repo::{Repo, RepoError},
@@ -22,6 +23,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("loading demo data failed: {0}")]
     Seed(#[from] RepoError),
+    #[error("the capability catalog is invalid:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Catalog(Vec<CatalogError>),
 }
 
 #[derive(Clone, FromRef)]
@@ -30,6 +33,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub health: Arc<HealthService>,
     pub repo: Repo,
+    pub catalog: Arc<Catalog>,
 }
 
 /// The embedded store answers a read.
@@ -53,6 +57,9 @@ impl AppState {
     /// Opens the store the configuration names, loads demo data when asked and the store is
     /// empty, and wires the services.
     pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        let catalog =
+            Catalog::load(&config.catalog_dir, super::clock::now()).map_err(StartupError::Catalog)?;
+        tracing::info!(capabilities = catalog.capabilities().count(), dir = %config.catalog_dir.display(), "catalog loaded");
         let (store, checks): (Arc<dyn Store>, Vec<Arc<dyn HealthCheck>>) = match config.store {
             StoreKind::Embedded => {
                 std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
@@ -93,6 +100,12 @@ impl AppState {
             Err(e) => return Err(e.into()),
         }
         let health = HealthService::new(config.store.as_str(), checks, config.health_timeout);
-        Ok(Self { leptos_options, config: Arc::new(config), health: Arc::new(health), repo })
+        Ok(Self {
+            leptos_options,
+            config: Arc::new(config),
+            health: Arc::new(health),
+            repo,
+            catalog: Arc::new(catalog),
+        })
     }
 }

@@ -1,16 +1,15 @@
 //! `GET /health` against real dependencies: the embedded store's directory and a DynamoDB table
 //! on the AWS emulator the test command starts (`AWS_ENDPOINT_URL`).
 
-use std::{
-    path::PathBuf,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+mod common;
+
+use common::{require_emulator, unique};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use app::ssr::{
     aws::load_sdk_config,
     config::Config,
-    health::{DynamoTableCheck, HealthService},
+    health::{HealthService, StoreCheck},
     http::router,
     state::AppState,
     store::DynamoStore,
@@ -22,18 +21,6 @@ use axum::{
 use leptos::config::LeptosOptions;
 use serde_json::Value;
 use tower::ServiceExt;
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn require_emulator() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run these tests through `make test`, which starts the AWS emulator"
-    );
-}
 
 fn config(vars: &[(&str, &str)]) -> Config {
     let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
@@ -109,7 +96,7 @@ async fn an_unreachable_dynamodb_fails_the_check_within_its_timeout() {
     let sdk = load_sdk_config().await;
     // Port 9 (discard) on loopback: nothing listens there, so connecting fails at once.
     let dead = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9");
-    let check = DynamoTableCheck::new(dead, "nexus");
+    let check = StoreCheck::dynamodb(dead, "nexus");
     let service = HealthService::new("dynamodb", vec![Arc::new(check)], Duration::from_secs(5));
 
     let started = std::time::Instant::now();

@@ -2,12 +2,10 @@
 //! (the AWS emulator the test command starts, each test on its own table). Test names carry the
 //! store (`embedded::…`, `dynamodb::…`), so a store whose run is missing shows in the output.
 
-use std::{
-    future::Future,
-    path::PathBuf,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+mod common;
+
+use common::{require_emulator, unique};
+use std::{future::Future, path::PathBuf, sync::Arc};
 
 use app::domain::{
     lifecycle::DeploymentStatus,
@@ -23,11 +21,6 @@ use app::ssr::{
         Cond, Cursor, DynamoStore, Item, Query, RedbStore, Store, StoreError, Write, check_schema, keys,
     },
 };
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
 
 /// Runs `case` on a fresh embedded store.
 async fn on_embedded<F, Fut>(case: F)
@@ -47,10 +40,7 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the suite through `make test`, which starts the AWS emulator"
-    );
+    require_emulator();
     let store = Arc::new(DynamoStore::new(&load_sdk_config().await, unique("nexus-conf")));
     store.ensure_table().await.unwrap();
     case(store.clone()).await;

@@ -145,17 +145,15 @@ impl Config {
         let vars: HashMap<String, String> =
             vars.into_iter().filter(|(k, v)| k.starts_with("NEXUS_") && !v.trim().is_empty()).collect();
         let get = |var: &str| vars.get(var).map(|v| v.trim().to_string());
-        let parse = |var: &'static str, default: &str| -> Result<String, ConfigError> {
-            Ok(get(var).unwrap_or_else(|| default.to_string()))
-        };
+        let get_or = |var: &str, default: &str| get(var).unwrap_or_else(|| default.to_string());
         let err = |var: &'static str, message: String| ConfigError { var, message };
 
-        let store = parse("NEXUS_STORE", "embedded")?.parse().map_err(|m| err("NEXUS_STORE", m))?;
-        let rate_limit = match parse("NEXUS_RATE_LIMIT", "2000/300")?.as_str() {
+        let store = get_or("NEXUS_STORE", "embedded").parse().map_err(|m| err("NEXUS_STORE", m))?;
+        let rate_limit = match get_or("NEXUS_RATE_LIMIT", "2000/300").as_str() {
             "off" => None,
             s => Some(s.parse().map_err(|m| err("NEXUS_RATE_LIMIT", m))?),
         };
-        let trusted_proxies = parse("NEXUS_TRUSTED_PROXIES", "")?
+        let trusted_proxies = get_or("NEXUS_TRUSTED_PROXIES", "")
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -165,14 +163,14 @@ impl Config {
                     .map_err(|_| err("NEXUS_TRUSTED_PROXIES", format!("`{s}` is not an IP address or CIDR")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let demo_seed = match parse("NEXUS_SEED_DEMO", "off")?.as_str() {
+        let demo_seed = match get_or("NEXUS_SEED_DEMO", "off").as_str() {
             "off" => DemoSeed::Off,
             "if-empty" => DemoSeed::IfEmpty,
             other => {
                 return Err(err("NEXUS_SEED_DEMO", format!("expected `off` or `if-empty`, got `{other}`")));
             }
         };
-        let log_format = match parse("NEXUS_LOG_FORMAT", "text")?.as_str() {
+        let log_format = match get_or("NEXUS_LOG_FORMAT", "text").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
@@ -180,10 +178,10 @@ impl Config {
             }
         };
         let health_timeout_ms: u64 =
-            parse("NEXUS_HEALTH_TIMEOUT_MS", "2000")?.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            get_or("NEXUS_HEALTH_TIMEOUT_MS", "2000").parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
                 err("NEXUS_HEALTH_TIMEOUT_MS", "expected a positive number of milliseconds".into())
             })?;
-        let table_name = parse("NEXUS_TABLE", "nexus-toolkit")?;
+        let table_name = get_or("NEXUS_TABLE", "nexus-toolkit");
         if !(3..=255).contains(&table_name.len())
             || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
@@ -193,7 +191,7 @@ impl Config {
             ));
         }
 
-        let create_table = match parse("NEXUS_CREATE_TABLE", "false")?.as_str() {
+        let create_table = match get_or("NEXUS_CREATE_TABLE", "false").as_str() {
             "true" => true,
             "false" => false,
             other => {
@@ -204,15 +202,15 @@ impl Config {
         Ok(Config {
             store,
             create_table,
-            data_dir: PathBuf::from(parse("NEXUS_DATA_DIR", ".data")?),
-            catalog_dir: PathBuf::from(parse("NEXUS_CATALOG_DIR", "catalog")?),
+            data_dir: PathBuf::from(get_or("NEXUS_DATA_DIR", ".data")),
+            catalog_dir: PathBuf::from(get_or("NEXUS_CATALOG_DIR", "catalog")),
             table_name,
             jwt_secret: get("NEXUS_JWT_SECRET").map(Secret),
             jwt_secret_arn: get("NEXUS_JWT_SECRET_ARN"),
             trusted_proxies,
             rate_limit,
             demo_seed,
-            demo_password: Secret(parse("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")?),
+            demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
             log_format,
             health_timeout: Duration::from_millis(health_timeout_ms),
         })

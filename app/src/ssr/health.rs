@@ -3,9 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::TableStatus;
 use futures::future::join_all;
 
+use super::store::{DynamoStore, Store, StoreError};
 use crate::api::{CheckReport, PlatformStatus};
 
 /// One dependency the server needs to serve requests.
@@ -75,40 +75,28 @@ impl HealthCheck for DataDirCheck {
     }
 }
 
-/// The DynamoDB table exists and is active.
-pub struct DynamoTableCheck {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
+/// The store answers (`Store::ping`: a read on the embedded store, DescribeTable on DynamoDB).
+pub struct StoreCheck(pub Arc<dyn Store>);
 
-impl DynamoTableCheck {
-    /// A health check answers now or reports failure: no retries behind it.
-    pub fn new(conf: aws_sdk_dynamodb::config::Builder, table: impl Into<String>) -> Self {
-        let conf = conf.retry_config(aws_config::retry::RetryConfig::disabled()).build();
-        Self { client: aws_sdk_dynamodb::Client::from_conf(conf), table: table.into() }
+impl StoreCheck {
+    /// A DynamoDB check answers now or reports failure: no retries behind it.
+    pub fn dynamodb(conf: aws_sdk_dynamodb::config::Builder, table: impl Into<String>) -> Self {
+        let conf = conf.retry_config(aws_config::retry::RetryConfig::disabled());
+        StoreCheck(Arc::new(DynamoStore::from_conf(conf, table)))
     }
 }
 
 #[async_trait]
-impl HealthCheck for DynamoTableCheck {
+impl HealthCheck for StoreCheck {
     fn name(&self) -> &'static str {
         "store"
     }
 
     async fn check(&self) -> Result<(), String> {
-        let out = self.client.describe_table().table_name(&self.table).send().await.map_err(|e| {
-            let e = aws_sdk_dynamodb::error::DisplayErrorContext(e);
-            tracing::warn!(table = %self.table, error = %e, "DynamoDB table check failed");
-            if format!("{e}").contains("ResourceNotFoundException") {
-                format!("table `{}` does not exist", self.table)
-            } else {
-                "DynamoDB is unreachable".to_string()
-            }
-        })?;
-        match out.table().and_then(|t| t.table_status()) {
-            Some(TableStatus::Active) | Some(TableStatus::Updating) => Ok(()),
-            Some(other) => Err(format!("table `{}` is {}", self.table, other.as_str())),
-            None => Err(format!("table `{}` has no status", self.table)),
-        }
+        self.0.ping().await.map_err(|e| match e {
+            // Already user-safe; the stores log the details.
+            StoreError::Unavailable(message) => message,
+            other => other.to_string(),
+        })
     }
 }

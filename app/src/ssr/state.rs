@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::{
     catalog::{Catalog, CatalogError},
     config::{Config, DemoSeed, StoreKind},
-    health::{DataDirCheck, DynamoTableCheck, HealthCheck, HealthService},
+    health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
     repo::{Repo, RepoError},
     store::{DynamoStore, RedbStore, Store, StoreError, check_schema},
 };
@@ -17,8 +16,6 @@ use super::{
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
     #[error("the store cannot be opened: {0}")]
     Store(#[from] StoreError),
     #[error("loading demo data failed: {0}")]
@@ -36,23 +33,6 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
 }
 
-/// The embedded store answers a read.
-struct StoreCheck(Arc<dyn Store>);
-
-#[async_trait]
-impl HealthCheck for StoreCheck {
-    fn name(&self) -> &'static str {
-        "store"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| {
-            tracing::warn!(error = %e, "store check failed");
-            "the store does not answer".to_string()
-        })
-    }
-}
-
 impl AppState {
     /// Opens the store the configuration names, loads demo data when asked and the store is
     /// empty, and wires the services.
@@ -62,10 +42,6 @@ impl AppState {
         tracing::info!(capabilities = catalog.capabilities().count(), dir = %config.catalog_dir.display(), "catalog loaded");
         let (store, checks): (Arc<dyn Store>, Vec<Arc<dyn HealthCheck>>) = match config.store {
             StoreKind::Embedded => {
-                std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
-                    path: config.data_dir.display().to_string(),
-                    source,
-                })?;
                 let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
                 let checks: Vec<Arc<dyn HealthCheck>> = vec![
                     Arc::new(StoreCheck(store.clone())),
@@ -80,7 +56,7 @@ impl AppState {
                     dynamo.ensure_table().await?;
                 }
                 let checks: Vec<Arc<dyn HealthCheck>> =
-                    vec![Arc::new(DynamoTableCheck::new((&sdk).into(), config.table_name.clone()))];
+                    vec![Arc::new(StoreCheck::dynamodb((&sdk).into(), config.table_name.clone()))];
                 (Arc::new(dynamo), checks)
             }
         };

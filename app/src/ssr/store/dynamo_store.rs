@@ -86,16 +86,19 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(&e).to_string();
-    tracing::warn!(error = %detail, "DynamoDB call failed");
-    StoreError::Unavailable(detail)
+    tracing::warn!(error = %DisplayErrorContext(&e), "DynamoDB call failed");
+    StoreError::Unavailable("DynamoDB is unreachable".into())
 }
 
 impl DynamoStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::from_conf(sdk.into(), table)
+    }
+
+    /// A store with its own client settings (endpoint, retries).
+    pub fn from_conf(conf: aws_sdk_dynamodb::config::Builder, table: impl Into<String>) -> Self {
         let calls = Arc::new(CallCounter::default());
-        let conf =
-            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CountCalls(calls.clone())).build();
+        let conf = conf.interceptor(CountCalls(calls.clone())).build();
         DynamoStore { client: Client::from_conf(conf), table: table.into(), calls }
     }
 
@@ -358,18 +361,14 @@ impl Store for DynamoStore {
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
-                TransactWriteItemsError::TransactionCanceledException(e) => {
-                    let index = e.cancellation_reasons().iter().position(|r| {
+            Err(SdkError::ServiceError(ctx))
+                if let TransactWriteItemsError::TransactionCanceledException(e) = ctx.err()
+                    && let Some(index) = e.cancellation_reasons().iter().position(|r| {
                         matches!(r.code(), Some("ConditionalCheckFailed") | Some("TransactionConflict"))
-                    });
-                    match index {
-                        Some(index) => Err(StoreError::Conflict { index }),
-                        None => Err(StoreError::Unavailable(format!("transaction cancelled: {e}"))),
-                    }
-                }
-                other => Err(StoreError::Unavailable(DisplayErrorContext(other).to_string())),
-            },
+                    }) =>
+            {
+                Err(StoreError::Conflict { index })
+            }
             Err(e) => Err(sdk_error(e)),
         }
     }

@@ -61,8 +61,10 @@ impl Stored {
     }
 }
 
+/// Details go to the logs; the error carries a user-safe message.
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    tracing::warn!(error = %e, "embedded store call failed");
+    StoreError::Unavailable("the embedded store is unavailable".into())
 }
 
 fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {

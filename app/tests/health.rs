@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{require_emulator, unique};
+use common::{leptos_options as options, require_emulator, test_config as config, unique};
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use app::ssr::{
@@ -18,25 +18,14 @@ use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode},
 };
-use leptos::config::LeptosOptions;
 use serde_json::Value;
 use tower::ServiceExt;
-
-fn config(vars: &[(&str, &str)]) -> Config {
-    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
-    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    Config::from_vars(vars.chain([("NEXUS_CATALOG_DIR".to_string(), catalog.to_string())])).unwrap()
-}
 
 async fn get_health(state: AppState) -> (StatusCode, Value) {
     let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&body).unwrap())
-}
-
-fn options() -> LeptosOptions {
-    LeptosOptions::builder().output_name("nexus-toolkit").build()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A lifecycle action on a deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     Deploy,
@@ -51,6 +52,7 @@ impl OperationKind {
 
 /// Where an operation is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
     /// Requested by someone who may not run it; waits for an approver.
@@ -180,6 +182,7 @@ pub fn initial_state(needs_approval: bool) -> OperationState {
 
 /// What a deployment is, as far as its stack goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentStatus {
     /// Created; its first deploy has not finished.
@@ -218,6 +221,10 @@ impl DeploymentStatus {
             DeploymentStatus::Deleted => "deleted",
             DeploymentStatus::Missing => "missing",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
     /// Problems sort first on the dashboard.
@@ -276,6 +283,7 @@ pub fn status_after(
 
 /// Health from the capability's `HealthCheckUrl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Healthy,
@@ -285,6 +293,7 @@ pub enum Health {
 
 /// Result of the last drift detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Drift {
     NotChecked,

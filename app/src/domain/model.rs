@@ -13,6 +13,7 @@ use super::{
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Executive,
@@ -39,6 +40,7 @@ impl Role {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Id,
     pub email: String,
@@ -53,6 +55,7 @@ pub struct User {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DataClassification {
     Public,
@@ -62,6 +65,7 @@ pub enum DataClassification {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     InPlace,
@@ -69,6 +73,7 @@ pub enum Strategy {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Capability {
     /// `lead-scoring`: lower-case letters, digits and dashes.
     pub slug: String,
@@ -82,6 +87,7 @@ pub struct Capability {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CapabilityVersion {
     pub capability: String,
     pub version: Version,
@@ -99,6 +105,7 @@ pub struct CapabilityVersion {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvironmentName {
     Dev,
@@ -124,6 +131,7 @@ impl EnvironmentName {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub id: Id,
     pub name: String,
@@ -138,6 +146,7 @@ pub struct Customer {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Unchecked,
@@ -146,6 +155,7 @@ pub enum ConnectionStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Environment {
     pub id: Id,
     pub customer_id: Id,
@@ -162,6 +172,7 @@ pub struct Environment {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Color {
     Blue,
@@ -169,6 +180,7 @@ pub enum Color {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Deployment {
     pub id: Id,
     pub customer_id: Id,
@@ -195,6 +207,7 @@ pub struct Deployment {
 
 /// One resource change of a change set (the preview).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ResourceChange {
     /// Add, Modify, Remove, Import, Dynamic.
     pub action: String,
@@ -206,6 +219,7 @@ pub struct ResourceChange {
 
 /// Which resource failed and why, from the stack events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FailureCause {
     pub logical_id: Option<String>,
     pub resource_type: Option<String>,
@@ -215,11 +229,14 @@ pub struct FailureCause {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Operation {
     pub id: Id,
     pub deployment_id: Id,
     pub customer_id: Id,
     pub environment: EnvironmentName,
+    /// The deployment's capability (its parameter schema says which values are `NoEcho`).
+    pub capability: String,
     pub kind: OperationKind,
     pub state: OperationState,
     pub requested_by: Id,
@@ -242,6 +259,7 @@ pub struct Operation {
 /// One entry of the append-only audit log. `hash` covers the record and `prev_hash`, so
 /// editing or removing a record breaks the chain at that record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     pub seq: u64,
     pub at: Timestamp,
@@ -249,9 +267,16 @@ pub struct AuditEvent {
     pub actor_email: Option<String>,
     pub actor_role: Option<Role>,
     pub source_ip: Option<String>,
+    /// `auth.login`, `customer.update` …
     pub action: String,
+    /// What was acted on: `customer/<id>`, `user/<email>` …
     pub target: String,
+    /// `success`, `failure` or `denied`.
     pub outcome: String,
+    /// The owner of the customer the event concerns: a Sales Manager reads their team's events.
+    #[serde(default)]
+    pub owner_id: Option<Id>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub details: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
@@ -259,6 +284,7 @@ pub struct AuditEvent {
 
 /// A page of a list and the cursor for the next (`None` on the last page).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 /// CloudFormation's parameter types, as far as the toolkit checks them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum ParamType {
     String,
@@ -39,6 +40,7 @@ impl ParamType {
 
 /// One parameter of a template.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ParameterSpec {
     pub name: String,
     #[serde(rename = "type")]
@@ -64,12 +66,14 @@ impl ParameterSpec {
 
 /// The parameter schema of a version, in template order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ParameterSchema {
     pub parameters: Vec<ParameterSpec>,
 }
 
 /// One field's problem, for the API's `{"error":{…,"field"}}` and the form's inline messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub code: String,
@@ -77,7 +81,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
         FieldError { field: field.into(), code: code.to_string(), message: message.into() }
     }
 }

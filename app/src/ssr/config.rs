@@ -124,6 +124,17 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// `NEXUS_RATE_LIMIT`: `REQUESTS/SECONDS` per client IP, or `off`. Default `2000/300`.
     pub rate_limit: Option<RateLimit>,
+    /// `NEXUS_LOGIN_RATE_LIMIT`: sign-in attempts per client IP, `REQUESTS/SECONDS` or `off`.
+    /// Default `30/300`.
+    pub login_rate_limit: Option<RateLimit>,
+    /// `NEXUS_LOCKOUT_THRESHOLD`: failed sign-ins that lock an account. Default 5.
+    pub lockout_threshold: u32,
+    /// `NEXUS_LOCKOUT_MINUTES`: how long a lock lasts. Default 15.
+    pub lockout_minutes: u32,
+    /// `NEXUS_PUBLIC_URL`: the URL users reach the toolkit at (`https://…` behind a load
+    /// balancer). Its origin is the one state-changing requests must come from; `https` turns on
+    /// Secure cookies and HSTS. Default: none (the request's own Host is the origin; plain HTTP).
+    pub public_url: Option<String>,
     /// `NEXUS_SEED_DEMO`: `if-empty` loads demo data into an empty store; `off` (default) never.
     pub demo_seed: DemoSeed,
     /// `NEXUS_DEMO_PASSWORD`: the demo users' password. Default `Demo-Password-2026!`.
@@ -135,6 +146,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether users reach the toolkit over HTTPS (Secure cookies, HSTS).
+    pub fn https(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
@@ -163,6 +179,25 @@ impl Config {
                     .map_err(|_| err("NEXUS_TRUSTED_PROXIES", format!("`{s}` is not an IP address or CIDR")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let login_rate_limit = match get_or("NEXUS_LOGIN_RATE_LIMIT", "30/300").as_str() {
+            "off" => None,
+            s => Some(s.parse().map_err(|m| err("NEXUS_LOGIN_RATE_LIMIT", m))?),
+        };
+        let positive = |var: &'static str, default: &str| -> Result<u32, ConfigError> {
+            get_or(var, default)
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(var, "expected a whole number above 0".into()))
+        };
+        let lockout_threshold = positive("NEXUS_LOCKOUT_THRESHOLD", "5")?;
+        let lockout_minutes = positive("NEXUS_LOCKOUT_MINUTES", "15")?;
+        let public_url = get("NEXUS_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(err("NEXUS_PUBLIC_URL", format!("expected an http:// or https:// URL, got `{u}`")));
+        }
         let demo_seed = match get_or("NEXUS_SEED_DEMO", "off").as_str() {
             "off" => DemoSeed::Off,
             "if-empty" => DemoSeed::IfEmpty,
@@ -209,6 +244,10 @@ impl Config {
             jwt_secret_arn: get("NEXUS_JWT_SECRET_ARN"),
             trusted_proxies,
             rate_limit,
+            login_rate_limit,
+            lockout_threshold,
+            lockout_minutes,
+            public_url,
             demo_seed,
             demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
             log_format,

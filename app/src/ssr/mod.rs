@@ -1,15 +1,20 @@
 //! Server-only code: configuration, telemetry, AWS clients, services and the HTTP layer.
 
+pub mod audit;
+pub mod auth;
 pub mod aws;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod http;
 pub mod ids;
 pub mod password;
+pub mod rate_limit;
 pub mod repo;
 pub mod seed;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -190,6 +190,7 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
                     deployment_id,
                     customer_id: customer.id.clone(),
                     environment: env,
+                    capability: capability.to_string(),
                     kind: OperationKind::Deploy,
                     state: op_state,
                     requested_by: owner.clone(),

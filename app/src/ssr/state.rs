@@ -6,10 +6,18 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::{
+    audit::AuditLog,
+    auth::{AuthService, LockoutPolicy, tokens::TokenSigner},
     catalog::{Catalog, CatalogError},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
+    password::Argon2Hasher,
+    rate_limit::RateLimiter,
     repo::{Repo, RepoError},
+    services::{
+        audit_trail::AuditService, capabilities::CapabilityService, customers::CustomerService,
+        deployments::DeploymentService, fleet::FleetService,
+    },
     store::{DynamoStore, RedbStore, Store, StoreError, check_schema},
 };
 
@@ -20,6 +28,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("loading demo data failed: {0}")]
     Seed(#[from] RepoError),
+    #[error("the session signing key: {0}")]
+    SigningKey(String),
     #[error("the capability catalog is invalid:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Catalog(Vec<CatalogError>),
 }
@@ -31,6 +41,48 @@ pub struct AppState {
     pub health: Arc<HealthService>,
     pub repo: Repo,
     pub catalog: Arc<Catalog>,
+    pub audit: Arc<AuditLog>,
+    pub auth: Arc<AuthService>,
+    pub audit_trail: AuditService,
+    pub capabilities: CapabilityService,
+    pub customers: CustomerService,
+    pub deployments: DeploymentService,
+    pub fleet: FleetService,
+    pub limits: Arc<Limits>,
+}
+
+/// Per-client-IP request limits; `None` when switched off.
+pub struct Limits {
+    /// `NEXUS_RATE_LIMIT`: every request.
+    pub all: Option<RateLimiter>,
+    /// `NEXUS_LOGIN_RATE_LIMIT`: sign-in attempts.
+    pub login: Option<RateLimiter>,
+}
+
+/// The session signing key: `NEXUS_JWT_SECRET`, or a random one for this process only.
+fn signing_key(config: &Config) -> Result<Vec<u8>, StartupError> {
+    if config.jwt_secret_arn.is_some() {
+        // Secrets Manager support lands with the identity issue's next step; refuse rather than
+        // silently fall back to a key nobody configured.
+        return Err(StartupError::SigningKey(
+            "NEXUS_JWT_SECRET_ARN is not supported yet: set NEXUS_JWT_SECRET".into(),
+        ));
+    }
+    match &config.jwt_secret {
+        Some(secret) if secret.expose().len() < 32 => {
+            Err(StartupError::SigningKey("NEXUS_JWT_SECRET must be at least 32 characters".into()))
+        }
+        Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
+        None => {
+            tracing::warn!(
+                "NEXUS_JWT_SECRET is not set: using a random development signing key. Sessions end when \
+                 the server restarts and replicas cannot share them. Never run production like this."
+            );
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
+            Ok(key)
+        }
+    }
 }
 
 impl AppState {
@@ -76,12 +128,37 @@ impl AppState {
             Err(e) => return Err(e.into()),
         }
         let health = HealthService::new(config.store.as_str(), checks, config.health_timeout);
+        let catalog = Arc::new(catalog);
+        let audit = Arc::new(AuditLog::new(store.clone()));
+        let policy = LockoutPolicy {
+            threshold: config.lockout_threshold,
+            lock_ms: i64::from(config.lockout_minutes) * 60_000,
+        };
+        let auth = AuthService::new(
+            repo.clone(),
+            audit.clone(),
+            TokenSigner::new(&signing_key(&config)?),
+            Arc::new(Argon2Hasher),
+            policy,
+        );
+        let deployments = DeploymentService::new(repo.clone(), catalog.clone());
         Ok(Self {
             leptos_options,
+            limits: Arc::new(Limits {
+                all: config.rate_limit.map(RateLimiter::new),
+                login: config.login_rate_limit.map(RateLimiter::new),
+            }),
             config: Arc::new(config),
             health: Arc::new(health),
+            auth: Arc::new(auth),
+            audit_trail: AuditService::new(audit.clone()),
+            capabilities: CapabilityService::new(catalog.clone()),
+            customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone()),
+            fleet: FleetService::new(repo.clone()),
+            deployments,
+            audit,
             repo,
-            catalog: Arc::new(catalog),
+            catalog,
         })
     }
 }

@@ -1,5 +1,8 @@
 //! Helpers the integration tests share.
 
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A name no other test (or earlier run) uses: tables, directories.
@@ -14,4 +17,141 @@ pub fn require_emulator() {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run these tests through `make test`, which starts the AWS emulator"
     );
+}
+
+use std::net::SocketAddr;
+
+use app::ssr::{config::Config, http::router, state::AppState};
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    extract::connect_info::MockConnectInfo,
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use leptos::config::LeptosOptions;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const DEMO_PASSWORD: &str = "Fake-Demo-Password-2026!";
+
+/// Configuration for a test server: the repository's catalog, a fixed fake signing key, and
+/// whatever the test adds.
+pub fn test_config(vars: &[(&str, &str)]) -> Config {
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
+    let base = [
+        ("NEXUS_CATALOG_DIR", catalog),
+        ("NEXUS_JWT_SECRET", "fake-test-signing-key-0123456789abcdef"),
+        ("NEXUS_DEMO_PASSWORD", DEMO_PASSWORD),
+    ];
+    let mut all: Vec<(String, String)> = base.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_vars(all).unwrap()
+}
+
+pub fn leptos_options() -> LeptosOptions {
+    LeptosOptions::builder().output_name("nexus-toolkit").build()
+}
+
+/// The whole router over a real store, requests sent in-process from 127.0.0.1.
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub dir: std::path::PathBuf,
+}
+
+/// One answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    /// An embedded store in a fresh directory with the demo data, rate limits off unless the
+    /// test sets them.
+    pub async fn embedded(vars: &[(&str, &str)]) -> TestApp {
+        let dir = std::env::temp_dir().join(unique("nexus-api"));
+        let dir_s = dir.to_str().unwrap().to_string();
+        let mut all = vec![
+            ("NEXUS_DATA_DIR", dir_s.as_str()),
+            ("NEXUS_SEED_DEMO", "if-empty"),
+            ("NEXUS_RATE_LIMIT", "off"),
+            ("NEXUS_LOGIN_RATE_LIMIT", "off"),
+        ];
+        all.extend_from_slice(vars);
+        Self::build(test_config(&all), dir).await
+    }
+
+    /// A DynamoDB table of its own on the emulator, with the demo data.
+    pub async fn dynamodb(table: &str) -> TestApp {
+        require_emulator();
+        let vars = [
+            ("NEXUS_STORE", "dynamodb"),
+            ("NEXUS_TABLE", table),
+            ("NEXUS_CREATE_TABLE", "true"),
+            ("NEXUS_SEED_DEMO", "if-empty"),
+            ("NEXUS_RATE_LIMIT", "off"),
+            ("NEXUS_LOGIN_RATE_LIMIT", "off"),
+        ];
+        Self::build(test_config(&vars), std::env::temp_dir().join(unique("nexus-api-ddb"))).await
+    }
+
+    pub async fn build(config: Config, dir: std::path::PathBuf) -> TestApp {
+        let state = AppState::build(config, leptos_options()).await.unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let router = router(state.clone()).layer(MockConnectInfo(peer));
+        TestApp { state, router, dir }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), 64 << 20).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, headers, body, text }
+    }
+
+    /// A request with an optional bearer token and JSON body (Origin set like a browser's).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut req = Request::builder().method(method).uri(path).header(header::HOST, "localhost");
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, "http://localhost")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Signs in a demo user; returns the bearer token.
+    pub async fn login(&self, email: &str) -> String {
+        let a = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"email": email, "password": DEMO_PASSWORD})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "login {email}: {}", a.text);
+        a.body["token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -1,8 +1,13 @@
-//! The HTTP surface: pages, server functions, `/health` and (later) the REST API.
+//! The HTTP surface: pages, server functions, `/health` and the REST API, behind the security
+//! layers (client IP, rate limits, Origin check, session, headers).
 
+pub mod api;
+pub mod error;
+pub mod extract;
 mod health;
+pub mod security;
 
-use axum::{Router, routing::get};
+use axum::{Router, middleware::from_fn_with_state, routing::get};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 
@@ -15,8 +20,15 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/health", get(health::health))
+        .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Innermost first: the session needs the client IP; the limits run before anything costly.
+        .layer(from_fn_with_state(state.clone(), security::session))
+        .layer(from_fn_with_state(state.clone(), security::origin_check))
+        .layer(from_fn_with_state(state.clone(), security::rate_limit))
+        .layer(from_fn_with_state(state.clone(), security::client_info))
+        .layer(from_fn_with_state(state.clone(), security::headers))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

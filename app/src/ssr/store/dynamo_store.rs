@@ -1,7 +1,7 @@
 //! The production store: one DynamoDB table (keys in [`super::keys`]) through `aws-sdk-dynamodb`.
 //!
 //! Table: `pk` (S, hash) + `sk` (S, range); attributes `rev` (N), `data` (S), `n` (N);
-//! global secondary indexes `gsi1`..`gsi4` on `gsiNpk` (S, hash) + `gsiNsk` (S, range), projecting
+//! global secondary indexes `gsi1`..`gsi5` on `gsiNpk` (S, hash) + `gsiNsk` (S, range), projecting
 //! all attributes. Reads of the table are strongly consistent; index reads are eventually
 //! consistent, as DynamoDB allows nothing else. Writes are `TransactWriteItems` with condition
 //! expressions. Every SDK call is counted by operation name through an interceptor, so a Scan

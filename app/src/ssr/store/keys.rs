@@ -1,19 +1,23 @@
 //! The key layout of every entity in the single table.
 //!
-//! | entity | pk | sk | gsi1 (pk / sk) | gsi2 | gsi3 | gsi4 |
-//! |---|---|---|---|---|---|---|
+//! | entity | pk | sk | gsi1 (pk / sk) | gsi2 | gsi3 | gsi4 | gsi5 |
+//! |---|---|---|---|---|---|---|---|
 //! | schema version | `META` | `SCHEMA` | | | | |
 //! | user | `USER#<id>` | `USER` | `USERS` / `<email>` | `TEAM#<manager id>` / `<email>` (reps) | | |
 //! | email → user | `EMAIL#<email>` | `EMAIL` | | | | |
 //! | customer | `CUST#<id>` | `CUST` | `CUSTOMERS` / `<name>#<id>` | `OWNER#<owner id>` / `<name>#<id>` | | |
 //! | environment | `CUST#<customer id>` | `ENV#<dev/staging/prod>` | `ENV#<id>` / `ENV` | | | |
-//! | deployment | `DEP#<id>` | `DEP` | `CUST#<customer id>` / `<env>#<capability>#<id>` | `CAP#<capability>` / `<env>#<status>#<id>` | `STATUS#<status>` / `<env>#<capability>#<id>` | `OWNER#<owner id>` / `<env>#<capability>#<id>` |
+//! | deployment | `DEP#<id>` | `DEP` | `CUST#<customer id>` / `<env>#<capability>#<id>` | `CAP#<capability>` / `<env>#<status>#<id>` | `STATUS#<status>` / `<env>#<capability>#<id>` | `OWNER#<owner id>` / `<env>#<capability>#<id>` | `DEPS` / `<env>#<capability>#<id>` |
 //! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#ACTIVE` / `<id>` (only while not finished) | | |
 //! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
+//! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | | | | |
+//! | session | `SESSION#<id>` | `SESSION` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head | `AUDIT` | `HEAD` | | | | |
 //!
-//! Index 0..3 in code are `gsi1`..`gsi4` on DynamoDB.
+//! Index 0..4 in code are `gsi1`..`gsi5` on DynamoDB. `DEPS` (every deployment, for an
+//! Executive's unfiltered or environment-filtered list) is one partition: fine at the fleet sizes
+//! the product targets (15,000 deployments); beyond that it would be sharded by environment.
 
 pub const META: &str = "META";
 pub const SCHEMA: &str = "SCHEMA";
@@ -22,6 +26,7 @@ pub const GSI1: usize = 0;
 pub const GSI2: usize = 1;
 pub const GSI3: usize = 2;
 pub const GSI4: usize = 3;
+pub const GSI5: usize = 4;
 
 pub fn user(id: &str) -> String {
     format!("USER#{id}")
@@ -43,4 +48,10 @@ pub fn summary_all() -> String {
 }
 pub fn summary_owner(id: &str) -> String {
     format!("SUMMARY#OWNER#{id}")
+}
+pub fn login(email: &str) -> String {
+    format!("LOGIN#{}", email.to_ascii_lowercase())
+}
+pub fn session(id: &str) -> String {
+    format!("SESSION#{id}")
 }

@@ -5,8 +5,8 @@
 //! # Data model (single table)
 //!
 //! Every record is an [`Item`] with a partition key `pk`, a sort key `sk`, a revision `rev`, a JSON
-//! body `data`, a counter `n`, and up to four secondary-index key pairs (`gsi1pk`/`gsi1sk` …
-//! `gsi4pk`/`gsi4sk`; an item without a pair is not in that index). Queries always name a
+//! body `data`, a counter `n`, and up to five secondary-index key pairs (`gsi1pk`/`gsi1sk` …
+//! `gsi5pk`/`gsi5sk`; an item without a pair is not in that index). Queries always name a
 //! partition (`pk`, or an index's partition key) and an optional sort-key prefix: there is no
 //! Scan anywhere. The key layouts of each entity are documented in [`keys`].
 //!
@@ -32,7 +32,7 @@ pub use dynamo_store::DynamoStore;
 pub use redb_store::RedbStore;
 
 /// Number of secondary indexes.
-pub const INDEX_COUNT: usize = 4;
+pub const INDEX_COUNT: usize = 5;
 /// DynamoDB's limit, enforced by both stores.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The store layout version recorded in the store (`META`/`SCHEMA`).
@@ -212,12 +212,23 @@ impl Query {
         self
     }
 
-    fn cursor_for(&self, item: &Item) -> Cursor {
+    /// Where a page ending at `item` (a result of this query) resumes.
+    pub fn cursor_for(&self, item: &Item) -> Cursor {
         let (ipk, isk) = match self.index {
             Some(i) => item.index[i].clone().map(|(p, s)| (Some(p), Some(s))).unwrap_or((None, None)),
             None => (None, None),
         };
         Cursor { pk: item.pk.clone(), sk: item.sk.clone(), ipk, isk }
+    }
+}
+
+impl Query {
+    /// Whether `c` is a position in this query's partition (a cursor from elsewhere is refused).
+    pub fn owns(&self, c: &Cursor) -> bool {
+        match self.index {
+            None => c.pk == self.pk && c.ipk.is_none(),
+            Some(_) => c.ipk.as_deref() == Some(self.pk.as_str()) && c.isk.is_some(),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ const INDEXES: [TableDefinition<IndexKey<'static>, ()>; INDEX_COUNT] = [
     TableDefinition::new("gsi2"),
     TableDefinition::new("gsi3"),
     TableDefinition::new("gsi4"),
+    TableDefinition::new("gsi5"),
 ];
 /// Above every character a key uses: the end of a prefix range.
 const HIGH: &str = "\u{10FFFF}";
@@ -44,8 +45,9 @@ struct Stored {
     n: i64,
     #[serde(default)]
     data: String,
+    /// A list, not an array: a store written with fewer indexes still reads.
     #[serde(default)]
-    index: [Option<(String, String)>; INDEX_COUNT],
+    index: Vec<Option<(String, String)>>,
 }
 
 impl Stored {
@@ -54,7 +56,7 @@ impl Stored {
             pk: pk.to_string(),
             sk: sk.to_string(),
             rev: self.rev,
-            index: self.index,
+            index: std::array::from_fn(|i| self.index.get(i).cloned().flatten()),
             data: self.data,
             n: self.n,
         }
@@ -185,7 +187,7 @@ impl RedbStore {
                             rev: item.rev,
                             n: item.n,
                             data: item.data.clone(),
-                            index: item.index.clone(),
+                            index: item.index.to_vec(),
                         };
                         let bytes =
                             serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -207,7 +209,7 @@ impl RedbStore {
                             rev: 0,
                             n: 0,
                             data: String::new(),
-                            index: Default::default(),
+                            index: Vec::new(),
                         });
                         stored.n += delta;
                         let bytes =

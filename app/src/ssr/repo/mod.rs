@@ -14,6 +14,10 @@ use crate::domain::{
 
 use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
 
+mod sessions;
+
+pub use sessions::{LoginAttempts, Session};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("not found")]
@@ -74,8 +78,34 @@ fn page<T: DeserializeOwned>(p: super::store::QueryPage) -> Result<Page<T>, Repo
     })
 }
 
-fn cursor(s: Option<&str>) -> Result<Option<Cursor>, RepoError> {
-    s.map(|s| Cursor::decode(s).ok_or(RepoError::BadCursor)).transpose()
+/// The query resumed at an API cursor, which must belong to the query's partition.
+fn resume(q: Query, after: Option<&str>) -> Result<Query, RepoError> {
+    match after {
+        None => Ok(q),
+        Some(s) => {
+            let c = Cursor::decode(s).filter(|c| q.owns(c)).ok_or(RepoError::BadCursor)?;
+            Ok(q.after(Some(c)))
+        }
+    }
+}
+
+/// A position in a read over several partitions, one after another.
+#[derive(Serialize, Deserialize)]
+struct MultiCursor {
+    p: usize,
+    c: Cursor,
+}
+
+impl MultiCursor {
+    fn encode(&self) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("cursor serializes"))
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
+    }
 }
 
 /// The fleet counter key of a deployment state.
@@ -148,8 +178,7 @@ impl Repo {
     }
 
     pub async fn users(&self, limit: usize, after: Option<&str>) -> Result<Page<User>, RepoError> {
-        let p =
-            self.store.query(Query::index(keys::GSI1, "USERS").limit(limit).after(cursor(after)?)).await?;
+        let p = self.store.query(resume(Query::index(keys::GSI1, "USERS").limit(limit), after)?).await?;
         let records: Page<UserRecord> = page(p)?;
         Ok(Page {
             items: records.items.into_iter().map(|r| r.user).collect(),
@@ -173,17 +202,62 @@ impl Repo {
             .with_index(keys::GSI2, keys::owner(c.owner_id.as_str()), order)
     }
 
+    /// Creates a customer; its slug (part of stack names) is unique.
     pub async fn create_customer(&self, mut c: Customer) -> Result<Customer, RepoError> {
         c.rev = 1;
-        self.store.transact(vec![Write::put(Self::customer_item(&c), Cond::NotExists)]).await?;
+        let slug = Item::new(format!("CUSTSLUG#{}", c.slug), "CUSTSLUG", 1, c.id.to_string());
+        self.store
+            .transact(vec![
+                Write::put(Self::customer_item(&c), Cond::NotExists),
+                Write::put(slug, Cond::NotExists),
+            ])
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { index: 1 } => {
+                    RepoError::Conflict(format!("another customer has the slug `{}`", c.slug))
+                }
+                e => e.into(),
+            })?;
         Ok(c)
     }
 
-    /// Saves a changed customer; `c.rev` is the revision it was read at.
-    pub async fn update_customer(&self, mut c: Customer) -> Result<Customer, RepoError> {
+    /// Saves a changed customer (`c.rev` is the revision it was read at). When the owner
+    /// changes, the customer's deployments (read at their revisions) move to the new owner in
+    /// the same transaction, with the owners' fleet counters; any of them changed meanwhile
+    /// refuses the whole change.
+    pub async fn update_customer(
+        &self,
+        mut c: Customer,
+        moved: &[DeploymentRecord],
+    ) -> Result<Customer, RepoError> {
         let read_at = c.rev;
         c.rev += 1;
-        self.store.transact(vec![Write::put(Self::customer_item(&c), Cond::Rev(read_at))]).await?;
+        let mut writes = vec![Write::put(Self::customer_item(&c), Cond::Rev(read_at))];
+        let mut deltas = std::collections::BTreeMap::<String, i64>::new();
+        for before in moved {
+            let mut after = before.clone();
+            after.owner_id = c.owner_id.clone();
+            after.deployment.rev += 1;
+            writes.push(Write::put(Self::deployment_item(&after), Cond::Rev(before.deployment.rev)));
+            let d = &before.deployment;
+            let sk = counter_sk(&d.capability, d.environment, d.status);
+            *deltas.entry(format!("{}|{sk}", keys::summary_owner(before.owner_id.as_str()))).or_default() -=
+                1;
+            *deltas.entry(format!("{}|{sk}", keys::summary_owner(c.owner_id.as_str()))).or_default() += 1;
+        }
+        for (key, delta) in deltas {
+            if delta != 0 {
+                let (pk, sk) = key.split_once('|').expect("joined above");
+                writes.push(Write::Add { pk: pk.into(), sk: sk.into(), delta });
+            }
+        }
+        if writes.len() > super::store::MAX_TRANSACTION_ITEMS {
+            return Err(RepoError::Conflict(format!(
+                "the customer has too many deployments ({}) to move to another owner at once",
+                moved.len()
+            )));
+        }
+        self.store.transact(writes).await?;
         Ok(c)
     }
 
@@ -203,7 +277,7 @@ impl Repo {
             None => Query::index(keys::GSI1, "CUSTOMERS"),
             Some(o) => Query::index(keys::GSI2, keys::owner(o.as_str())),
         };
-        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+        page(self.store.query(resume(q.limit(limit), after)?).await?)
     }
 
     fn environment_item(e: &Environment) -> Item {
@@ -236,6 +310,14 @@ impl Repo {
                 }
                 other => other.into(),
             })?;
+        Ok(e)
+    }
+
+    /// Saves a changed environment; `e.rev` is the revision it was read at.
+    pub async fn update_environment(&self, mut e: Environment) -> Result<Environment, RepoError> {
+        let read_at = e.rev;
+        e.rev += 1;
+        self.store.transact(vec![Write::put(Self::environment_item(&e), Cond::Rev(read_at))]).await?;
         Ok(e)
     }
 
@@ -272,6 +354,7 @@ impl Repo {
                 format!("{env}#{}#{id}", d.capability),
             )
             .with_index(keys::GSI4, keys::owner(r.owner_id.as_str()), format!("{env}#{}#{id}", d.capability))
+            .with_index(keys::GSI5, "DEPS", format!("{env}#{}#{id}", d.capability))
     }
 
     fn counter_writes(r: &DeploymentRecord, delta: i64) -> [Write; 2] {
@@ -324,7 +407,7 @@ impl Repo {
     ) -> Result<Page<DeploymentRecord>, RepoError> {
         let prefix = env.map(|e| format!("{}#", e.as_str())).unwrap_or_default();
         let q = Query::index(keys::GSI1, keys::customer(customer.as_str())).prefix(prefix);
-        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+        page(self.store.query(resume(q.limit(limit), after)?).await?)
     }
 
     // --- operations ---
@@ -345,6 +428,11 @@ impl Repo {
         Ok(o)
     }
 
+    pub async fn operation(&self, id: &Id) -> Result<Operation, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI1, format!("OP#{id}")).limit(1)).await?;
+        p.items.first().map(from_item).transpose()?.ok_or(RepoError::NotFound)
+    }
+
     /// A deployment's operations, newest first.
     pub async fn operations(
         &self,
@@ -353,7 +441,53 @@ impl Repo {
         after: Option<&str>,
     ) -> Result<Page<Operation>, RepoError> {
         let q = Query::table(keys::deployment(deployment.as_str())).prefix("OP#").descending();
-        page(self.store.query(q.limit(limit).after(cursor(after)?)).await?)
+        page(self.store.query(resume(q.limit(limit), after)?).await?)
+    }
+
+    /// Reads `queries` one after another, keeping the records `keep` accepts, up to `limit`;
+    /// the cursor says where to resume (partition and position), so a Sales Manager's list over
+    /// several Reps pages like any other.
+    pub async fn query_many<T: DeserializeOwned>(
+        &self,
+        queries: &[Query],
+        keep: impl Fn(&T) -> bool,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<T>, RepoError> {
+        let (mut part, mut inner) = match after {
+            None => (0, None),
+            Some(s) => {
+                let m = MultiCursor::decode(s)
+                    .filter(|m| queries.get(m.p).is_some_and(|q| q.owns(&m.c)))
+                    .ok_or(RepoError::BadCursor)?;
+                (m.p, Some(m.c))
+            }
+        };
+        let mut items = Vec::new();
+        while part < queries.len() {
+            // Read a little ahead: filtered-out records do not count.
+            let batch = (limit - items.len()).max(25);
+            let q = queries[part].clone().limit(batch).after(inner.take());
+            let p = self.store.query(q.clone()).await?;
+            let count = p.items.len();
+            for (i, item) in p.items.iter().enumerate() {
+                let v: T = from_item(item)?;
+                if !keep(&v) {
+                    continue;
+                }
+                items.push(v);
+                if items.len() == limit {
+                    let at_end = p.next.is_none() && i + 1 == count && part + 1 == queries.len();
+                    let next = (!at_end).then(|| MultiCursor { p: part, c: q.cursor_for(item) }.encode());
+                    return Ok(Page { items, next_cursor: next });
+                }
+            }
+            match p.next {
+                Some(c) => inner = Some(c),
+                None => part += 1,
+            }
+        }
+        Ok(Page { items, next_cursor: None })
     }
 
     // --- fleet summary ---

@@ -1,0 +1,220 @@
+//! The permission table of PRODUCT.md §3, once, for the server (which enforces it on every
+//! call) and the browser (which only hides what a role cannot do).
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{DataClassification, EnvironmentName, Role};
+
+/// Something a user may try to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    ViewCatalog,
+    /// See customers, their deployments and history (within the role's scope).
+    ViewCustomers,
+    /// Ask for a deployment or upgrade (runs once someone allowed approves it).
+    RequestChange,
+    /// Deploy, upgrade, roll back, switch or delete in the given environment.
+    Operate(EnvironmentName),
+    /// Approve or reject someone else's request in the given environment.
+    Approve(EnvironmentName),
+    ManageUsers,
+    ManageCustomers,
+    ManageEnvironments,
+    ManageCatalog,
+    ReadAudit,
+}
+
+impl Action {
+    /// Every action, for table-driven tests and the UI's capability matrix.
+    pub fn all() -> Vec<Action> {
+        let mut all = vec![Action::ViewCatalog, Action::ViewCustomers, Action::RequestChange];
+        for env in EnvironmentName::ALL {
+            all.push(Action::Operate(env));
+            all.push(Action::Approve(env));
+        }
+        all.extend([
+            Action::ManageUsers,
+            Action::ManageCustomers,
+            Action::ManageEnvironments,
+            Action::ManageCatalog,
+            Action::ReadAudit,
+        ]);
+        all
+    }
+}
+
+/// What a role may do with an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    Yes,
+    /// Only once an Executive approves (a Sales Manager's prod changes).
+    WithApproval,
+    No,
+}
+
+/// Whose records a role sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Customers the user owns.
+    Own,
+    /// Customers the user or their team's Reps own.
+    Team,
+    All,
+}
+
+/// How a customer relates to the user looking at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    /// The user owns it.
+    Own,
+    /// A Rep of the user's team owns it.
+    Team,
+    /// Anyone else.
+    Other,
+}
+
+impl Scope {
+    pub fn includes(self, relation: Relation) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Team => relation != Relation::Other,
+            Scope::Own => relation == Relation::Own,
+        }
+    }
+}
+
+/// The role's grant for an action (before scoping to customers).
+pub fn grant(role: Role, action: Action) -> Grant {
+    use Action::*;
+    use EnvironmentName::*;
+    match (role, action) {
+        (_, ViewCatalog | ViewCustomers | RequestChange) => Grant::Yes,
+        (Role::Executive, _) => Grant::Yes,
+        (Role::SalesManager, Operate(Dev | Staging)) => Grant::Yes,
+        (Role::SalesManager, Operate(Prod)) => Grant::WithApproval,
+        (Role::SalesManager, Approve(Dev | Staging)) => Grant::Yes,
+        (Role::SalesManager, ReadAudit) => Grant::Yes,
+        (
+            Role::SalesManager,
+            Approve(Prod) | ManageUsers | ManageCustomers | ManageEnvironments | ManageCatalog,
+        ) => Grant::No,
+        (Role::Rep, _) => Grant::No,
+    }
+}
+
+/// Whose customers, deployments and history the role sees.
+pub fn data_scope(role: Role) -> Scope {
+    match role {
+        Role::Executive => Scope::All,
+        Role::SalesManager => Scope::Team,
+        Role::Rep => Scope::Own,
+    }
+}
+
+/// Whose audit events the role reads (Reps none: see [`grant`] for `ReadAudit`).
+pub fn audit_scope(role: Role) -> Scope {
+    data_scope(role)
+}
+
+/// Restricted capabilities are deployed only by an Executive.
+pub fn may_deploy_classification(role: Role, classification: DataClassification) -> bool {
+    classification != DataClassification::Restricted || role == Role::Executive
+}
+
+/// The outcome of a check against one customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Allowed once an Executive approves.
+    NeedsApproval,
+    /// The customer is visible but the role may not do this: 403.
+    Forbidden,
+    /// The customer is outside the role's scope: 404, so ids cannot be probed.
+    Hidden,
+}
+
+/// The whole check for an action on a customer.
+pub fn decide(role: Role, action: Action, relation: Relation) -> Decision {
+    if !data_scope(role).includes(relation) {
+        return Decision::Hidden;
+    }
+    match grant(role, action) {
+        Grant::Yes => Decision::Allow,
+        Grant::WithApproval => Decision::NeedsApproval,
+        Grant::No => Decision::Forbidden,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLES: [Role; 3] = [Role::Executive, Role::SalesManager, Role::Rep];
+
+    /// The §3 table, written out row by row so a change to `grant` shows here.
+    fn expected(role: Role, action: Action) -> Grant {
+        use Grant::*;
+        let (rep, mgr, exec) = match action {
+            Action::ViewCatalog | Action::ViewCustomers | Action::RequestChange => (Yes, Yes, Yes),
+            Action::Operate(EnvironmentName::Prod) => (No, WithApproval, Yes),
+            Action::Operate(_) => (No, Yes, Yes),
+            Action::Approve(EnvironmentName::Prod) => (No, No, Yes),
+            Action::Approve(_) => (No, Yes, Yes),
+            Action::ManageUsers
+            | Action::ManageCustomers
+            | Action::ManageEnvironments
+            | Action::ManageCatalog => (No, No, Yes),
+            Action::ReadAudit => (No, Yes, Yes),
+        };
+        match role {
+            Role::Rep => rep,
+            Role::SalesManager => mgr,
+            Role::Executive => exec,
+        }
+    }
+
+    #[test]
+    fn every_role_and_action_matches_the_product_table() {
+        for role in ROLES {
+            for action in Action::all() {
+                assert_eq!(grant(role, action), expected(role, action), "{role:?} {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_scope_customers_are_hidden_for_every_action() {
+        for action in Action::all() {
+            assert_eq!(decide(Role::Rep, action, Relation::Team), Decision::Hidden);
+            assert_eq!(decide(Role::Rep, action, Relation::Other), Decision::Hidden);
+            assert_eq!(decide(Role::SalesManager, action, Relation::Other), Decision::Hidden);
+            assert_ne!(decide(Role::SalesManager, action, Relation::Team), Decision::Hidden);
+            assert_ne!(decide(Role::Executive, action, Relation::Other), Decision::Hidden);
+        }
+    }
+
+    #[test]
+    fn in_scope_denials_are_forbidden_not_hidden() {
+        assert_eq!(
+            decide(Role::Rep, Action::Operate(EnvironmentName::Dev), Relation::Own),
+            Decision::Forbidden
+        );
+        assert_eq!(
+            decide(Role::SalesManager, Action::Operate(EnvironmentName::Prod), Relation::Team),
+            Decision::NeedsApproval
+        );
+        assert_eq!(decide(Role::SalesManager, Action::ManageCustomers, Relation::Own), Decision::Forbidden);
+    }
+
+    #[test]
+    fn restricted_capabilities_only_by_executives() {
+        assert!(may_deploy_classification(Role::Executive, DataClassification::Restricted));
+        assert!(!may_deploy_classification(Role::SalesManager, DataClassification::Restricted));
+        assert!(!may_deploy_classification(Role::Rep, DataClassification::Restricted));
+        assert!(may_deploy_classification(Role::Rep, DataClassification::Confidential));
+    }
+}

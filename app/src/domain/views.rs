@@ -1,0 +1,130 @@
+//! What the API and the pages exchange beyond the bare entities: detail views, the fleet
+//! summary, and the admin forms' inputs.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ids::Id,
+    lifecycle::DeploymentStatus,
+    model::{Capability, CapabilityVersion, Customer, Deployment, Environment, EnvironmentName, Operation},
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CapabilityDetail {
+    #[serde(flatten)]
+    pub capability: Capability,
+    /// Every version, newest first, with its parameter schema and changelog.
+    pub releases: Vec<CapabilityVersion>,
+}
+
+/// A deployment as lists show it: `NoEcho` parameters masked, deprecated versions flagged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeploymentView {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    /// The running version was deprecated: plan an upgrade.
+    pub version_deprecated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeploymentDetail {
+    #[serde(flatten)]
+    pub view: DeploymentView,
+    /// Newest first (the most recent 50).
+    pub operations: Vec<Operation>,
+    pub operations_next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CustomerDetail {
+    #[serde(flatten)]
+    pub customer: Customer,
+    pub environments: Vec<Environment>,
+    pub deployments: Vec<DeploymentView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct FleetRow {
+    pub capability: String,
+    pub environment: EnvironmentName,
+    pub status: DeploymentStatus,
+    pub count: i64,
+    pub problem: bool,
+}
+
+/// Deployment counts by capability x environment x status, problems first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct FleetSummary {
+    pub total: i64,
+    pub problems: i64,
+    pub rows: Vec<FleetRow>,
+}
+
+/// `POST /api/v1/customers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    pub name: String,
+    /// Lower-case letters, digits and dashes; derived from the name when left out. Fixed once
+    /// created (it is part of stack names).
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// The Rep or Sales Manager who owns the customer.
+    pub owner_id: String,
+    pub cost_center: String,
+}
+
+/// `PATCH /api/v1/customers/{id}`: only the given fields change; `rev` is the revision read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CustomerChanges {
+    pub rev: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    #[serde(default)]
+    pub cost_center: Option<String>,
+}
+
+/// `POST /api/v1/customers/{id}/environments`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewEnvironment {
+    /// `dev`, `staging` or `prod`.
+    pub name: String,
+    pub account_id: String,
+    pub region: String,
+    pub role_arn: String,
+    pub external_id: String,
+}
+
+/// `PATCH /api/v1/customers/{id}/environments/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentChanges {
+    pub rev: u64,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// Who a customer belongs to, for forms: the id must name a Rep or Sales Manager.
+pub fn parse_owner(s: &str) -> Option<Id> {
+    Id::parse(s.trim()).ok()
+}

@@ -1,0 +1,509 @@
+//! Who is calling: sign-in with the review's rules, sessions, and the [`Actor`] every service
+//! call is made as.
+//!
+//! - Failed sign-ins are counted per submitted email, whether or not a user has it, and an
+//!   unknown email still costs one Argon2 verification, so neither the answers nor their timing
+//!   tell who exists. The fifth failure locks the email for the configured time (423).
+//! - A session is a stored record; tokens name it, so sign-out (revoking the session) ends every
+//!   token renewed from it, and a deactivated user's tokens stop working at once.
+
+pub mod tokens;
+
+use std::{net::IpAddr, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ids::Id,
+    model::{Role, User},
+    permissions::{self, Action, Decision, Grant, Relation, Scope},
+    time::Timestamp,
+};
+
+use super::{
+    audit::{AuditLog, NewEvent},
+    error::ServiceError,
+    ids::new_id,
+    password::Hasher,
+    repo::{LoginAttempts, Repo, RepoError, Session},
+};
+use tokens::{Claims, RENEW_BELOW_MS, TokenError, TokenSigner};
+
+/// Where a request came from (for the audit log and rate limits).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+}
+
+impl ClientInfo {
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+}
+
+/// A signed-in user, as every service call sees them.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user: User,
+    /// A Sales Manager's Reps (empty for other roles).
+    pub team: Vec<Id>,
+    pub session_id: Id,
+    pub client: ClientInfo,
+}
+
+impl Actor {
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// How a customer owned by `owner` relates to this user.
+    pub fn relation(&self, owner: &Id) -> Relation {
+        if *owner == self.user.id {
+            Relation::Own
+        } else if self.team.contains(owner) {
+            Relation::Team
+        } else {
+            Relation::Other
+        }
+    }
+
+    /// The owners whose customers this user sees: `None` means everyone's.
+    pub fn visible_owners(&self) -> Option<Vec<Id>> {
+        match permissions::data_scope(self.role()) {
+            Scope::All => None,
+            Scope::Own => Some(vec![self.user.id.clone()]),
+            Scope::Team => {
+                Some(std::iter::once(self.user.id.clone()).chain(self.team.iter().cloned()).collect())
+            }
+        }
+    }
+
+    /// A role-level check (no customer involved): 403 when the role may not.
+    pub fn require(&self, action: Action) -> Result<(), ServiceError> {
+        match permissions::grant(self.role(), action) {
+            Grant::Yes => Ok(()),
+            Grant::WithApproval | Grant::No => {
+                Err(ServiceError::Forbidden(format!("a {} may not do this", self.role().label())))
+            }
+        }
+    }
+
+    /// A check against one customer: out of scope is "not found" (404), never 403.
+    pub fn check_customer(
+        &self,
+        action: Action,
+        owner: &Id,
+        what: &'static str,
+    ) -> Result<Decision, ServiceError> {
+        match permissions::decide(self.role(), action, self.relation(owner)) {
+            Decision::Hidden => Err(ServiceError::Hidden(what)),
+            Decision::Forbidden => {
+                Err(ServiceError::Forbidden(format!("a {} may not do this", self.role().label())))
+            }
+            d => Ok(d),
+        }
+    }
+
+    /// The audit fields that say who did something.
+    pub fn audit(&self, action: &str, target: String, outcome: &str) -> NewEvent {
+        NewEvent {
+            actor_id: Some(self.user.id.clone()),
+            actor_email: Some(self.user.email.clone()),
+            actor_role: Some(self.role()),
+            source_ip: self.client.ip_string(),
+            action: action.into(),
+            target,
+            outcome: outcome.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Sign-in limits (`NEXUS_LOCKOUT_THRESHOLD`, `NEXUS_LOCKOUT_MINUTES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub lock_ms: i64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy { threshold: 5, lock_ms: 15 * 60 * 1000 }
+    }
+}
+
+/// However active the user, a session ends after this long.
+pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
+
+/// A successful sign-in.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    pub token: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    pub user: User,
+}
+
+/// The result of checking a token.
+pub struct Authenticated {
+    pub actor: Actor,
+    /// A fresh token for the same session when the presented one is past half its life.
+    pub renewed: Option<(String, Claims)>,
+}
+
+pub struct AuthService {
+    repo: Repo,
+    audit: Arc<AuditLog>,
+    signer: TokenSigner,
+    hasher: Arc<dyn Hasher>,
+    /// Verified against when the email is unknown, so that costs the same as a wrong password.
+    dummy_hash: String,
+    policy: LockoutPolicy,
+}
+
+/// Emails are compared trimmed and lower-case.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl AuthService {
+    pub fn new(
+        repo: Repo,
+        audit: Arc<AuditLog>,
+        signer: TokenSigner,
+        hasher: Arc<dyn Hasher>,
+        policy: LockoutPolicy,
+    ) -> Self {
+        let mut random = [0u8; 24];
+        getrandom::fill(&mut random).expect("the operating system's random source is unavailable");
+        let dummy_hash = hasher.hash(&format!("{random:?}"));
+        AuthService { repo, audit, signer, hasher, dummy_hash, policy }
+    }
+
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
+    async fn record(&self, event: NewEvent, now: Timestamp) {
+        // An audit failure must not hide the sign-in's own answer; it is logged loudly.
+        if let Err(e) = self.audit.append(event, now).await {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
+
+    /// Checks email and password and opens a session.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginResponse, ServiceError> {
+        let email = normalize_email(email);
+        if email.is_empty() {
+            return Err(ServiceError::invalid("email", "required", "enter your email address"));
+        }
+        if email.len() > 254 || !email.contains('@') {
+            return Err(ServiceError::invalid("email", "invalid_email", "this is not an email address"));
+        }
+        if password.is_empty() {
+            return Err(ServiceError::invalid("password", "required", "enter your password"));
+        }
+        if password.len() > crate::domain::password_policy::MAX_LENGTH * 4 {
+            return Err(ServiceError::invalid("password", "too_long", "the password is too long"));
+        }
+        let event = |action: &str, outcome: &str, details: serde_json::Value| NewEvent {
+            actor_email: Some(email.clone()),
+            source_ip: client.ip_string(),
+            action: action.into(),
+            target: format!("user/{email}"),
+            outcome: outcome.into(),
+            details,
+            ..Default::default()
+        };
+
+        let attempts = self.repo.login_attempts(&email).await?;
+        if let Some(until) = attempts.locked_until.filter(|u| *u > now) {
+            self.record(event("auth.login", "denied", serde_json::json!({"reason": "locked"})), now).await;
+            return Err(ServiceError::Locked { until });
+        }
+
+        let user = self.repo.user_by_email(&email).await?;
+        // Exactly one verification whatever the case, so timing does not tell users apart.
+        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref()).unwrap_or(&self.dummy_hash);
+        let password_ok = self.hasher.verify(password, hash);
+        let user = user.filter(|u| password_ok && u.password_hash.is_some() && u.user.active);
+
+        let Some(record) = user else {
+            let locked = self.count_failure(&email, now).await?;
+            self.record(
+                event("auth.login", "failure", serde_json::json!({"reason": "bad_credentials"})),
+                now,
+            )
+            .await;
+            if let Some(until) = locked {
+                let details =
+                    serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold});
+                self.record(event("auth.lockout", "success", details), now).await;
+                return Err(ServiceError::Locked { until });
+            }
+            return Err(ServiceError::Unauthenticated);
+        };
+
+        if attempts.failures > 0 || attempts.locked_until.is_some() {
+            self.reset_failures(&email).await?;
+        }
+        let session = Session {
+            id: new_id(),
+            user_id: record.user.id.clone(),
+            created_at: now,
+            expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
+            revoked_at: None,
+            method: "local".into(),
+        };
+        self.repo.create_session(&session).await?;
+        let (token, claims) = self.signer.issue(record.user.id.as_str(), session.id.as_str(), now);
+        let mut success = event("auth.login", "success", serde_json::json!({"session": session.id}));
+        success.actor_id = Some(record.user.id.clone());
+        success.actor_role = Some(record.user.role);
+        self.record(success, now).await;
+        Ok(LoginResponse { token, expires_at: claims.expires_at(), user: record.user })
+    }
+
+    /// Counts one failure; returns the lock's end when this failure locks the email.
+    async fn count_failure(&self, email: &str, now: Timestamp) -> Result<Option<Timestamp>, ServiceError> {
+        for _ in 0..10 {
+            let mut a = self.repo.login_attempts(email).await?;
+            if a.locked_until.is_some_and(|u| u <= now) {
+                a.locked_until = None;
+                a.failures = 0;
+            }
+            a.failures += 1;
+            let locks = a.failures >= self.policy.threshold;
+            if locks {
+                a.failures = 0;
+                a.locked_until = Some(Timestamp::from_millis(now.millis() + self.policy.lock_ms));
+            }
+            match self.repo.save_login_attempts(email, &a).await {
+                Ok(()) => return Ok(if locks { a.locked_until } else { None }),
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable)
+    }
+
+    async fn reset_failures(&self, email: &str) -> Result<(), ServiceError> {
+        for _ in 0..10 {
+            let a = self.repo.login_attempts(email).await?;
+            let cleared = LoginAttempts { failures: 0, locked_until: None, rev: a.rev };
+            match self.repo.save_login_attempts(email, &cleared).await {
+                Ok(()) => return Ok(()),
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable)
+    }
+
+    /// Unlocks an email (an Executive's action).
+    pub async fn unlock(&self, actor: &Actor, email: &str, now: Timestamp) -> Result<(), ServiceError> {
+        actor.require(Action::ManageUsers)?;
+        let email = normalize_email(email);
+        self.reset_failures(&email).await?;
+        self.record(actor.audit("user.unlock", format!("user/{email}"), "success"), now).await;
+        Ok(())
+    }
+
+    /// Checks a session token and loads who it belongs to.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<Authenticated, ServiceError> {
+        let claims = self.signer.verify(token, now).map_err(|e| {
+            if e != TokenError::Expired {
+                tracing::info!(reason = %e, "refused a session token");
+            }
+            ServiceError::Unauthenticated
+        })?;
+        let (Ok(sid), Ok(uid)) = (Id::parse(&claims.sid), Id::parse(&claims.sub)) else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let session = self.repo.session(&sid).await?.ok_or(ServiceError::Unauthenticated)?;
+        if session.revoked_at.is_some() || session.user_id != uid || session.expires_at <= now {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let record = match self.repo.user(&uid).await {
+            Ok(r) => r,
+            Err(RepoError::NotFound) => return Err(ServiceError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        if !record.user.active {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let team = if record.user.role == Role::SalesManager {
+            self.repo.team(&record.user.id).await?.into_iter().map(|u| u.id).collect()
+        } else {
+            Vec::new()
+        };
+        let renewed = (claims.exp * 1000 - now.millis() < RENEW_BELOW_MS
+            && session.expires_at.millis() > now.millis() + RENEW_BELOW_MS)
+            .then(|| self.signer.issue(uid.as_str(), sid.as_str(), now));
+        Ok(Authenticated {
+            actor: Actor { user: record.user, team, session_id: sid, client: client.clone() },
+            renewed,
+        })
+    }
+
+    /// Ends the session (every token of it).
+    pub async fn logout(&self, actor: &Actor, now: Timestamp) -> Result<(), ServiceError> {
+        self.repo.revoke_session(&actor.session_id, now).await?;
+        self.record(actor.audit("auth.logout", format!("user/{}", actor.user.email), "success"), now).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::ssr::{password::Argon2Hasher, repo::UserRecord, store::RedbStore};
+
+    /// Counts verifications; hashes are cheap fakes (this is about counting, not crypto).
+    #[derive(Default)]
+    struct CountingHasher {
+        verifications: AtomicUsize,
+    }
+
+    impl Hasher for CountingHasher {
+        fn hash(&self, password: &str) -> String {
+            format!("fake-hash:{password}")
+        }
+        fn verify(&self, password: &str, phc: &str) -> bool {
+            self.verifications.fetch_add(1, Ordering::SeqCst);
+            phc == format!("fake-hash:{password}")
+        }
+    }
+
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    async fn service(hasher: Arc<dyn Hasher>) -> (AuthService, Repo, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let store: Arc<dyn crate::ssr::store::Store> = Arc::new(RedbStore::open(&dir.0).unwrap());
+        let repo = Repo::new(store.clone());
+        let user = User {
+            id: new_id(),
+            email: "someone@example.test".into(),
+            name: "Someone".into(),
+            role: Role::Rep,
+            manager_id: None,
+            active: true,
+            created_at: NOW,
+            rev: 0,
+        };
+        let record = UserRecord {
+            user,
+            password_hash: Some(hasher.hash("Fake-Password-2026!")),
+            failed_logins: 0,
+            locked_until: None,
+        };
+        repo.create_user(record).await.unwrap();
+        let audit = Arc::new(AuditLog::new(store));
+        let auth = AuthService::new(
+            repo.clone(),
+            audit,
+            TokenSigner::new(b"fake-test-signing-key"),
+            hasher,
+            LockoutPolicy::default(),
+        );
+        (auth, repo, dir)
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let d = std::env::temp_dir().join(format!("nexus-auth-{}", crate::ssr::ids::new_id()));
+                Dir(d)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_exactly_one_verification_like_a_known_one() {
+        let hasher = Arc::new(CountingHasher::default());
+        let (auth, _repo, _dir) = service(hasher.clone()).await;
+        let client = ClientInfo::default();
+        let base = hasher.verifications.load(Ordering::SeqCst);
+
+        let unknown = auth.login("nobody@example.test", "Wrong-Password-1!", &client, NOW).await;
+        assert!(matches!(unknown, Err(ServiceError::Unauthenticated)), "{unknown:?}");
+        assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 1);
+
+        let wrong = auth.login("someone@example.test", "Wrong-Password-1!", &client, NOW).await;
+        assert!(matches!(wrong, Err(ServiceError::Unauthenticated)), "{wrong:?}");
+        assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 2);
+
+        let ok = auth.login("Someone@Example.test ", "Fake-Password-2026!", &client, NOW).await.unwrap();
+        assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 3);
+        assert_eq!(ok.user.email, "someone@example.test");
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_known_and_unknown_emails_alike_until_the_time_passes() {
+        let (auth, _repo, _dir) = service(Arc::new(CountingHasher::default())).await;
+        let client = ClientInfo::default();
+        for email in ["someone@example.test", "nobody@example.test"] {
+            for i in 1..=5 {
+                let r = auth.login(email, "Wrong-Password-1!", &client, NOW).await;
+                if i < 5 {
+                    assert!(matches!(r, Err(ServiceError::Unauthenticated)), "{email} #{i}: {r:?}");
+                } else {
+                    assert!(matches!(r, Err(ServiceError::Locked { .. })), "{email} #{i}: {r:?}");
+                }
+            }
+        }
+        // Locked: even the right password is refused, with the unlock time.
+        let r = auth.login("someone@example.test", "Fake-Password-2026!", &client, NOW).await;
+        let Err(ServiceError::Locked { until }) = r else { panic!("{r:?}") };
+        assert_eq!(until.millis(), NOW.millis() + 15 * 60 * 1000);
+        // After 15 minutes the right password works again.
+        let later = Timestamp::from_millis(until.millis() + 1);
+        auth.login("someone@example.test", "Fake-Password-2026!", &client, later).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_on_logout_and_renews_when_half_used() {
+        let (auth, _repo, _dir) = service(Arc::new(CountingHasher::default())).await;
+        let client = ClientInfo::default();
+        let login = auth.login("someone@example.test", "Fake-Password-2026!", &client, NOW).await.unwrap();
+        let fresh = auth.authenticate(&login.token, &client, NOW).await.unwrap();
+        assert!(fresh.renewed.is_none());
+        let later = Timestamp::from_millis(NOW.millis() + 20 * 60 * 1000);
+        let renewed = auth.authenticate(&login.token, &client, later).await.unwrap().renewed.unwrap();
+        assert!(renewed.1.exp > auth.signer().verify(&login.token, NOW).unwrap().exp);
+        // Sign-out ends the session: the original and the renewed token both stop working.
+        auth.logout(&fresh.actor, later).await.unwrap();
+        assert!(matches!(
+            auth.authenticate(&login.token, &client, later).await,
+            Err(ServiceError::Unauthenticated)
+        ));
+        assert!(matches!(
+            auth.authenticate(&renewed.0, &client, later).await,
+            Err(ServiceError::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn the_real_hasher_is_argon2id() {
+        assert!(Argon2Hasher.hash("Fake-Password-2026!").starts_with("$argon2id$"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Sign-in, sign-out and who am I.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{ids::Id, model::User},
+    ssr::{
+        auth::{ClientInfo, LoginResponse},
+        clock,
+        http::{
+            error::{ApiResult, ErrorBody},
+            extract::{ApiJson, Authed},
+            security::{clear_session_cookie, session_cookie},
+        },
+        state::AppState,
+    },
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user: User,
+    /// A Sales Manager's Reps.
+    pub team: Vec<Id>,
+}
+
+/// Signs in with email and password; answers the token (for `Authorization: Bearer`) and sets
+/// the session cookie (for the browser).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 423, description = "locked after too many failures", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: axum::Extension<ClientInfo>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let now = clock::now();
+    let response = state.auth.login(&body.email, &body.password, &client, now).await?;
+    let claims =
+        state.auth.signer().verify(&response.token, now).map_err(|_| {
+            crate::ssr::http::error::ApiError::from(crate::ssr::error::ServiceError::Internal)
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, session_cookie(&response.token, &claims, state.config.https()));
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    Ok((headers, Json(response)))
+}
+
+/// Ends the session: its token and every renewal of it stop working.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody)), security(("session" = [])))]
+pub async fn logout(State(state): State<AppState>, Authed(actor): Authed) -> ApiResult<impl IntoResponse> {
+    state.auth.logout(&actor, clock::now()).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie(state.config.https()))]))
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("session" = [])))]
+pub async fn me(Authed(actor): Authed) -> Json<Me> {
+    Json(Me { user: actor.user, team: actor.team })
+}

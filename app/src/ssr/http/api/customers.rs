@@ -1,0 +1,126 @@
+//! Customers and their environments.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+
+use crate::{
+    domain::{
+        model::{Customer, Environment, Page},
+        views::{CustomerChanges, CustomerDetail, EnvironmentChanges, NewCustomer, NewEnvironment},
+    },
+    ssr::{
+        http::{
+            error::{ApiResult, ErrorBody},
+            extract::{ApiJson, Authed, Params, parse_id},
+        },
+        state::AppState,
+    },
+};
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
+    params(("limit" = Option<usize>, Query, description = "1-200, default 50"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = Page<Customer>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    params: Params,
+) -> ApiResult<Json<Page<Customer>>> {
+    params.allow(&["limit", "cursor"])?;
+    Ok(Json(state.customers.list(&actor, params.limit()?, params.cursor()).await?))
+}
+
+/// A customer with its environments and deployments.
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path)),
+    responses((status = 200, body = CustomerDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerDetail>> {
+    Ok(Json(state.customers.get(&actor, &parse_id("id", &id)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,
+    responses((status = 201, body = Customer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    ApiJson(body): ApiJson<NewCustomer>,
+) -> ApiResult<(StatusCode, Json<Customer>)> {
+    Ok((StatusCode::CREATED, Json(state.customers.create(&actor, body).await?)))
+}
+
+/// Changes the given fields; `rev` must be the revision read (409 when it is stale).
+#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", request_body = CustomerChanges,
+    params(("id" = String, Path)),
+    responses((status = 200, body = Customer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CustomerChanges>,
+) -> ApiResult<Json<Customer>> {
+    Ok(Json(state.customers.update(&actor, &parse_id("id", &id)?, body).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/environments", tag = "customers",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Page<Environment>), (status = 404, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn environments(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<Environment>>> {
+    let items = state.customers.environments(&actor, &parse_id("id", &id)?).await?;
+    Ok(Json(Page { items, next_cursor: None }))
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/environments", tag = "customers", request_body = NewEnvironment,
+    params(("id" = String, Path)),
+    responses((status = 201, body = Environment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn create_environment(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewEnvironment>,
+) -> ApiResult<(StatusCode, Json<Environment>)> {
+    let env = state.customers.create_environment(&actor, &parse_id("id", &id)?, body).await?;
+    Ok((StatusCode::CREATED, Json(env)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}/environments/{name}", tag = "customers",
+    request_body = EnvironmentChanges,
+    params(("id" = String, Path), ("name" = String, Path, description = "dev, staging or prod")),
+    responses((status = 200, body = Environment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn update_environment(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path((id, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EnvironmentChanges>,
+) -> ApiResult<Json<Environment>> {
+    let id = parse_id("id", &id)?;
+    if crate::domain::model::EnvironmentName::parse(&name).is_none() {
+        return Err(crate::ssr::http::error::ApiError::bad_field(
+            "name",
+            "invalid_environment",
+            "environment is one of dev, staging, prod",
+        ));
+    }
+    Ok(Json(state.customers.update_environment(&actor, &id, &name, body).await?))
+}

@@ -1,0 +1,135 @@
+//! The REST API under `/api/v1`, and its OpenAPI document (generated from these handlers and
+//! the domain types, served at `/api/v1/openapi.json`).
+
+mod audit;
+mod auth;
+mod catalog;
+mod customers;
+mod deployments;
+
+use axum::{
+    Json, Router,
+    http::StatusCode,
+    routing::{get, post},
+};
+use utoipa::{
+    Modify, OpenApi, PartialSchema, ToSchema,
+    openapi::{
+        ObjectBuilder, RefOr, Schema, Type,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+
+use super::error::ApiError;
+use crate::{
+    domain::{ids::Id, semver::Version, time::Timestamp},
+    ssr::state::AppState,
+};
+
+// The domain's string-like types, described for the document.
+fn string_schema(
+    format: Option<utoipa::openapi::SchemaFormat>,
+    description: &str,
+    example: &str,
+) -> RefOr<Schema> {
+    let mut b =
+        ObjectBuilder::new().schema_type(Type::String).description(Some(description)).examples([example]);
+    if let Some(f) = format {
+        b = b.format(Some(f));
+    }
+    RefOr::T(Schema::Object(b.build()))
+}
+
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        string_schema(None, "An opaque id (a ULID: 26 characters)", "01JDQ8ZK3M6V2C0N7R5T9W4XYA")
+    }
+}
+impl ToSchema for Id {}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::{KnownFormat, SchemaFormat};
+        string_schema(
+            Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)),
+            "RFC 3339, UTC",
+            "2026-11-28T09:30:00.000Z",
+        )
+    }
+}
+impl ToSchema for Timestamp {}
+
+impl PartialSchema for Version {
+    fn schema() -> RefOr<Schema> {
+        string_schema(None, "A semantic version", "1.2.0")
+    }
+}
+impl ToSchema for Version {}
+
+struct SessionAuth;
+
+impl Modify for SessionAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "NexusAI Toolkit API", description = "Capabilities, customers, deployments and the audit log. \
+        Every route but sign-in needs a session: `Authorization: Bearer <token>` or the session cookie. \
+        Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
+    paths(
+        auth::login, auth::logout, auth::me,
+        catalog::list, catalog::get,
+        customers::list, customers::get, customers::create, customers::update,
+        customers::environments, customers::create_environment, customers::update_environment,
+        deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
+        audit::list, audit::verify, audit::export,
+    ),
+    modifiers(&SessionAuth)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/capabilities", get(catalog::list))
+        .route("/api/v1/capabilities/{slug}", get(catalog::get))
+        .route("/api/v1/customers", get(customers::list).post(customers::create))
+        .route("/api/v1/customers/{id}", get(customers::get).patch(customers::update))
+        .route(
+            "/api/v1/customers/{id}/environments",
+            get(customers::environments).post(customers::create_environment),
+        )
+        .route(
+            "/api/v1/customers/{id}/environments/{name}",
+            axum::routing::patch(customers::update_environment),
+        )
+        .route("/api/v1/deployments", get(deployments::list))
+        .route("/api/v1/deployments/{id}", get(deployments::get))
+        .route("/api/v1/deployments/{id}/operations", get(deployments::operations))
+        .route("/api/v1/operations/{id}", get(deployments::operation))
+        .route("/api/v1/fleet/summary", get(deployments::fleet_summary))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/audit/export", get(audit::export))
+        .route("/api/{*rest}", axum::routing::any(not_found))
+}

@@ -1,0 +1,246 @@
+//! The layers every request passes: the client's IP (X-Forwarded-For believed only from trusted
+//! proxies), the rate limits, the Origin check on state-changing requests, the session, and the
+//! security headers.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use ipnet::IpNet;
+
+use super::error::{AccessDenied, ApiError};
+use crate::ssr::{
+    auth::{ClientInfo, tokens::Claims},
+    clock,
+    state::AppState,
+};
+
+pub const SESSION_COOKIE: &str = "nexus_session";
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+/// X-Forwarded-For entry that is not itself a trusted proxy (entries further left are whatever
+/// the client claimed).
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+}
+
+pub async fn client_info(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // In-process tests supply the peer through axum's MockConnectInfo.
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).or_else(|| {
+        req.extensions().get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>().map(|m| m.0.ip())
+    });
+    let ip = client_ip(peer, req.headers(), &state.config.trusted_proxies);
+    req.extensions_mut().insert(ClientInfo { ip });
+    next.run(req).await
+}
+
+fn client(req: &Request) -> ClientInfo {
+    req.extensions().get::<ClientInfo>().cloned().unwrap_or_default()
+}
+
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(ip) = client(&req).ip {
+        let now = Instant::now();
+        if let Some(limiter) = &state.limits.all
+            && let Err(secs) = limiter.check(ip, now)
+        {
+            tracing::warn!(%ip, "rate limit reached");
+            return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
+                .into_response();
+        }
+        if req.uri().path() == "/api/v1/auth/login"
+            && let Some(limiter) = &state.limits.login
+            && let Err(secs) = limiter.check(ip, now)
+        {
+            tracing::warn!(%ip, "sign-in rate limit reached");
+            return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The origins our pages are served from: the configured public URL, or this request's Host.
+fn allowed_origins(state: &AppState, headers: &HeaderMap) -> Vec<String> {
+    if let Some(url) = &state.config.public_url {
+        return vec![url.clone()];
+    }
+    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => vec![format!("http://{host}"), format!("https://{host}")],
+        None => Vec::new(),
+    }
+}
+
+/// State-changing requests must come from our own pages: a foreign Origin is refused, and a
+/// cookie-authenticated request without one (or marked cross-site) too. Bearer-token clients
+/// (scripts, the CLI) send no cookie and pass.
+pub async fn origin_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let headers = req.headers();
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let refused = match origin {
+            Some(o) => !allowed_origins(&state, headers).iter().any(|a| a == o),
+            None => {
+                let cross_site = headers
+                    .get("sec-fetch-site")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|s| s != "same-origin" && s != "none");
+                cross_site || cookie(headers, SESSION_COOKIE).is_some()
+            }
+        };
+        if refused {
+            tracing::warn!(origin = origin.unwrap_or("(none)"), path = %req.uri().path(), "refused a cross-origin request");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "this request must come from the toolkit's own pages",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+pub fn session_cookie(token: &str, claims: &Claims, secure: bool) -> HeaderValue {
+    let max_age = (claims.exp - claims.iat).max(0);
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("tokens are header-safe")
+}
+
+pub fn clear_session_cookie(secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"))
+        .expect("static")
+}
+
+/// Resolves the session (Bearer token first, then the cookie) for API and server-function
+/// calls; handlers that need a user extract it (`Authed`) and answer 401 without one. A cookie
+/// session past half its life gets a fresh cookie on the way out (silent renewal).
+pub async fn session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !(path.starts_with("/api/") || path.starts_with("/sfn/")) {
+        return next.run(req).await;
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
+    let from_cookie = bearer.is_none();
+    let Some(token) = bearer.or_else(|| cookie(req.headers(), SESSION_COOKIE)) else {
+        return next.run(req).await;
+    };
+    let mut renewed = None;
+    let mut actor = None;
+    let (method, path) = (req.method().clone(), path.to_string());
+    match state.auth.authenticate(&token, &client(&req), clock::now()).await {
+        Ok(auth) => {
+            actor = Some(auth.actor.clone());
+            req.extensions_mut().insert(auth.actor);
+            if from_cookie {
+                renewed = auth.renewed;
+            }
+        }
+        Err(crate::ssr::error::ServiceError::Unauthenticated) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let mut response = next.run(req).await;
+    if let Some(actor) = &actor
+        && response.extensions().get::<AccessDenied>().is_some()
+    {
+        let mut event = actor.audit("access.denied", path.clone(), "denied");
+        event.details = serde_json::json!({ "method": method.as_str(), "path": path, "status": response.status().as_u16() });
+        if let Err(e) = state.audit.append(event, clock::now()).await {
+            tracing::error!(error = %e, "could not audit a permission denial");
+        }
+    }
+    if let Some((token, claims)) = renewed
+        && !response.headers().contains_key(header::SET_COOKIE)
+    {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, session_cookie(&token, &claims, state.config.https()));
+    }
+    response
+}
+
+/// Headers on every response. The page CSP (with its per-response nonce) is set where pages
+/// render; API answers get a CSP that allows nothing.
+pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if api || !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let csp = if api { "default-src 'none'; frame-ancestors 'none'" } else { "frame-ancestors 'none'" };
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
+    if state.config.https() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.7, 10.1.1.1"));
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "192.0.2.5".parse().unwrap();
+        assert_eq!(client_ip(Some(proxy), &headers, &trusted), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(client_ip(Some(stranger), &headers, &trusted), Some(stranger));
+        assert_eq!(client_ip(Some(proxy), &HeaderMap::new(), &trusted), Some(proxy));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; nexus_session=tok; b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+}

@@ -1,0 +1,75 @@
+//! Sign-in state: failed attempts per submitted email (whether or not a user has it, so the
+//! answers cannot tell who exists) and sessions, which sign-out revokes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ids::Id, time::Timestamp};
+
+use super::{Repo, RepoError, from_item, to_json};
+use crate::ssr::store::{Cond, Item, Write, keys};
+
+/// Failed sign-ins for one email since the last success or lockout.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginAttempts {
+    pub failures: u32,
+    pub locked_until: Option<Timestamp>,
+    /// 0: nothing stored yet.
+    #[serde(skip)]
+    pub rev: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: Id,
+    pub user_id: Id,
+    pub created_at: Timestamp,
+    /// However active the user, a session ends here (renewal stops).
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// `local` or `cognito`.
+    pub method: String,
+}
+
+impl Repo {
+    pub async fn login_attempts(&self, email: &str) -> Result<LoginAttempts, RepoError> {
+        match self.store.get(&keys::login(email), "LOGIN").await? {
+            None => Ok(LoginAttempts::default()),
+            Some(item) => {
+                let mut a: LoginAttempts = from_item(&item)?;
+                a.rev = item.rev;
+                Ok(a)
+            }
+        }
+    }
+
+    /// Saves the attempts read at `a.rev`; a concurrent change answers `Conflict`.
+    pub async fn save_login_attempts(&self, email: &str, a: &LoginAttempts) -> Result<(), RepoError> {
+        let cond = if a.rev == 0 { Cond::NotExists } else { Cond::Rev(a.rev) };
+        let item = Item::new(keys::login(email), "LOGIN", a.rev + 1, to_json(a));
+        self.store.transact(vec![Write::put(item, cond)]).await?;
+        Ok(())
+    }
+
+    pub async fn create_session(&self, s: &Session) -> Result<(), RepoError> {
+        let item = Item::new(keys::session(s.id.as_str()), "SESSION", 1, to_json(s));
+        self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id: &Id) -> Result<Option<Session>, RepoError> {
+        self.store.get(&keys::session(id.as_str()), "SESSION").await?.map(|i| from_item(&i)).transpose()
+    }
+
+    pub async fn revoke_session(&self, id: &Id, at: Timestamp) -> Result<(), RepoError> {
+        let item =
+            self.store.get(&keys::session(id.as_str()), "SESSION").await?.ok_or(RepoError::NotFound)?;
+        let mut s: Session = from_item(&item)?;
+        if s.revoked_at.is_some() {
+            return Ok(());
+        }
+        s.revoked_at = Some(at);
+        let next = Item::new(item.pk.clone(), item.sk.clone(), item.rev + 1, to_json(&s));
+        self.store.transact(vec![Write::put(next, Cond::Rev(item.rev))]).await?;
+        Ok(())
+    }
+}

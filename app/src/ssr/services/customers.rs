@@ -1,0 +1,301 @@
+//! Customers and their environments: reads within the actor's scope, and an Executive's
+//! creates and updates, validated field by field, with optimistic versioning (a stale `rev`
+//! answers 409) and an audit event with before and after.
+
+use std::sync::Arc;
+
+use crate::domain::{
+    ids::Id,
+    model::{ConnectionStatus, Customer, Environment, Page, Role},
+    parameters::FieldError,
+    permissions::Action,
+    validation,
+    views::{CustomerChanges, CustomerDetail, EnvironmentChanges, NewCustomer, NewEnvironment, parse_owner},
+};
+
+use super::super::{
+    audit::AuditLog,
+    auth::Actor,
+    clock,
+    error::ServiceError,
+    ids::new_id,
+    repo::{Repo, RepoError},
+    store::{Query, keys},
+};
+use super::deployments::DeploymentService;
+
+#[derive(Clone)]
+pub struct CustomerService {
+    repo: Repo,
+    audit: Arc<AuditLog>,
+    deployments: DeploymentService,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("domain records serialize")
+}
+
+impl CustomerService {
+    pub fn new(repo: Repo, audit: Arc<AuditLog>, deployments: DeploymentService) -> Self {
+        CustomerService { repo, audit, deployments }
+    }
+
+    /// A customer the actor may see (404 otherwise, whether it exists or not).
+    async fn visible(&self, actor: &Actor, id: &Id, action: Action) -> Result<Customer, ServiceError> {
+        let c = match self.repo.customer(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("customer")),
+            other => other?,
+        };
+        actor.check_customer(action, &c.owner_id, "customer")?;
+        Ok(c)
+    }
+
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Customer>, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        let queries: Vec<Query> = match actor.visible_owners() {
+            None => vec![Query::index(keys::GSI1, "CUSTOMERS")],
+            Some(owners) => {
+                owners.iter().map(|o| Query::index(keys::GSI2, keys::owner(o.as_str()))).collect()
+            }
+        };
+        Ok(self.repo.query_many(&queries, |_: &Customer| true, limit, cursor).await?)
+    }
+
+    pub async fn get(&self, actor: &Actor, id: &Id) -> Result<CustomerDetail, ServiceError> {
+        let customer = self.visible(actor, id, Action::ViewCustomers).await?;
+        let environments = self.repo.environments(id).await?;
+        // One customer has at most 3 environments x the catalog's capabilities.
+        let deployments = self.repo.deployments_by_customer(id, None, 500, None).await?;
+        Ok(CustomerDetail {
+            customer,
+            environments,
+            deployments: deployments.items.into_iter().map(|r| self.deployments.view(r)).collect(),
+        })
+    }
+
+    /// The owner must be an active Rep or Sales Manager.
+    async fn check_owner(
+        &self,
+        owner: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Option<Id>, ServiceError> {
+        let Some(id) = parse_owner(owner) else {
+            errors.push(FieldError::new("owner_id", "invalid_id", "not a valid user id"));
+            return Ok(None);
+        };
+        match self.repo.user(&id).await {
+            Ok(r) if r.user.active && matches!(r.user.role, Role::Rep | Role::SalesManager) => Ok(Some(id)),
+            Ok(_) | Err(RepoError::NotFound) => {
+                errors.push(FieldError::new(
+                    "owner_id",
+                    "invalid_owner",
+                    "the owner must be an active Rep or Sales Manager",
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn create(&self, actor: &Actor, input: NewCustomer) -> Result<Customer, ServiceError> {
+        actor.require(Action::ManageCustomers)?;
+        let mut errors = Vec::new();
+        validation::customer_name(&input.name, &mut errors);
+        let slug = input.slug.clone().unwrap_or_else(|| validation::slug_from_name(&input.name));
+        validation::slug(&slug, &mut errors);
+        validation::cost_center(&input.cost_center, &mut errors);
+        let owner = self.check_owner(&input.owner_id, &mut errors).await?;
+        let owner = match owner {
+            Some(o) if errors.is_empty() => o,
+            _ => return Err(ServiceError::fields(errors)),
+        };
+        let now = clock::now();
+        let customer = Customer {
+            id: new_id(),
+            name: input.name.trim().to_string(),
+            slug,
+            owner_id: owner.clone(),
+            cost_center: input.cost_center.trim().to_string(),
+            created_at: now,
+            updated_at: now,
+            rev: 0,
+        };
+        let created = self.repo.create_customer(customer).await?;
+        let mut event = actor.audit("customer.create", format!("customer/{}", created.id), "success");
+        event.owner_id = Some(owner);
+        event.details = serde_json::json!({ "after": json(&created) });
+        self.audit.append(event, now).await?;
+        Ok(created)
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        changes: CustomerChanges,
+    ) -> Result<Customer, ServiceError> {
+        actor.require(Action::ManageCustomers)?;
+        let before = self.visible(actor, id, Action::ManageCustomers).await?;
+        if changes.rev != before.rev {
+            return Err(ServiceError::Conflict(format!(
+                "the customer changed since you read it (revision {} now, {} read): reload and try again",
+                before.rev, changes.rev
+            )));
+        }
+        let mut errors = Vec::new();
+        let mut after = before.clone();
+        if let Some(name) = &changes.name {
+            validation::customer_name(name, &mut errors);
+            after.name = name.trim().to_string();
+        }
+        if let Some(cc) = &changes.cost_center {
+            validation::cost_center(cc, &mut errors);
+            after.cost_center = cc.trim().to_string();
+        }
+        if let Some(owner) = &changes.owner_id
+            && let Some(owner) = self.check_owner(owner, &mut errors).await?
+        {
+            after.owner_id = owner;
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::fields(errors));
+        }
+        let now = clock::now();
+        after.updated_at = now;
+        let moved = if after.owner_id != before.owner_id {
+            let all = self.repo.deployments_by_customer(id, None, 500, None).await?;
+            all.items
+        } else {
+            Vec::new()
+        };
+        let saved = self.repo.update_customer(after, &moved).await.map_err(|e| match e {
+            RepoError::Conflict(_) => ServiceError::Conflict(
+                "the customer or one of its deployments changed meanwhile: reload and try again".into(),
+            ),
+            e => e.into(),
+        })?;
+        let mut event = actor.audit("customer.update", format!("customer/{id}"), "success");
+        event.owner_id = Some(saved.owner_id.clone());
+        event.details = serde_json::json!({ "before": json(&before), "after": json(&saved), "moved_deployments": moved.len() });
+        self.audit.append(event, now).await?;
+        Ok(saved)
+    }
+
+    pub async fn environments(&self, actor: &Actor, customer: &Id) -> Result<Vec<Environment>, ServiceError> {
+        self.visible(actor, customer, Action::ViewCustomers).await?;
+        Ok(self.repo.environments(customer).await?)
+    }
+
+    pub async fn create_environment(
+        &self,
+        actor: &Actor,
+        customer: &Id,
+        input: NewEnvironment,
+    ) -> Result<Environment, ServiceError> {
+        actor.require(Action::ManageEnvironments)?;
+        let owner = self.visible(actor, customer, Action::ManageEnvironments).await?.owner_id;
+        let mut errors = Vec::new();
+        let name = validation::environment_name(&input.name, &mut errors);
+        validation::account_id(&input.account_id, &mut errors);
+        validation::region(&input.region, &mut errors);
+        validation::role_arn(&input.role_arn, &input.account_id, &mut errors);
+        validation::external_id(&input.external_id, &mut errors);
+        let name = match name {
+            Some(n) if errors.is_empty() => n,
+            _ => return Err(ServiceError::fields(errors)),
+        };
+        let env = Environment {
+            id: new_id(),
+            customer_id: customer.clone(),
+            name,
+            account_id: input.account_id,
+            region: input.region,
+            role_arn: input.role_arn,
+            external_id: input.external_id,
+            connection: ConnectionStatus::Unchecked,
+            connection_checked_at: None,
+            connection_error: None,
+            rev: 0,
+        };
+        let created = match self.repo.create_environment(env).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("customer")),
+            other => other?,
+        };
+        let now = clock::now();
+        let mut event = actor.audit(
+            "environment.create",
+            format!("customer/{customer}/environment/{}", name.as_str()),
+            "success",
+        );
+        event.owner_id = Some(owner);
+        event.details = serde_json::json!({ "after": json(&created) });
+        self.audit.append(event, now).await?;
+        Ok(created)
+    }
+
+    pub async fn update_environment(
+        &self,
+        actor: &Actor,
+        customer: &Id,
+        name: &str,
+        changes: EnvironmentChanges,
+    ) -> Result<Environment, ServiceError> {
+        actor.require(Action::ManageEnvironments)?;
+        let owner = self.visible(actor, customer, Action::ManageEnvironments).await?.owner_id;
+        let before = self
+            .repo
+            .environments(customer)
+            .await?
+            .into_iter()
+            .find(|e| e.name.as_str() == name)
+            .ok_or(ServiceError::NotFound("environment"))?;
+        if changes.rev != before.rev {
+            return Err(ServiceError::Conflict(format!(
+                "the environment changed since you read it (revision {} now, {} read): reload and try again",
+                before.rev, changes.rev
+            )));
+        }
+        let mut after = before.clone();
+        if let Some(v) = changes.account_id {
+            after.account_id = v;
+        }
+        if let Some(v) = changes.region {
+            after.region = v;
+        }
+        if let Some(v) = changes.role_arn {
+            after.role_arn = v;
+        }
+        if let Some(v) = changes.external_id {
+            after.external_id = v;
+        }
+        let mut errors = Vec::new();
+        validation::account_id(&after.account_id, &mut errors);
+        validation::region(&after.region, &mut errors);
+        validation::role_arn(&after.role_arn, &after.account_id, &mut errors);
+        validation::external_id(&after.external_id, &mut errors);
+        if !errors.is_empty() {
+            return Err(ServiceError::fields(errors));
+        }
+        if (&after.account_id, &after.role_arn, &after.external_id, &after.region)
+            != (&before.account_id, &before.role_arn, &before.external_id, &before.region)
+        {
+            // A different account or role must be connected again before anything deploys.
+            after.connection = ConnectionStatus::Unchecked;
+            after.connection_checked_at = None;
+            after.connection_error = None;
+        }
+        let saved = self.repo.update_environment(after).await?;
+        let now = clock::now();
+        let mut event =
+            actor.audit("environment.update", format!("customer/{customer}/environment/{name}"), "success");
+        event.owner_id = Some(owner);
+        event.details = serde_json::json!({ "before": json(&before), "after": json(&saved) });
+        self.audit.append(event, now).await?;
+        Ok(saved)
+    }
+}

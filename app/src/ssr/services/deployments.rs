@@ -1,0 +1,192 @@
+//! Deployments and operations as users read them, within their scope.
+//!
+//! Each filter combination is answered by one index partition (or, for a Sales Manager, the
+//! partitions of their team's Reps read one after another); filters the partition cannot
+//! express are applied to the records read, never by a Scan.
+
+use std::sync::Arc;
+
+use crate::domain::{
+    ids::Id,
+    lifecycle::DeploymentStatus,
+    model::{EnvironmentName, Operation, Page},
+    permissions::Action,
+    views::{DeploymentDetail, DeploymentView},
+};
+
+use super::super::{
+    auth::Actor,
+    catalog::Catalog,
+    error::ServiceError,
+    repo::{DeploymentRecord, Repo, RepoError},
+    store::{Query, keys},
+};
+
+/// `GET /deployments` filters.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentFilter {
+    pub customer: Option<Id>,
+    pub environment: Option<EnvironmentName>,
+    pub capability: Option<String>,
+    pub status: Option<DeploymentStatus>,
+}
+
+#[derive(Clone)]
+pub struct DeploymentService {
+    repo: Repo,
+    catalog: Arc<Catalog>,
+}
+
+impl DeploymentService {
+    pub fn new(repo: Repo, catalog: Arc<Catalog>) -> Self {
+        DeploymentService { repo, catalog }
+    }
+
+    /// Masks `NoEcho` parameters and flags deprecated versions.
+    pub fn view(&self, r: DeploymentRecord) -> DeploymentView {
+        let mut d = r.deployment;
+        let version = self.catalog.version(&d.capability, &d.version);
+        d.parameters = match version {
+            Some(v) => v.meta.parameters.masked(&d.parameters),
+            None => d
+                .parameters
+                .keys()
+                .map(|k| (k.clone(), crate::domain::parameters::MASK.to_string()))
+                .collect(),
+        };
+        DeploymentView { version_deprecated: version.is_some_and(|v| v.meta.deprecated), deployment: d }
+    }
+
+    /// The partitions that answer the filter for this actor, and the `<env>#<capability>#`
+    /// sort-key prefix they share.
+    fn queries(&self, actor: &Actor, f: &DeploymentFilter) -> Vec<Query> {
+        let env_cap = match (f.environment, &f.capability) {
+            (Some(e), Some(c)) => format!("{}#{c}#", e.as_str()),
+            (Some(e), None) => format!("{}#", e.as_str()),
+            (None, _) => String::new(),
+        };
+        if let Some(c) = &f.customer {
+            return vec![Query::index(keys::GSI1, keys::customer(c.as_str())).prefix(env_cap)];
+        }
+        match actor.visible_owners() {
+            Some(owners) => owners
+                .iter()
+                .map(|o| Query::index(keys::GSI4, keys::owner(o.as_str())).prefix(env_cap.clone()))
+                .collect(),
+            None => match (f.status, &f.capability) {
+                (Some(s), _) => {
+                    vec![Query::index(keys::GSI3, format!("STATUS#{}", s.as_str())).prefix(env_cap)]
+                }
+                (None, Some(c)) => {
+                    let prefix = f.environment.map(|e| format!("{}#", e.as_str())).unwrap_or_default();
+                    vec![Query::index(keys::GSI2, format!("CAP#{c}")).prefix(prefix)]
+                }
+                (None, None) => vec![Query::index(keys::GSI5, "DEPS").prefix(env_cap)],
+            },
+        }
+    }
+
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: &DeploymentFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeploymentView>, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        if let Some(c) = &filter.customer {
+            let customer = match self.repo.customer(c).await {
+                Err(RepoError::NotFound) => return Err(ServiceError::NotFound("customer")),
+                other => other?,
+            };
+            actor.check_customer(Action::ViewCustomers, &customer.owner_id, "customer")?;
+        }
+        if let Some(cap) = &filter.capability
+            && self.catalog.get(cap).is_none()
+        {
+            return Err(ServiceError::invalid(
+                "capability",
+                "unknown_capability",
+                format!("no capability `{cap}`"),
+            ));
+        }
+        let queries = self.queries(actor, filter);
+        let keep = |r: &DeploymentRecord| {
+            let d = &r.deployment;
+            filter.status.is_none_or(|s| d.status == s)
+                && filter.capability.as_ref().is_none_or(|c| &d.capability == c)
+                && filter.environment.is_none_or(|e| d.environment == e)
+        };
+        let page = self.repo.query_many(&queries, keep, limit, cursor).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|r| self.view(r)).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// A deployment the actor may see (404 otherwise).
+    pub async fn record(&self, actor: &Actor, id: &Id) -> Result<DeploymentRecord, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        let r = match self.repo.deployment(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("deployment")),
+            other => other?,
+        };
+        actor.check_customer(Action::ViewCustomers, &r.owner_id, "deployment")?;
+        Ok(r)
+    }
+
+    pub async fn get(&self, actor: &Actor, id: &Id) -> Result<DeploymentDetail, ServiceError> {
+        let r = self.record(actor, id).await?;
+        let ops = self.repo.operations(id, 50, None).await?;
+        Ok(DeploymentDetail {
+            operations: ops.items.into_iter().map(|o| self.mask_operation(o)).collect(),
+            operations_next_cursor: ops.next_cursor,
+            view: self.view(r),
+        })
+    }
+
+    pub async fn operations(
+        &self,
+        actor: &Actor,
+        deployment: &Id,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Operation>, ServiceError> {
+        self.record(actor, deployment).await?;
+        let page = self.repo.operations(deployment, limit, cursor).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|o| self.mask_operation(o)).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    pub async fn operation(&self, actor: &Actor, id: &Id) -> Result<Operation, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        let op = match self.repo.operation(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("operation")),
+            other => other?,
+        };
+        // Scope follows the deployment's owner.
+        match self.record(actor, &op.deployment_id).await {
+            Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound("operation")),
+            Err(ServiceError::Hidden(_)) => Err(ServiceError::Hidden("operation")),
+            Err(e) => Err(e),
+            Ok(_) => Ok(self.mask_operation(op)),
+        }
+    }
+
+    /// `NoEcho` values never leave the server: masked by the target version's schema, or
+    /// all masked when the schema is unknown.
+    fn mask_operation(&self, mut op: Operation) -> Operation {
+        let schema = op.target_version.as_ref().and_then(|v| self.catalog.version(&op.capability, v));
+        op.parameters = match schema {
+            Some(v) => v.meta.parameters.masked(&op.parameters),
+            None => op
+                .parameters
+                .keys()
+                .map(|k| (k.clone(), crate::domain::parameters::MASK.to_string()))
+                .collect(),
+        };
+        op
+    }
+}

@@ -1,0 +1,716 @@
+//! The REST API end to end through the real router and a real store: sign-in and sessions,
+//! every read endpoint, bad input, role scoping, admin writes, the audit log and the security
+//! layers. DynamoDB runs (on the emulator) prove the read paths never Scan.
+
+mod common;
+
+use std::collections::HashSet;
+
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode, header},
+};
+use common::{DEMO_PASSWORD, TestApp, unique};
+use serde_json::{Value, json};
+
+const EXEC: &str = "exec@demo.nexus";
+const MANAGER: &str = "manager@demo.nexus";
+const MANAGER2: &str = "manager2@demo.nexus";
+const REP: &str = "rep@demo.nexus";
+const REP3: &str = "rep3@demo.nexus";
+
+/// Every read route, with ids taken from the demo data.
+async fn read_routes(app: &TestApp, token: &str) -> Vec<String> {
+    let customers = app.get("/api/v1/customers?limit=200", token).await.body;
+    let customer = customers["items"][0]["id"].as_str().unwrap().to_string();
+    let deployments = app.get(&format!("/api/v1/deployments?customer={customer}"), token).await.body;
+    let deployment = deployments["items"][0]["id"].as_str().unwrap().to_string();
+    let detail = app.get(&format!("/api/v1/deployments/{deployment}"), token).await.body;
+    let operation = detail["operations"][0]["id"].as_str().unwrap().to_string();
+    vec![
+        "/api/v1/me".into(),
+        "/api/v1/capabilities".into(),
+        "/api/v1/capabilities/lead-scoring".into(),
+        "/api/v1/customers".into(),
+        format!("/api/v1/customers/{customer}"),
+        format!("/api/v1/customers/{customer}/environments"),
+        "/api/v1/deployments".into(),
+        format!("/api/v1/deployments?customer={customer}"),
+        "/api/v1/deployments?environment=prod".into(),
+        "/api/v1/deployments?capability=lead-scoring".into(),
+        "/api/v1/deployments?capability=lead-scoring&environment=dev".into(),
+        "/api/v1/deployments?status=failed".into(),
+        "/api/v1/deployments?status=active&environment=staging&capability=customer-360".into(),
+        format!("/api/v1/deployments/{deployment}"),
+        format!("/api/v1/deployments/{deployment}/operations"),
+        format!("/api/v1/operations/{operation}"),
+        "/api/v1/fleet/summary".into(),
+        "/api/v1/audit".into(),
+        "/api/v1/audit/verify".into(),
+        "/api/v1/audit/export?format=json".into(),
+    ]
+}
+
+async fn drive_every_read_endpoint_without_scan(app: TestApp) {
+    let token = app.login(EXEC).await;
+    for path in read_routes(&app, &token).await {
+        let a = app.get(&path, &token).await;
+        assert_eq!(a.status, StatusCode::OK, "{} {path}: {}", app.state.repo.store().kind(), a.text);
+    }
+    let calls = app.state.repo.store().calls();
+    println!("{} store calls after every read endpoint: {calls:?}", app.state.repo.store().kind());
+    assert!(calls.query > 0 && calls.get > 0, "{calls:?}");
+    assert_eq!(calls.scan, 0, "a read endpoint scanned: {calls:?}");
+}
+
+#[tokio::test]
+async fn embedded_every_read_endpoint_answers_without_scan() {
+    drive_every_read_endpoint_without_scan(TestApp::embedded(&[]).await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_every_read_endpoint_answers_without_scan() {
+    let table = unique("nexus-api");
+    let app = TestApp::dynamodb(&table).await;
+    drive_every_read_endpoint_without_scan(app).await;
+}
+
+#[tokio::test]
+async fn without_a_session_every_api_route_but_sign_in_and_the_document_is_401() {
+    let app = TestApp::embedded(&[]).await;
+    let token = app.login(EXEC).await;
+    for path in read_routes(&app, &token).await {
+        let a = app.call(Method::GET, &path, None, None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}: {}", a.text);
+        assert_eq!(a.body["error"]["code"], "unauthenticated");
+    }
+    for (method, path) in [(Method::POST, "/api/v1/customers"), (Method::POST, "/api/v1/auth/logout")] {
+        let a = app.call(method, path, None, Some(json!({}))).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let a = app.call(Method::GET, "/api/v1/auth/login", None, None).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    let doc = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["paths"]["/api/v1/deployments"]["get"].is_object(), "{}", doc.text);
+    assert!(doc.body["components"]["schemas"]["DeploymentView"].is_object());
+    let health = app.call(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
+    let app = TestApp::embedded(&[]).await;
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "Rep@Demo.Nexus", "password": DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["user"]["role"], "rep");
+    assert!(a.body["user"].get("password_hash").is_none(), "{}", a.text);
+    assert!(a.body["expires_at"].as_str().unwrap().ends_with('Z'));
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    for part in ["nexus_session=", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=1800"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag: {cookie}");
+    let token = a.body["token"].as_str().unwrap().to_string();
+
+    // The cookie alone authenticates a browser.
+    let session = cookie.split(';').next().unwrap().to_string();
+    let me = app
+        .send(Request::get("/api/v1/me").header(header::COOKIE, &session).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["user"]["email"], "rep@demo.nexus");
+
+    let out = app.call(Method::POST, "/api/v1/auth/logout", Some(&token), Some(json!({}))).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::UNAUTHORIZED);
+    let me = app
+        .send(Request::get("/api/v1/me").header(header::COOKIE, &session).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn secure_cookies_and_hsts_when_served_over_https() {
+    let app = TestApp::embedded(&[("NEXUS_PUBLIC_URL", "https://nexus.example.test")]).await;
+    let a = app
+        .send(
+            Request::post("/api/v1/auth/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, "https://nexus.example.test")
+                .body(Body::from(json!({"email": REP, "password": DEMO_PASSWORD}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(a.headers[header::SET_COOKIE].to_str().unwrap().contains("; Secure"));
+    assert!(a.headers[header::STRICT_TRANSPORT_SECURITY].to_str().unwrap().contains("max-age="));
+}
+
+#[tokio::test]
+async fn wrong_and_unknown_sign_ins_answer_alike_then_lock_with_the_unlock_time() {
+    let app = TestApp::embedded(&[]).await;
+    let attempt = |email: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": "Wrong-Password-1!"})),
+            )
+            .await
+        }
+    };
+    let known = attempt(REP).await;
+    let unknown = attempt("nobody@demo.nexus").await;
+    assert_eq!(known.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (unknown.status, &unknown.body),
+        (known.status, &known.body),
+        "answers must not tell users apart"
+    );
+    for _ in 0..3 {
+        attempt(REP).await;
+        attempt("nobody@demo.nexus").await;
+    }
+    for email in [REP, "nobody@demo.nexus"] {
+        let locked = attempt(email).await;
+        assert_eq!(locked.status, StatusCode::LOCKED, "{email}: {}", locked.text);
+        assert_eq!(locked.body["error"]["code"], "locked");
+        assert!(locked.body["error"]["unlocks_at"].as_str().unwrap().ends_with('Z'));
+    }
+    // The right password does not get through a lock.
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP, "password": DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::LOCKED);
+
+    // Failures and the lockout are audited with the source IP.
+    let exec = app.login(EXEC).await;
+    let events = app.get("/api/v1/audit?action=auth.lockout", &exec).await;
+    let items = events.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", events.text);
+    assert!(items.iter().all(|e| e["source_ip"] == "127.0.0.1"), "{}", events.text);
+    let failures = app.get("/api/v1/audit?action=auth.login&target=user/rep@demo.nexus", &exec).await;
+    let outcomes: Vec<&str> =
+        failures.body["items"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "failure").count(), 5, "{outcomes:?}");
+    assert!(!failures.text.contains("Wrong-Password-1!"), "passwords never enter the audit log");
+}
+
+#[tokio::test]
+async fn bad_input_is_400_naming_the_field() {
+    let app = TestApp::embedded(&[]).await;
+    let token = app.login(EXEC).await;
+    let cases = [
+        ("/api/v1/customers/not-an-id", "id", "invalid_id"),
+        ("/api/v1/deployments/123", "id", "invalid_id"),
+        ("/api/v1/operations/zzzzzzzzzzzzzzzzzzzzzzzzzz", "id", "invalid_id"),
+        ("/api/v1/deployments?customer=nope", "customer", "invalid_id"),
+        ("/api/v1/deployments?environment=qa", "environment", "invalid_environment"),
+        ("/api/v1/deployments?status=exploded", "status", "invalid_status"),
+        ("/api/v1/deployments?limit=0", "limit", "invalid_limit"),
+        ("/api/v1/deployments?limit=201", "limit", "invalid_limit"),
+        ("/api/v1/deployments?limit=ten", "limit", "invalid_limit"),
+        ("/api/v1/deployments?cursor=garbage", "cursor", "invalid_cursor"),
+        ("/api/v1/customers?cursor=eyJwIjo5OSwiYyI6e319", "cursor", "invalid_cursor"),
+        ("/api/v1/deployments?colour=blue", "colour", "unknown_parameter"),
+        ("/api/v1/deployments?capability=teleport", "capability", "unknown_capability"),
+        ("/api/v1/audit?from=yesterday", "from", "invalid_time"),
+        ("/api/v1/audit/export?format=xml", "format", "invalid_format"),
+    ];
+    for (path, field, code) in cases {
+        let a = app.get(path, &token).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.text);
+        assert_eq!(a.body["error"]["field"], field, "{path}: {}", a.text);
+        assert_eq!(a.body["error"]["code"], code, "{path}: {}", a.text);
+        assert!(!a.body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // A cursor from one list is refused by another.
+    let page = app.get("/api/v1/customers?limit=2", &token).await;
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let a = app.get(&format!("/api/v1/deployments?cursor={cursor}"), &token).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+
+    for path in [
+        "/api/v1/customers/01JDQ8ZK3M6V2C0N7R5T9W4XYA",
+        "/api/v1/deployments/01JDQ8ZK3M6V2C0N7R5T9W4XYA",
+        "/api/v1/operations/01JDQ8ZK3M6V2C0N7R5T9W4XYA",
+        "/api/v1/capabilities/teleport",
+        "/api/v1/nothing-here",
+    ] {
+        let a = app.get(path, &token).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.body["error"]["code"], "not_found", "{path}");
+    }
+
+    // Bodies: unknown fields, wrong types, missing fields, not JSON, over 1 MiB.
+    let post = |body: Value| app.call(Method::POST, "/api/v1/customers", Some(&token), Some(body));
+    let a = post(json!({"name": "X", "owner_id": "x", "cost_center": "CC", "colour": "blue"})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("colour")),
+        "{}",
+        a.text
+    );
+    let a = post(json!({"name": 5, "owner_id": "x", "cost_center": "CC"})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("name")),
+        "{}",
+        a.text
+    );
+    let a = post(json!({"name": "X", "cost_center": "CC"})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("owner_id")),
+        "{}",
+        a.text
+    );
+    let big = "x".repeat(1024 * 1024 + 1);
+    let a = post(json!({"name": big, "owner_id": "x", "cost_center": "CC"})).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text);
+    assert_eq!(a.body["error"]["code"], "payload_too_large");
+    let a = app
+        .send(
+            Request::post("/api/v1/customers")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("name=x"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Nothing of the refused requests was written.
+    let all = app.get("/api/v1/customers?limit=200", &token).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn lists_page_past_several_pages_without_gaps_or_repeats() {
+    let app = TestApp::embedded(&[]).await;
+    for email in [EXEC, MANAGER, REP] {
+        let token = app.login(email).await;
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &cursor {
+                None => "/api/v1/deployments?limit=20".to_string(),
+                Some(c) => format!("/api/v1/deployments?limit=20&cursor={c}"),
+            };
+            let a = app.get(&path, &token).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            let items = a.body["items"].as_array().unwrap();
+            assert!(items.len() <= 20);
+            for d in items {
+                assert!(seen.insert(d["id"].as_str().unwrap().to_string()), "repeated {d}");
+            }
+            pages += 1;
+            match a.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let summary = app.get("/api/v1/fleet/summary", &token).await;
+        let total = summary.body["total"].as_i64().unwrap() as usize;
+        println!("{email}: {} deployments over {pages} pages; fleet total {total}", seen.len());
+        assert_eq!(seen.len(), total, "{email}: the list and the fleet counters agree");
+        assert!(pages >= 3, "{email}: {pages} pages");
+    }
+}
+
+#[tokio::test]
+async fn fleet_summary_puts_problems_first_and_filters_agree_with_it() {
+    let app = TestApp::embedded(&[]).await;
+    let token = app.login(EXEC).await;
+    let s = app.get("/api/v1/fleet/summary", &token).await.body;
+    let rows = s["rows"].as_array().unwrap();
+    let first_ok = rows.iter().position(|r| r["problem"] == false).unwrap();
+    assert!(first_ok > 0, "the demo data has problems: {s}");
+    assert!(rows[first_ok..].iter().all(|r| r["problem"] == false), "problems first: {s}");
+    let failed: i64 =
+        rows.iter().filter(|r| r["status"] == "failed").map(|r| r["count"].as_i64().unwrap()).sum();
+    let listed = app.get("/api/v1/deployments?status=failed&limit=200", &token).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len() as i64, failed);
+    let prod_lead: i64 = rows
+        .iter()
+        .filter(|r| r["capability"] == "lead-scoring" && r["environment"] == "prod")
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    let listed =
+        app.get("/api/v1/deployments?capability=lead-scoring&environment=prod&limit=200", &token).await;
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len() as i64, prod_lead);
+    assert!(items.iter().all(|d| d["capability"] == "lead-scoring" && d["environment"] == "prod"));
+}
+
+#[tokio::test]
+async fn no_echo_parameters_never_leave_the_server() {
+    let app = TestApp::embedded(&[]).await;
+    let token = app.login(EXEC).await;
+    let list = app.get("/api/v1/deployments?capability=customer-360&limit=200", &token).await;
+    let items = list.body["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for d in items {
+        if let Some(v) = d["parameters"].get("CrmApiToken") {
+            assert_eq!(v, "****", "{d}");
+        }
+    }
+}
+
+/// Who may see and change what (PRODUCT.md §3), tried for every role on a customer of each
+/// relation: in scope answers, out of scope is 404 (never 403); actions the role lacks are 403
+/// whatever the id. (Deploy/approve actions join this table with the lifecycle engine.)
+#[tokio::test]
+async fn every_role_against_every_action_and_out_of_scope_customer() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let all = app.get("/api/v1/customers?limit=200", &exec).await.body;
+    let users: Value = app.get("/api/v1/me", &app.login(REP).await).await.body;
+    let rep_id = users["user"]["id"].as_str().unwrap().to_string();
+    let rep3_id =
+        app.get("/api/v1/me", &app.login(REP3).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    let of = |owner: &str| {
+        all["items"].as_array().unwrap().iter().find(|c| c["owner_id"] == owner).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (rep_customer, rep3_customer) = (of(&rep_id), of(&rep3_id));
+
+    // (role, customer, may see, may manage)
+    let cases = [
+        (EXEC, &rep_customer, true, true),
+        (EXEC, &rep3_customer, true, true),
+        (MANAGER, &rep_customer, true, false),
+        (MANAGER, &rep3_customer, false, false),
+        (MANAGER2, &rep_customer, false, false),
+        (MANAGER2, &rep3_customer, true, false),
+        (REP, &rep_customer, true, false),
+        (REP, &rep3_customer, false, false),
+        (REP3, &rep_customer, false, false),
+        (REP3, &rep3_customer, true, false),
+    ];
+    for (email, customer, see, manage) in cases {
+        let token = app.login(email).await;
+        let deployments = app.get(&format!("/api/v1/deployments?customer={rep_customer}"), &exec).await.body;
+        let deployment = deployments["items"][0]["id"].as_str().unwrap().to_string();
+        let deployment = if customer == &rep_customer {
+            deployment
+        } else {
+            app.get(&format!("/api/v1/deployments?customer={rep3_customer}"), &exec).await.body["items"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let detail = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+        let operation = detail["operations"][0]["id"].as_str().unwrap().to_string();
+        let visible = if see { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        for path in [
+            format!("/api/v1/customers/{customer}"),
+            format!("/api/v1/customers/{customer}/environments"),
+            format!("/api/v1/deployments?customer={customer}"),
+            format!("/api/v1/deployments/{deployment}"),
+            format!("/api/v1/deployments/{deployment}/operations"),
+            format!("/api/v1/operations/{operation}"),
+        ] {
+            let a = app.get(&path, &token).await;
+            assert_eq!(a.status, visible, "{email} GET {path}: {}", a.text);
+        }
+        // Changes: an Executive's; others get 403 in scope and 404 out of it.
+        let current = app.get(&format!("/api/v1/customers/{customer}"), &exec).await.body;
+        let rev = current["rev"].as_u64().unwrap();
+        let a = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/customers/{customer}"),
+                Some(&token),
+                Some(json!({"rev": rev, "cost_center": "CC-9999"})),
+            )
+            .await;
+        // Managing customers is an Executive's: others are refused by role, before any lookup,
+        // so the answer says nothing about the id either.
+        let expected = if manage { StatusCode::OK } else { StatusCode::FORBIDDEN };
+        assert_eq!(a.status, expected, "{email} PATCH customer: {}", a.text);
+    }
+
+    // Lists hold only what is in scope.
+    for (email, owners) in [(REP, 1usize), (MANAGER, 2), (MANAGER2, 1), (EXEC, 3)] {
+        let token = app.login(email).await;
+        let list = app.get("/api/v1/customers?limit=200", &token).await.body;
+        let distinct: HashSet<&str> =
+            list["items"].as_array().unwrap().iter().map(|c| c["owner_id"].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), owners, "{email}: {list}");
+    }
+
+    // The audit log: Reps none, Sales Managers their team's, only Executives verify.
+    let rep = app.login(REP).await;
+    assert_eq!(app.get("/api/v1/audit", &rep).await.status, StatusCode::FORBIDDEN);
+    let manager = app.login(MANAGER).await;
+    assert_eq!(app.get("/api/v1/audit/verify", &manager).await.status, StatusCode::FORBIDDEN);
+    let events = app.get("/api/v1/audit?limit=200", &manager).await.body;
+    for e in events["items"].as_array().unwrap() {
+        assert_ne!(e["actor_email"], "rep3@demo.nexus", "another team's event: {e}");
+    }
+    // Denials are audited.
+    let denied = app.get("/api/v1/audit?action=access.denied&limit=200", &exec).await.body;
+    assert!(denied["items"].as_array().unwrap().len() >= 8, "{denied}");
+}
+
+#[tokio::test]
+async fn executives_create_and_update_customers_and_environments_with_versioning() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep_id =
+        app.get("/api/v1/me", &app.login(REP).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    let rep3_id =
+        app.get("/api/v1/me", &app.login(REP3).await).await.body["user"]["id"].as_str().unwrap().to_string();
+
+    // Every bad field is named at once.
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&exec),
+            Some(json!({"name": "", "slug": "Bad Slug", "owner_id": "nope", "cost_center": "!"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    let fields: Vec<&str> =
+        a.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["name", "slug", "cost_center", "owner_id"], "{}", a.text);
+
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&exec),
+            Some(json!({"name": "Vega Robotics", "owner_id": rep_id, "cost_center": "CC-7000"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["slug"], "vega-robotics");
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let dup = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&exec),
+            Some(json!({"name": "Vega Robotics", "owner_id": rep_id, "cost_center": "CC-7000"})),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT, "the slug is unique: {}", dup.text);
+
+    let env = json!({"name": "prod", "account_id": "123456789012", "region": "eu-west-1",
+                     "role_arn": "arn:aws:iam::123456789012:role/NexusDeployer", "external_id": "fake-external-0001"});
+    let a = app
+        .call(Method::POST, &format!("/api/v1/customers/{id}/environments"), Some(&exec), Some(env.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["connection"], "unchecked");
+    let a = app
+        .call(Method::POST, &format!("/api/v1/customers/{id}/environments"), Some(&exec), Some(env.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "one prod per customer: {}", a.text);
+    let mut bad = env.clone();
+    bad["name"] = "qa".into();
+    bad["account_id"] = "12345".into();
+    bad["role_arn"] = "arn:aws:iam::999999999999:role/X".into();
+    let a =
+        app.call(Method::POST, &format!("/api/v1/customers/{id}/environments"), Some(&exec), Some(bad)).await;
+    let fields: Vec<&str> =
+        a.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["name", "account_id", "role_arn"], "{}", a.text);
+
+    // Optimistic versioning: the second writer with the old revision gets 409 and changes nothing.
+    let path = format!("/api/v1/customers/{id}");
+    let first = app
+        .call(Method::PATCH, &path, Some(&exec), Some(json!({"rev": 1, "name": "Vega Robotics AG"})))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["rev"], 2);
+    let stale =
+        app.call(Method::PATCH, &path, Some(&exec), Some(json!({"rev": 1, "cost_center": "CC-1"}))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text);
+    let now = app.get(&path, &exec).await.body;
+    assert_eq!(
+        (now["name"].as_str(), now["cost_center"].as_str()),
+        (Some("Vega Robotics AG"), Some("CC-7000"))
+    );
+
+    let env_path = format!("/api/v1/customers/{id}/environments/prod");
+    let a = app
+        .call(Method::PATCH, &env_path, Some(&exec), Some(json!({"rev": 1, "region": "eu-central-1"})))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a =
+        app.call(Method::PATCH, &env_path, Some(&exec), Some(json!({"rev": 1, "region": "us-east-1"}))).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+
+    // Moving a customer with deployments to another owner moves their fleet counters too.
+    let demo = app.get("/api/v1/customers?limit=200", &exec).await.body;
+    let moved =
+        demo["items"].as_array().unwrap().iter().find(|c| c["owner_id"] == rep_id.as_str()).unwrap().clone();
+    let count =
+        app.get(&format!("/api/v1/deployments?customer={}", moved["id"].as_str().unwrap()), &exec).await.body
+            ["items"]
+            .as_array()
+            .unwrap()
+            .len() as i64;
+    let rep3 = app.login(REP3).await;
+    let before = app.get("/api/v1/fleet/summary", &rep3).await.body["total"].as_i64().unwrap();
+    let a = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/customers/{}", moved["id"].as_str().unwrap()),
+            Some(&exec),
+            Some(json!({"rev": moved["rev"], "owner_id": rep3_id})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let after = app.get("/api/v1/fleet/summary", &rep3).await.body["total"].as_i64().unwrap();
+    assert_eq!(after, before + count);
+    let listed =
+        app.get(&format!("/api/v1/deployments?customer={}", moved["id"].as_str().unwrap()), &rep3).await;
+    assert_eq!(listed.status, StatusCode::OK);
+
+    // Changes are audited with before and after, and the external id never enters the log.
+    let log = app.get("/api/v1/audit?action=environment.&limit=200", &exec).await;
+    assert_eq!(log.body["items"].as_array().unwrap().len(), 2, "{}", log.text);
+    assert!(log.text.contains("\"before\""), "{}", log.text);
+    assert!(!log.text.contains("fake-external-0001"), "{}", log.text);
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_exports_and_names_an_edited_record() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    for email in [REP, MANAGER] {
+        app.login(email).await;
+    }
+    let report = app.get("/api/v1/audit/verify", &exec).await.body;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["checked"].as_u64().unwrap() >= 3);
+
+    let csv = app.get("/api/v1/audit/export?format=csv", &exec).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.text.starts_with("seq,at,actor_email"), "{}", csv.text);
+    assert!(csv.text.contains("auth.login"));
+    let json = app.get("/api/v1/audit/export?format=json", &exec).await;
+    assert!(json.body.as_array().unwrap().len() >= 3);
+
+    // Edit event 2 directly in the store: verification fails at exactly that record.
+    use app::ssr::store::{Cond, Write};
+    let store = app.state.repo.store();
+    let mut item = store.get("AUDIT", &format!("{:020}", 2)).await.unwrap().unwrap();
+    let mut event: Value = serde_json::from_str(&item.data).unwrap();
+    event["outcome"] = "failure".into();
+    item.data = event.to_string();
+    store.transact(vec![Write::put(item, Cond::None)]).await.unwrap();
+    let report = app.get("/api/v1/audit/verify", &exec).await.body;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["first_broken"], 2, "{report}");
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_origin_are_refused() {
+    let app = TestApp::embedded(&[]).await;
+    let login = |origin: Option<&'static str>| {
+        let mut req = Request::post("/api/v1/auth/login")
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        req.body(Body::from(json!({"email": REP, "password": DEMO_PASSWORD}).to_string())).unwrap()
+    };
+    assert_eq!(app.send(login(Some("https://evil.example"))).await.status, StatusCode::FORBIDDEN);
+    let ok = app.send(login(Some("http://localhost"))).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    // A script without cookies (no Origin) may sign in.
+    assert_eq!(app.send(login(None)).await.status, StatusCode::OK);
+    // A cookie-carrying state change without an Origin is refused.
+    let cookie = ok.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let a = app
+        .send(
+            Request::post("/api/v1/auth/logout")
+                .header(header::HOST, "localhost")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert_eq!(a.body["error"]["code"], "bad_origin");
+    let a = app
+        .send(
+            Request::post("/api/v1/auth/logout")
+                .header(header::HOST, "localhost")
+                .header(header::ORIGIN, "http://localhost")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn security_headers_on_pages_and_api() {
+    let app = TestApp::embedded(&[]).await;
+    let token = app.login(EXEC).await;
+    let a = app.get("/api/v1/capabilities", &token).await;
+    assert_eq!(a.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(a.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(a.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(a.headers.get(header::REFERRER_POLICY).is_some());
+    assert!(a.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none(), "no HSTS over plain HTTP");
+}
+
+/// 2,100 requests from one client IP: exactly 2,000 pass, the rest are 429 with Retry-After,
+/// and another IP is unaffected. (The limit is set explicitly: the other tests switch it off.)
+#[tokio::test]
+async fn the_rate_limit_is_exact_per_client_ip() {
+    let app =
+        TestApp::embedded(&[("NEXUS_RATE_LIMIT", "2000/300"), ("NEXUS_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let from = |ip: &str| Request::get("/health").header("x-forwarded-for", ip).body(Body::empty()).unwrap();
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..2100 {
+        let a = app.send(from("203.0.113.7")).await;
+        match a.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                let retry: u64 = a.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+                assert!((1..=300).contains(&retry), "{retry}");
+                assert_eq!(a.body["error"]["code"], "rate_limited");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, limited), (2000, 100));
+    assert_eq!(app.send(from("203.0.113.8")).await.status, StatusCode::OK, "another IP is unaffected");
+    // Without a trusted proxy in between, X-Forwarded-For is not believed.
+    let direct = TestApp::embedded(&[("NEXUS_RATE_LIMIT", "3/300")]).await;
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert_eq!(direct.send(from(ip)).await.status, StatusCode::OK);
+    }
+    assert_eq!(direct.send(from("198.51.100.4")).await.status, StatusCode::TOO_MANY_REQUESTS);
+}

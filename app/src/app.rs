@@ -12,6 +12,9 @@ use crate::pages::{home::HomePage, not_found::NotFoundPage};
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's Content-Security-Policy names this response's nonce (the hydration script's).
+    #[cfg(feature = "ssr")]
+    crate::ssr::http::security::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

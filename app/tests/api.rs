@@ -714,3 +714,169 @@ async fn the_rate_limit_is_exact_per_client_ip() {
     }
     assert_eq!(direct.send(from("198.51.100.4")).await.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// A store written by layout 1 (deployments without the `DEPS` index) is re-indexed at start-up:
+/// an Executive's unfiltered list finds every deployment again.
+#[tokio::test]
+async fn a_layout_1_store_is_migrated_at_start_up() {
+    use app::ssr::{
+        state::AppState,
+        store::{Cond, Item, Query, Write, keys, set_schema_version},
+    };
+    let dir = std::env::temp_dir().join(unique("nexus-migrate"));
+    let dir_s = dir.to_str().unwrap().to_string();
+    let config = common::test_config(&[("NEXUS_DATA_DIR", &dir_s), ("NEXUS_SEED_DEMO", "if-empty")]);
+    {
+        let state = AppState::build(config.clone(), common::leptos_options()).await.unwrap();
+        let store = state.repo.store().clone();
+        // Rewrite every deployment as layout 1 stored it: no gsi5 entry.
+        let mut after = None;
+        loop {
+            let page =
+                store.query(Query::index(keys::GSI5, "DEPS").limit(100).after(after.take())).await.unwrap();
+            for item in &page.items {
+                let mut old: Item = item.clone();
+                old.index[keys::GSI5] = None;
+                store.transact(vec![Write::put(old, Cond::Rev(item.rev))]).await.unwrap();
+            }
+            if page.next.is_none() {
+                break;
+            }
+            // The partition shrinks as items leave it: start again from the top.
+        }
+        assert!(store.query(Query::index(keys::GSI5, "DEPS").limit(1)).await.unwrap().items.is_empty());
+        set_schema_version(&*store, 1).await.unwrap();
+    }
+    let app = TestApp::build(config, dir).await;
+    let token = app.login(EXEC).await;
+    let all = app.get("/api/v1/deployments?limit=200", &token).await;
+    let second = app
+        .get(
+            &format!("/api/v1/deployments?limit=200&cursor={}", all.body["next_cursor"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    let n = all.body["items"].as_array().unwrap().len() + second.body["items"].as_array().unwrap().len();
+    assert_eq!(n as i64, app.get("/api/v1/fleet/summary", &token).await.body["total"].as_i64().unwrap());
+    let schema = app.state.repo.store().get(keys::META, keys::SCHEMA).await.unwrap().unwrap();
+    assert_eq!(schema.data, app::ssr::store::SCHEMA_VERSION.to_string());
+}
+
+#[tokio::test]
+async fn executives_manage_users_roles_teams_passwords_and_locks() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let manager_id = app.get("/api/v1/me", &app.login(MANAGER).await).await.body["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Others may not.
+    let rep = app.login(REP).await;
+    assert_eq!(app.get("/api/v1/users", &rep).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/v1/users", &exec).await.body["items"].as_array().unwrap().len(), 6);
+
+    // The password policy names every unmet rule.
+    let new = |password: &str| json!({"email": "New.Rep@Demo.Nexus", "name": "Nova Rep", "role": "rep", "manager_id": manager_id, "password": password});
+    let a = app.call(Method::POST, "/api/v1/users", Some(&exec), Some(new("short"))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.body["error"]["field"], "password");
+    let message = a.body["error"]["message"].as_str().unwrap();
+    for rule in ["12 characters", "upper-case", "digit", "symbol"] {
+        assert!(message.contains(rule), "{message}");
+    }
+    let a = app.call(Method::POST, "/api/v1/users", Some(&exec), Some(new("Nova-Password-2026!"))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["email"], "new.rep@demo.nexus");
+    assert_eq!(a.body["manager_id"], manager_id.as_str());
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let dup = app.call(Method::POST, "/api/v1/users", Some(&exec), Some(new("Nova-Password-2026!"))).await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    let login = |password: &'static str| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "new.rep@demo.nexus", "password": password})),
+        )
+    };
+    let nova = login("Nova-Password-2026!").await;
+    assert_eq!(nova.status, StatusCode::OK);
+    let nova_token = nova.body["token"].as_str().unwrap().to_string();
+    // The manager's team now includes the new Rep.
+    let team = app.get("/api/v1/me", &app.login(MANAGER).await).await.body["team"].clone();
+    assert!(team.as_array().unwrap().iter().any(|t| t == id.as_str()), "{team}");
+
+    // Changes carry the revision read.
+    let path = format!("/api/v1/users/{id}");
+    let a =
+        app.call(Method::PATCH, &path, Some(&exec), Some(json!({"rev": 1, "role": "sales_manager"}))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!((a.body["role"].as_str(), a.body["manager_id"].as_str()), (Some("sales_manager"), None));
+    let a = app.call(Method::PATCH, &path, Some(&exec), Some(json!({"rev": 1, "name": "Stale"}))).await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+
+    // Reset: the old password stops working, the new one works.
+    let a = app
+        .call(
+            Method::POST,
+            &format!("{path}/password"),
+            Some(&exec),
+            Some(json!({"password": "Reset-Password-2026!"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(login("Nova-Password-2026!").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(login("Reset-Password-2026!").await.status, StatusCode::OK);
+
+    // Deactivating ends their sessions at once (the reset made revision 3).
+    assert_eq!(app.get("/api/v1/me", &nova_token).await.status, StatusCode::OK);
+    let a = app.call(Method::PATCH, &path, Some(&exec), Some(json!({"rev": 3, "active": false}))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(app.get("/api/v1/me", &nova_token).await.status, StatusCode::UNAUTHORIZED);
+
+    // Unlock a locked account.
+    for _ in 0..5 {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP3, "password": "Wrong-Password-1!"})),
+        )
+        .await;
+    }
+    let rep3 = || {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP3, "password": DEMO_PASSWORD})),
+        )
+    };
+    assert_eq!(rep3().await.status, StatusCode::LOCKED);
+    let users = app.get("/api/v1/users?limit=200", &exec).await.body;
+    let rep3_id = users["items"].as_array().unwrap().iter().find(|u| u["email"] == REP3).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = app
+        .call(Method::POST, &format!("/api/v1/users/{rep3_id}/unlock"), Some(&exec), Some(json!({})))
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(rep3().await.status, StatusCode::OK);
+
+    let log = app.get("/api/v1/audit?action=user.&limit=200", &exec).await;
+    let actions: Vec<&str> =
+        log.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["user.unlock", "user.update", "user.password_reset", "user.update", "user.create"],
+        "{}",
+        log.text
+    );
+    assert!(
+        !log.text.contains("Reset-Password-2026!") && !log.text.contains("password_hash"),
+        "{}",
+        log.text
+    );
+}

@@ -18,7 +18,8 @@ use app::ssr::{
     repo::{Repo, RepoError},
     seed::seed_demo,
     store::{
-        Cond, Cursor, DynamoStore, Item, Query, RedbStore, Store, StoreError, Write, check_schema, keys,
+        Cond, Cursor, DynamoStore, Item, Query, RedbStore, SCHEMA_VERSION, Store, StoreError, Write,
+        check_schema, keys,
     },
 };
 
@@ -311,8 +312,8 @@ async fn counters_add_up(store: Arc<dyn Store>) {
 }
 
 async fn schema_version_is_recorded(store: Arc<dyn Store>) {
-    assert_eq!(check_schema(&*store).await.unwrap(), 1);
-    assert_eq!(check_schema(&*store).await.unwrap(), 1, "idempotent");
+    assert_eq!(check_schema(&*store).await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(check_schema(&*store).await.unwrap(), SCHEMA_VERSION, "idempotent");
     let stored = store.get(keys::META, keys::SCHEMA).await.unwrap().unwrap();
     store
         .transact(vec![Write::put(

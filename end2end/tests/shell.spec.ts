@@ -14,6 +14,18 @@ test("the server renders the page, linking the manifest and the service worker",
   expect(html).toMatch(/data-testid="platform-store"[^>]*>embedded</);
   // hash-files: bundle names carry a content hash.
   expect(html).toMatch(/\/pkg\/nexus-toolkit\.[A-Za-z0-9_-]+\.js/);
+  // A strict CSP: inline scripts only with this response's nonce (the next test proves the page
+  // still hydrates under it, with no console errors).
+  const headers = response.headers();
+  const csp = headers["content-security-policy"] ?? "";
+  const nonce = /'nonce-([^']+)'/.exec(csp)?.[1];
+  expect(nonce, csp).toBeTruthy();
+  expect(html).toContain(`nonce="${nonce}"`);
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).not.toContain("unsafe-inline");
+  expect(headers["x-content-type-options"]).toBe("nosniff");
+  const again = (await request.get("/")).headers()["content-security-policy"];
+  expect(again).not.toBe(csp);
 });
 
 test("the page hydrates without errors and calls a server function", async ({ page }) => {

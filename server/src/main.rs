@@ -2,7 +2,13 @@
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use app::ssr::{config::Config, http, state::AppState, telemetry};
+use app::ssr::{
+    commands::{self, Command, CommandError},
+    config::Config,
+    http,
+    state::AppState,
+    telemetry,
+};
 use leptos::config::get_configuration;
 
 #[tokio::main]
@@ -16,6 +22,37 @@ async fn main() -> ExitCode {
     };
     telemetry::init(config.log_format);
 
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match Command::parse(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("nexus-toolkit: {e}\n{}", commands::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command {
+        Command::Serve => return serve(config).await,
+        Command::Backup(target) => commands::backup(&config, &target),
+        Command::Restore(source) => commands::restore(&config, &source).await,
+        Command::Seed { scale, customers } => commands::seed(&config, scale, customers).await,
+    };
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ CommandError::Usage(_)) => {
+            eprintln!("nexus-toolkit: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("nexus-toolkit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
     let leptos = match get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(e) => {

@@ -432,7 +432,16 @@ Resources:
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
         let catalog = Catalog::load(&dir, Timestamp(0)).unwrap_or_else(|e| panic!("{e:#?}"));
         let slugs: Vec<&str> = catalog.capabilities().map(|c| c.slug.as_str()).collect();
-        assert_eq!(slugs, ["customer-360", "document-intelligence", "lead-scoring", "sales-forecasting"]);
+        assert_eq!(
+            slugs,
+            [
+                "churn-prediction",
+                "customer-360",
+                "document-intelligence",
+                "lead-scoring",
+                "sales-forecasting"
+            ]
+        );
         for c in catalog.capabilities() {
             assert!(c.versions.len() >= 2, "{} has {:?}", c.slug, c.versions);
         }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod aws;
 pub mod catalog;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod health;

@@ -240,3 +240,149 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
     }
     Ok(summary)
 }
+
+/// The benchmark data set: `customers` customers (1,000 by default) x dev/staging/prod x the
+/// catalog's first five capabilities (15,000 deployments), each with one to three operations,
+/// owned in turn by the demo Reps. Loads the demo users first when the store is empty; ids are
+/// fixed, so running it again adds only what is missing.
+pub async fn seed_scale(
+    repo: &Repo,
+    catalog: &super::catalog::Catalog,
+    customers: usize,
+    password: &Secret,
+) -> Result<SeedSummary, RepoError> {
+    if repo.is_empty().await? {
+        seed_demo(repo, password).await?;
+    }
+    let now = clock::now();
+    let capabilities: Vec<(String, Version, Version)> = catalog
+        .capabilities()
+        .take(5)
+        .map(|c| {
+            let newest = c.versions.first().cloned().expect("a capability has versions");
+            let oldest = c.versions.last().cloned().expect("a capability has versions");
+            (c.slug.clone(), newest, oldest)
+        })
+        .collect();
+    let owners = [fixed_id(1, 4), fixed_id(1, 5), fixed_id(1, 6)];
+    let approver = fixed_id(1, 2);
+    let mut summary = SeedSummary::default();
+    for i in 0..customers {
+        let owner = owners[i % owners.len()].clone();
+        let name = format!("Scale Customer {i:05}");
+        let customer = Customer {
+            id: fixed_id(6, i as u64),
+            slug: format!("scale-{i:05}"),
+            name,
+            owner_id: owner.clone(),
+            cost_center: format!("CC-S{:05}", i),
+            created_at: now,
+            updated_at: now,
+            rev: 1,
+        };
+        let mut environments = Vec::new();
+        let mut deployments = Vec::new();
+        let mut operations = Vec::new();
+        for (e, env) in EnvironmentName::ALL.into_iter().enumerate() {
+            let account_id = format!("{:012}", 300_000_000_000u64 + (i as u64) * 10 + e as u64);
+            let environment = Environment {
+                id: fixed_id(7, (i * 3 + e) as u64),
+                customer_id: customer.id.clone(),
+                name: env,
+                role_arn: format!("arn:aws:iam::{account_id}:role/NexusDeploymentRole"),
+                account_id,
+                region: "us-east-1".into(),
+                external_id: format!("nexus-scale-{i:05}"),
+                connection: ConnectionStatus::Connected,
+                connection_checked_at: Some(now),
+                connection_error: None,
+                rev: 1,
+            };
+            for (c, (capability, newest, oldest)) in capabilities.iter().enumerate() {
+                let n = (i * 15 + e * 5 + c) as u64;
+                let status = match n % 50 {
+                    7 => DeploymentStatus::Failed,
+                    13 | 29 => DeploymentStatus::UpdateFailed,
+                    21 => DeploymentStatus::InProgress,
+                    33 => DeploymentStatus::Pending,
+                    41 => DeploymentStatus::Missing,
+                    _ => DeploymentStatus::Active,
+                };
+                let version = if n.is_multiple_of(3) { oldest.clone() } else { newest.clone() };
+                let deployment_id = fixed_id(8, n);
+                let history = 1 + (n % 3);
+                let mut last_op = None;
+                for h in 0..history {
+                    let op_id = fixed_id(9, n * 4 + h);
+                    let last = h + 1 == history;
+                    let state = match (last, status) {
+                        (true, DeploymentStatus::Failed) => OperationState::RolledBack,
+                        (true, DeploymentStatus::UpdateFailed) => OperationState::RolledBack,
+                        (true, DeploymentStatus::InProgress) => OperationState::Executing,
+                        (true, DeploymentStatus::Pending) => OperationState::AwaitingApproval,
+                        _ => OperationState::Succeeded,
+                    };
+                    operations.push(Operation {
+                        id: op_id.clone(),
+                        deployment_id: deployment_id.clone(),
+                        customer_id: customer.id.clone(),
+                        environment: env,
+                        capability: capability.clone(),
+                        kind: if h == 0 { OperationKind::Deploy } else { OperationKind::Upgrade },
+                        state,
+                        requested_by: owner.clone(),
+                        approved_by: (state != OperationState::AwaitingApproval).then(|| approver.clone()),
+                        rejected_by: None,
+                        target_version: Some(version.clone()),
+                        parameters: BTreeMap::from([("Environment".to_string(), env.as_str().to_string())]),
+                        auto_execute: true,
+                        change_set_id: None,
+                        changes: Vec::new(),
+                        failure: None,
+                        error: None,
+                        created_at: Timestamp::from_millis(now.millis() - 86_400_000 * (history - h) as i64),
+                        started_at: None,
+                        finished_at: None,
+                        rev: 1,
+                    });
+                    last_op = Some(op_id);
+                }
+                deployments.push(DeploymentRecord {
+                    deployment: Deployment {
+                        id: deployment_id,
+                        customer_id: customer.id.clone(),
+                        environment_id: environment.id.clone(),
+                        environment: env,
+                        capability: capability.clone(),
+                        version,
+                        parameters: BTreeMap::from([("Environment".to_string(), env.as_str().to_string())]),
+                        stack_name: format!("nexus-{capability}-{}-{}", customer.slug, env.as_str()),
+                        stack_id: None,
+                        status,
+                        health: if status == DeploymentStatus::Active {
+                            Health::Healthy
+                        } else {
+                            Health::Unknown
+                        },
+                        drift: Drift::InSync,
+                        outputs: BTreeMap::new(),
+                        active_color: None,
+                        last_operation_id: last_op,
+                        last_synced_at: Some(now),
+                        created_at: now,
+                        updated_at: now,
+                        rev: 1,
+                    },
+                    owner_id: owner.clone(),
+                });
+            }
+            environments.push(environment);
+        }
+        if repo.import_customer(&customer, &environments, &deployments, &operations).await? {
+            summary.customers += 1;
+            summary.environments += environments.len();
+            summary.deployments += deployments.len();
+        }
+    }
+    Ok(summary)
+}

@@ -11,14 +11,14 @@ use super::{
     catalog::{Catalog, CatalogError},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
-    password::Argon2Hasher,
+    password::{Argon2Hasher, Hasher},
     rate_limit::RateLimiter,
     repo::{Repo, RepoError},
     services::{
         audit_trail::AuditService, capabilities::CapabilityService, customers::CustomerService,
-        deployments::DeploymentService, fleet::FleetService,
+        deployments::DeploymentService, fleet::FleetService, users::UserService,
     },
-    store::{DynamoStore, RedbStore, Store, StoreError, check_schema},
+    store::{DynamoStore, RedbStore, SCHEMA_VERSION, Store, StoreError, check_schema, set_schema_version},
 };
 
 /// Why the server could not start.
@@ -48,6 +48,7 @@ pub struct AppState {
     pub customers: CustomerService,
     pub deployments: DeploymentService,
     pub fleet: FleetService,
+    pub users: UserService,
     pub limits: Arc<Limits>,
 }
 
@@ -57,6 +58,32 @@ pub struct Limits {
     pub all: Option<RateLimiter>,
     /// `NEXUS_LOGIN_RATE_LIMIT`: sign-in attempts.
     pub login: Option<RateLimiter>,
+}
+
+/// Opens the store the configuration names, with its health checks.
+pub async fn open_store(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Vec<Arc<dyn HealthCheck>>), StartupError> {
+    Ok(match config.store {
+        StoreKind::Embedded => {
+            let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
+            let checks: Vec<Arc<dyn HealthCheck>> = vec![
+                Arc::new(StoreCheck(store.clone())),
+                Arc::new(DataDirCheck { dir: config.data_dir.clone() }),
+            ];
+            (store, checks)
+        }
+        StoreKind::DynamoDb => {
+            let sdk = super::aws::load_sdk_config().await;
+            let dynamo = DynamoStore::new(&sdk, config.table_name.clone());
+            if config.create_table {
+                dynamo.ensure_table().await?;
+            }
+            let checks: Vec<Arc<dyn HealthCheck>> =
+                vec![Arc::new(StoreCheck::dynamodb((&sdk).into(), config.table_name.clone()))];
+            (Arc::new(dynamo), checks)
+        }
+    })
 }
 
 /// The session signing key: `NEXUS_JWT_SECRET`, or a random one for this process only.
@@ -92,31 +119,22 @@ impl AppState {
         let catalog =
             Catalog::load(&config.catalog_dir, super::clock::now()).map_err(StartupError::Catalog)?;
         tracing::info!(capabilities = catalog.capabilities().count(), dir = %config.catalog_dir.display(), "catalog loaded");
-        let (store, checks): (Arc<dyn Store>, Vec<Arc<dyn HealthCheck>>) = match config.store {
-            StoreKind::Embedded => {
-                let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
-                let checks: Vec<Arc<dyn HealthCheck>> = vec![
-                    Arc::new(StoreCheck(store.clone())),
-                    Arc::new(DataDirCheck { dir: config.data_dir.clone() }),
-                ];
-                (store, checks)
-            }
-            StoreKind::DynamoDb => {
-                let sdk = super::aws::load_sdk_config().await;
-                let dynamo = DynamoStore::new(&sdk, config.table_name.clone());
-                if config.create_table {
-                    dynamo.ensure_table().await?;
-                }
-                let checks: Vec<Arc<dyn HealthCheck>> =
-                    vec![Arc::new(StoreCheck::dynamodb((&sdk).into(), config.table_name.clone()))];
-                (Arc::new(dynamo), checks)
-            }
-        };
+        let (store, checks) = open_store(&config).await?;
         let repo = Repo::new(store.clone());
         // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
         match check_schema(&*store).await {
             Ok(version) => {
-                tracing::info!(store = store.kind(), schema = version, "store ready");
+                if version < SCHEMA_VERSION {
+                    let touched = repo.migrate(version).await?;
+                    set_schema_version(&*store, SCHEMA_VERSION).await?;
+                    tracing::info!(
+                        from = version,
+                        to = SCHEMA_VERSION,
+                        records = touched,
+                        "store layout migrated"
+                    );
+                }
+                tracing::info!(store = store.kind(), schema = SCHEMA_VERSION, "store ready");
                 if config.demo_seed == DemoSeed::IfEmpty && repo.is_empty().await? {
                     let summary = super::seed::seed_demo(&repo, &config.demo_password).await?;
                     tracing::info!(?summary, "demo data loaded into the empty store");
@@ -134,11 +152,12 @@ impl AppState {
             threshold: config.lockout_threshold,
             lock_ms: i64::from(config.lockout_minutes) * 60_000,
         };
+        let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
         let auth = AuthService::new(
             repo.clone(),
             audit.clone(),
             TokenSigner::new(&signing_key(&config)?),
-            Arc::new(Argon2Hasher),
+            hasher.clone(),
             policy,
         );
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
@@ -155,6 +174,7 @@ impl AppState {
             capabilities: CapabilityService::new(catalog.clone()),
             customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone()),
             fleet: FleetService::new(repo.clone()),
+            users: UserService::new(repo.clone(), audit.clone(), hasher),
             deployments,
             audit,
             repo,

@@ -198,6 +198,27 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
     response
 }
 
+/// The policy for pages: scripts only from our origin or with this response's nonce (Leptos'
+/// hydration script), WebAssembly compilation allowed (`wasm-unsafe-eval`, which the wasm bundle
+/// needs and nothing else gets), no plugins, no framing, no foreign form targets.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Sets the page CSP on the response being rendered (called from the shell during SSR).
+pub fn set_page_csp() {
+    let Some(nonce) = leptos::nonce::use_nonce() else { return };
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(value) = HeaderValue::from_str(&page_csp(&nonce))
+    {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// Headers on every response. The page CSP (with its per-response nonce) is set where pages
 /// render; API answers get a CSP that allows nothing.
 pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -166,6 +166,15 @@ impl Repo {
         Ok(record.user)
     }
 
+    /// Saves a changed user (read as `before`): refused when it changed meanwhile.
+    pub async fn update_user(&self, before: &UserRecord, mut after: UserRecord) -> Result<User, RepoError> {
+        after.user.rev = before.user.rev + 1;
+        // The email (and its uniqueness link) does not change here.
+        after.user.email = before.user.email.clone();
+        self.store.transact(vec![Write::put(Self::user_item(&after), Cond::Rev(before.user.rev))]).await?;
+        Ok(after.user)
+    }
+
     pub async fn user(&self, id: &Id) -> Result<UserRecord, RepoError> {
         let item = self.store.get(&keys::user(id.as_str()), "USER").await?.ok_or(RepoError::NotFound)?;
         from_item(&item)
@@ -488,6 +497,74 @@ impl Repo {
             }
         }
         Ok(Page { items, next_cursor: None })
+    }
+
+    /// Loads one customer with its environments, deployments and operations in one transaction
+    /// (bulk loading: the scale data set). Fleet counters are summed per key first, since a
+    /// transaction touches each item once. `false`: the customer existed already, nothing written.
+    pub async fn import_customer(
+        &self,
+        customer: &Customer,
+        environments: &[Environment],
+        deployments: &[DeploymentRecord],
+        operations: &[Operation],
+    ) -> Result<bool, RepoError> {
+        let mut writes = vec![Write::put(Self::customer_item(customer), Cond::NotExists)];
+        writes.push(Write::put(
+            Item::new(format!("CUSTSLUG#{}", customer.slug), "CUSTSLUG", 1, customer.id.to_string()),
+            Cond::NotExists,
+        ));
+        writes.extend(environments.iter().map(|e| Write::put(Self::environment_item(e), Cond::NotExists)));
+        let mut deltas = std::collections::BTreeMap::<(String, String), i64>::new();
+        for r in deployments {
+            writes.push(Write::put(Self::deployment_item(r), Cond::NotExists));
+            for w in Self::counter_writes(r, 1) {
+                if let Write::Add { pk, sk, delta } = w {
+                    *deltas.entry((pk, sk)).or_default() += delta;
+                }
+            }
+        }
+        writes.extend(operations.iter().map(|o| Write::put(Self::operation_item(o), Cond::NotExists)));
+        writes.extend(deltas.into_iter().map(|((pk, sk), delta)| Write::Add { pk, sk, delta }));
+        match self.store.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { index: 0 }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Brings a store written by an older layout up to date (from version `from`); idempotent,
+    /// so an interrupted migration simply runs again at the next start.
+    pub async fn migrate(&self, from: u64) -> Result<usize, RepoError> {
+        let mut touched = 0;
+        if from < 2 {
+            // v2 added the `DEPS` index: rewrite every deployment (same revision) to index it.
+            let mut cursor: Option<String> = None;
+            loop {
+                let customers = self.customers(None, 200, cursor.as_deref()).await?;
+                for c in &customers.items {
+                    let deployments = self.deployments_by_customer(&c.id, None, 1000, None).await?;
+                    for r in deployments.items {
+                        let rev = r.deployment.rev;
+                        match self
+                            .store
+                            .transact(vec![Write::put(Self::deployment_item(&r), Cond::Rev(rev))])
+                            .await
+                        {
+                            Ok(()) => touched += 1,
+                            // Changed meanwhile: whoever changed it wrote the new layout.
+                            Err(StoreError::Conflict { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                match customers.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        Ok(touched)
     }
 
     // --- fleet summary ---

@@ -35,8 +35,9 @@ pub use redb_store::RedbStore;
 pub const INDEX_COUNT: usize = 5;
 /// DynamoDB's limit, enforced by both stores.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-/// The store layout version recorded in the store (`META`/`SCHEMA`).
-pub const SCHEMA_VERSION: u64 = 1;
+/// The store layout version recorded in the store (`META`/`SCHEMA`). 2: deployments gained
+/// the `gsi5` (`DEPS`) index; older stores are re-indexed at start-up (`Repo::migrate`).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// One stored record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -320,4 +321,16 @@ pub async fn check_schema(store: &dyn Store) -> Result<u64, StoreError> {
             }
         }
     }
+}
+
+/// Records that the store now has layout `version` (after a migration).
+pub async fn set_schema_version(store: &dyn Store, version: u64) -> Result<(), StoreError> {
+    let current = store.get(keys::META, keys::SCHEMA).await?;
+    let (rev, cond) = match &current {
+        Some(item) => (item.rev + 1, Cond::Rev(item.rev)),
+        None => (1, Cond::NotExists),
+    };
+    store
+        .transact(vec![Write::put(Item::new(keys::META, keys::SCHEMA, rev, version.to_string()), cond)])
+        .await
 }

@@ -85,7 +85,12 @@ impl RedbStore {
     /// Opens (or creates) the store file in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let path = dir.join(Self::FILE_NAME);
+        Self::open_file(&dir.join(Self::FILE_NAME))
+    }
+
+    /// Opens (or creates) the store file at `path`.
+    pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         let db = Database::create(&path).map_err(unavailable)?;
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(unavailable)?;

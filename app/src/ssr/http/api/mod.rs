@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod customers;
 mod deployments;
+mod users;
 
 use axum::{
     Json, Router,
@@ -92,6 +93,7 @@ impl Modify for SessionAuth {
         customers::environments, customers::create_environment, customers::update_environment,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
+        users::list, users::create, users::update, users::reset_password, users::unlock,
     ),
     modifiers(&SessionAuth)
 )]
@@ -131,5 +133,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/audit/export", get(audit::export))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/{id}", axum::routing::patch(users::update))
+        .route("/api/v1/users/{id}/password", post(users::reset_password))
+        .route("/api/v1/users/{id}/unlock", post(users::unlock))
         .route("/api/{*rest}", axum::routing::any(not_found))
 }

@@ -1,0 +1,150 @@
+//! The read API benchmark (not a timed test: it asserts nothing about speed). With the scale
+//! data set (1,000 customers x 3 environments x 5 capabilities = 15,000 deployments, with
+//! operations) it measures p50/p95/p99 of `GET /deployments?customer=…` and
+//! `GET /fleet/summary` at 1, 10 and 100 concurrent clients on each store, in process (the
+//! router and the store, without the network), and prints a table.
+//!
+//! Run: `make bench` (starts the AWS emulator for the DynamoDB run).
+
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use app::ssr::{catalog::Catalog, clock, seed::seed_scale};
+use axum::{
+    body::{Body, to_bytes},
+    http::{Request, StatusCode, header},
+};
+use common::{TestApp, unique};
+use tower::ServiceExt;
+
+const CUSTOMERS: usize = 1000;
+const REQUESTS_PER_CASE: usize = 3000;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn run_case(
+    app: &TestApp,
+    token: &str,
+    paths: Arc<Vec<String>>,
+    clients: usize,
+) -> (Vec<Duration>, Duration) {
+    let per_client = REQUESTS_PER_CASE / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let router = app.router.clone();
+        let token = token.to_string();
+        let paths = paths.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let path = &paths[(c * per_client + i) % paths.len()];
+                let req = Request::get(path.as_str())
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let t = Instant::now();
+                let response = router.clone().oneshot(req).await.unwrap();
+                let status = response.status();
+                let _ = to_bytes(response.into_body(), 16 << 20).await.unwrap();
+                latencies.push(t.elapsed());
+                assert_eq!(status, StatusCode::OK, "{path}");
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let wall = started.elapsed();
+    all.sort();
+    (all, wall)
+}
+
+async fn benchmark(app: TestApp) {
+    let kind = app.state.repo.store().kind();
+    let catalog = Catalog::load(&app.state.config.catalog_dir, clock::now()).unwrap();
+    let t = Instant::now();
+    let summary =
+        seed_scale(&app.state.repo, &catalog, CUSTOMERS, &app.state.config.demo_password).await.unwrap();
+    println!("{kind}: loaded {summary:?} in {:.1} s", t.elapsed().as_secs_f64());
+
+    let token = app.login("exec@demo.nexus").await;
+    let fleet = app.get("/api/v1/fleet/summary", &token).await;
+    let total = fleet.body["total"].as_i64().unwrap();
+    println!("{kind}: fleet total {total} deployments");
+    assert!(total >= (CUSTOMERS * 15) as i64, "{}", fleet.text);
+
+    // Every scale customer, from the API's own pages.
+    let mut customers = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/customers?limit=200".to_string(),
+            Some(c) => format!("/api/v1/customers?limit=200&cursor={c}"),
+        };
+        let page = app.get(&path, &token).await.body;
+        customers
+            .extend(page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let by_customer: Vec<String> =
+        customers.iter().map(|c| format!("/api/v1/deployments?customer={c}")).collect();
+    let endpoints = [
+        ("GET /deployments?customer=…", Arc::new(by_customer)),
+        ("GET /fleet/summary", Arc::new(vec!["/api/v1/fleet/summary".to_string()])),
+    ];
+
+    let before = app.state.repo.store().calls();
+    let _ = app.get("/api/v1/fleet/summary", &token).await;
+    let after = app.state.repo.store().calls();
+    println!(
+        "{kind}: one fleet summary request = {} get + {} query store calls (no deployment is read)",
+        after.get - before.get,
+        after.query - before.query
+    );
+
+    println!("\n| store | endpoint | clients | requests | p50 ms | p95 ms | p99 ms | req/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, paths) in &endpoints {
+        // Warm-up: caches, connection pools.
+        run_case(&app, &token, paths.clone(), 10).await;
+        for clients in [1, 10, 100] {
+            let (lat, wall) = run_case(&app, &token, paths.clone(), clients).await;
+            println!(
+                "| {kind} | {name} | {clients} | {} | {:.2} | {:.2} | {:.2} | {:.0} |",
+                lat.len(),
+                percentile(&lat, 0.50),
+                percentile(&lat, 0.95),
+                percentile(&lat, 0.99),
+                lat.len() as f64 / wall.as_secs_f64()
+            );
+        }
+    }
+    let calls = app.state.repo.store().calls();
+    println!("\n{kind}: store calls over the run: {calls:?}");
+    assert_eq!(calls.scan, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run with `make bench`"]
+async fn embedded_store() {
+    benchmark(TestApp::embedded(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run with `make bench`"]
+async fn dynamodb_store() {
+    benchmark(TestApp::dynamodb(&unique("nexus-bench")).await).await;
+}

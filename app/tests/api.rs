@@ -880,3 +880,120 @@ async fn executives_manage_users_roles_teams_passwords_and_locks() {
         log.text
     );
 }
+
+fn template(version_note: &str) -> String {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/lead-scoring/1.1.0.yaml"))
+            .unwrap();
+    let start = shipped.find("    Changelog: |").unwrap();
+    let end = start + shipped[start..].find("\nParameters:").unwrap();
+    format!("{}    Changelog: |\n      {version_note}{}", &shipped[..start], &shipped[end..])
+}
+
+#[tokio::test]
+async fn executives_publish_and_deprecate_versions_and_both_survive_a_restart() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let publish = |token: String, version: &'static str, body: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/capabilities/lead-scoring/versions",
+                Some(&token),
+                Some(json!({"version": version, "template": body})),
+            )
+            .await
+        }
+    };
+    let manager = app.login(MANAGER).await;
+    assert_eq!(publish(manager, "1.2.0", template("x")).await.status, StatusCode::FORBIDDEN);
+    let a = publish(exec.clone(), "1.2.0", "Resources: {}\n".into()).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("template")),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("Metadata.Nexus"), "{}", a.text);
+    let a = publish(exec.clone(), "one.two", template("x")).await;
+    assert_eq!(a.body["error"]["field"], "version", "{}", a.text);
+
+    let a = publish(exec.clone(), "1.2.0", template("Scores leads in real time.")).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["version"], "1.2.0");
+    assert!(
+        a.body["parameters"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "ScoreRetentionDays")
+    );
+    assert_eq!(publish(exec.clone(), "1.2.0", template("again")).await.status, StatusCode::CONFLICT);
+    let stored = app.dir.join("artifacts/catalog/lead-scoring/1.2.0.yaml");
+    assert!(std::fs::read_to_string(&stored).unwrap().contains("Scores leads in real time."));
+
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/capabilities/lead-scoring/versions/1.0.0/deprecate",
+            Some(&exec),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["deprecated"], true);
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/capabilities/lead-scoring/versions/9.9.9/deprecate",
+            Some(&exec),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let running = app.get("/api/v1/deployments?capability=lead-scoring&limit=200", &exec).await.body;
+    for d in running["items"].as_array().unwrap() {
+        assert_eq!(d["version_deprecated"], d["version"] == "1.0.0", "{d}");
+    }
+
+    // Restart on the same data: the published version and the deprecation are still there.
+    let config = app.state.config.as_ref().clone();
+    let dir = app.keep();
+    let app = TestApp::build(config, dir).await;
+    let exec = app.login(EXEC).await;
+    let cap = app.get("/api/v1/capabilities/lead-scoring", &exec).await.body;
+    assert_eq!(cap["latest"], "1.2.0", "{cap}");
+    let releases = cap["releases"].as_array().unwrap();
+    assert_eq!(releases[0]["version"], "1.2.0");
+    assert!(releases.iter().any(|r| r["version"] == "1.0.0" && r["deprecated"] == true), "{cap}");
+    let log = app.get("/api/v1/audit?action=catalog.&limit=10", &exec).await;
+    let actions: Vec<&str> =
+        log.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["catalog.deprecate", "catalog.publish"]);
+}
+
+#[tokio::test]
+async fn published_templates_go_to_the_artifacts_bucket_on_s3() {
+    common::require_emulator();
+    let bucket = unique("nexus-art");
+    let s3 = app::ssr::artifacts::S3Artifacts::new(&app::ssr::aws::load_sdk_config().await, bucket.clone());
+    s3.client().create_bucket().bucket(&bucket).send().await.expect("create the bucket on the emulator");
+    let app = TestApp::embedded(&[("NEXUS_ARTIFACTS_BUCKET", &bucket)]).await;
+    let exec = app.login(EXEC).await;
+    let body = template("Published to S3.");
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/capabilities/lead-scoring/versions",
+            Some(&exec),
+            Some(json!({"version": "1.3.0", "template": body})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let object =
+        s3.client().get_object().bucket(&bucket).key("catalog/lead-scoring/1.3.0.yaml").send().await.unwrap();
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(String::from_utf8(stored.to_vec()).unwrap(), body);
+    assert!(!app.dir.join("artifacts").exists(), "nothing written locally");
+}

@@ -1,8 +1,9 @@
 //! The read API benchmark (not a timed test: it asserts nothing about speed). With the scale
 //! data set (1,000 customers x 3 environments x 5 capabilities = 15,000 deployments, with
 //! operations) it measures p50/p95/p99 of `GET /deployments?customer=…` and
-//! `GET /fleet/summary` at 1, 10 and 100 concurrent clients on each store, in process (the
-//! router and the store, without the network), and prints a table.
+//! `GET /fleet/summary` at 1, 10 and 100 concurrent clients on each store, over HTTP on
+//! loopback (so time spent queueing in the server counts, as a client sees it), and prints a
+//! table. Clients and server share the machine's cores.
 //!
 //! Run: `make bench` (starts the AWS emulator for the DynamoDB run).
 
@@ -15,11 +16,12 @@ use std::{
 
 use app::ssr::{catalog::Catalog, clock, seed::seed_scale};
 use axum::{
-    body::{Body, to_bytes},
+    body::Bytes,
     http::{Request, StatusCode, header},
 };
 use common::{TestApp, unique};
-use tower::ServiceExt;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 const CUSTOMERS: usize = 1000;
 const REQUESTS_PER_CASE: usize = 3000;
@@ -29,8 +31,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
 async fn run_case(
-    app: &TestApp,
+    base: &str,
     token: &str,
     paths: Arc<Vec<String>>,
     clients: usize,
@@ -39,21 +43,23 @@ async fn run_case(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let router = app.router.clone();
+        // One connection per client (keep-alive), like a browser or an API script.
+        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
         let token = token.to_string();
         let paths = paths.clone();
+        let base = base.to_string();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
             for i in 0..per_client {
                 let path = &paths[(c * per_client + i) % paths.len()];
-                let req = Request::get(path.as_str())
+                let req = Request::get(format!("{base}{path}"))
                     .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                    .body(Body::empty())
+                    .body(Empty::new())
                     .unwrap();
                 let t = Instant::now();
-                let response = router.clone().oneshot(req).await.unwrap();
+                let response = client.request(req).await.unwrap();
                 let status = response.status();
-                let _ = to_bytes(response.into_body(), 16 << 20).await.unwrap();
+                let _ = response.into_body().collect().await.unwrap();
                 latencies.push(t.elapsed());
                 assert_eq!(status, StatusCode::OK, "{path}");
             }
@@ -106,6 +112,13 @@ async fn benchmark(app: TestApp) {
         ("GET /fleet/summary", Arc::new(vec!["/api/v1/fleet/summary".to_string()])),
     ];
 
+    // The real server on a loopback port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = app::ssr::http::router(app.state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+
     let before = app.state.repo.store().calls();
     let _ = app.get("/api/v1/fleet/summary", &token).await;
     let after = app.state.repo.store().calls();
@@ -119,9 +132,9 @@ async fn benchmark(app: TestApp) {
     println!("|---|---|---|---|---|---|---|---|");
     for (name, paths) in &endpoints {
         // Warm-up: caches, connection pools.
-        run_case(&app, &token, paths.clone(), 10).await;
+        run_case(&base, &token, paths.clone(), 10).await;
         for clients in [1, 10, 100] {
-            let (lat, wall) = run_case(&app, &token, paths.clone(), clients).await;
+            let (lat, wall) = run_case(&base, &token, paths.clone(), clients).await;
             println!(
                 "| {kind} | {name} | {clients} | {} | {:.2} | {:.2} | {:.2} | {:.0} |",
                 lat.len(),

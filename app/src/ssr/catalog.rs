@@ -65,6 +65,9 @@ pub struct CatalogEntry {
     pub versions: Vec<CatalogVersion>,
 }
 
+/// The catalog the services share; publishing and deprecating change it while it is read.
+pub type SharedCatalog = std::sync::Arc<std::sync::RwLock<Catalog>>;
+
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     entries: BTreeMap<String, CatalogEntry>,
@@ -377,6 +380,24 @@ impl Catalog {
             .find(|v| !v.meta.deprecated && !v.meta.version.is_prerelease())
             .map(|v| v.meta.version.clone());
         Ok(())
+    }
+
+    /// Marks a version deprecated: no new deployments; `latest` moves to the newest other one.
+    pub fn set_deprecated(&mut self, slug: &str, version: &Version) -> Result<CapabilityVersion, String> {
+        let entry = self.entries.get_mut(slug).ok_or_else(|| format!("no capability `{slug}`"))?;
+        let v = entry
+            .versions
+            .iter_mut()
+            .find(|v| &v.meta.version == version)
+            .ok_or_else(|| format!("{slug} has no version {version}"))?;
+        v.meta.deprecated = true;
+        let meta = v.meta.clone();
+        entry.capability.latest = entry
+            .versions
+            .iter()
+            .find(|v| !v.meta.deprecated && !v.meta.version.is_prerelease())
+            .map(|v| v.meta.version.clone());
+        Ok(meta)
     }
 
     pub fn capabilities(&self) -> impl Iterator<Item = &Capability> {

@@ -113,6 +113,9 @@ pub struct Config {
     pub catalog_dir: PathBuf,
     /// `NEXUS_TABLE`: the DynamoDB table. Default `nexus-toolkit`.
     pub table_name: String,
+    /// `NEXUS_ARTIFACTS_BUCKET`: the S3 bucket published templates are stored in. Default none:
+    /// the `artifacts` folder of `NEXUS_DATA_DIR`.
+    pub artifacts_bucket: Option<String>,
     /// `NEXUS_CREATE_TABLE`: `true` creates the DynamoDB table when missing (local use; in
     /// production the table comes from `infra/`). Default `false`.
     pub create_table: bool,
@@ -234,7 +237,15 @@ impl Config {
             }
         };
 
+        let artifacts_bucket = get("NEXUS_ARTIFACTS_BUCKET");
+        if let Some(b) = &artifacts_bucket
+            && !((3..=63).contains(&b.len())
+                && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        {
+            return Err(err("NEXUS_ARTIFACTS_BUCKET", format!("`{b}` is not an S3 bucket name")));
+        }
         Ok(Config {
+            artifacts_bucket,
             store,
             create_table,
             data_dir: PathBuf::from(get_or("NEXUS_DATA_DIR", ".data")),

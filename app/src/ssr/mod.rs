@@ -1,5 +1,6 @@
 //! Server-only code: configuration, telemetry, AWS clients, services and the HTTP layer.
 
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod aws;

@@ -6,9 +6,10 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::{
+    artifacts::{ArtifactStore, LocalArtifacts, S3Artifacts},
     audit::AuditLog,
     auth::{AuthService, LockoutPolicy, tokens::TokenSigner},
-    catalog::{Catalog, CatalogError},
+    catalog::{Catalog, CatalogError, SharedCatalog},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
     password::{Argon2Hasher, Hasher},
@@ -40,7 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub health: Arc<HealthService>,
     pub repo: Repo,
-    pub catalog: Arc<Catalog>,
+    pub catalog: SharedCatalog,
+    pub artifacts: Arc<dyn ArtifactStore>,
     pub audit: Arc<AuditLog>,
     pub auth: Arc<AuthService>,
     pub audit_trail: AuditService,
@@ -122,8 +124,10 @@ impl AppState {
         let (store, checks) = open_store(&config).await?;
         let repo = Repo::new(store.clone());
         // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
+        let mut store_ready = false;
         match check_schema(&*store).await {
             Ok(version) => {
+                store_ready = true;
                 if version < SCHEMA_VERSION {
                     let touched = repo.migrate(version).await?;
                     set_schema_version(&*store, SCHEMA_VERSION).await?;
@@ -146,8 +150,22 @@ impl AppState {
             Err(e) => return Err(e.into()),
         }
         let health = HealthService::new(config.store.as_str(), checks, config.health_timeout);
-        let catalog = Arc::new(catalog);
+        let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(catalog));
         let audit = Arc::new(AuditLog::new(store.clone()));
+        let artifacts: Arc<dyn ArtifactStore> = match &config.artifacts_bucket {
+            Some(bucket) => Arc::new(S3Artifacts::new(&super::aws::load_sdk_config().await, bucket.clone())),
+            None => Arc::new(LocalArtifacts::new(config.data_dir.join("artifacts"))),
+        };
+        let capabilities =
+            CapabilityService::new(catalog.clone(), repo.clone(), artifacts.clone(), audit.clone());
+        if store_ready {
+            let applied = capabilities.load_published().await.map_err(StartupError::Catalog)?;
+            tracing::info!(
+                records = applied,
+                artifacts = artifacts.kind(),
+                "published versions and deprecations applied"
+            );
+        }
         let policy = LockoutPolicy {
             threshold: config.lockout_threshold,
             lock_ms: i64::from(config.lockout_minutes) * 60_000,
@@ -171,7 +189,7 @@ impl AppState {
             health: Arc::new(health),
             auth: Arc::new(auth),
             audit_trail: AuditService::new(audit.clone()),
-            capabilities: CapabilityService::new(catalog.clone()),
+            capabilities,
             customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone()),
             fleet: FleetService::new(repo.clone()),
             users: UserService::new(repo.clone(), audit.clone(), hasher),
@@ -179,6 +197,7 @@ impl AppState {
             audit,
             repo,
             catalog,
+            artifacts,
         })
     }
 }

@@ -150,8 +150,17 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the app but keeps its data directory (to start another app on it).
+    pub fn keep(mut self) -> std::path::PathBuf {
+        std::mem::take(&mut self.dir)
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

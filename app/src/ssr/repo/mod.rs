@@ -14,8 +14,10 @@ use crate::domain::{
 
 use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
 
+mod catalog_records;
 mod sessions;
 
+pub use catalog_records::CatalogRecord;
 pub use sessions::{LoginAttempts, Session};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,32 +1,237 @@
-//! The capability catalog as users read it.
+//! The capability catalog: reading it, and an Executive's publishing of new versions (validated
+//! like the shipped templates, stored in the artifact store, remembered in the store) and
+//! deprecation (no new deployments; existing ones are flagged).
 
 use std::sync::Arc;
 
-use crate::domain::{model::Capability, permissions::Action, views::CapabilityDetail};
+use serde::Deserialize;
 
-use super::super::{auth::Actor, catalog::Catalog, error::ServiceError};
+use crate::domain::{
+    model::{Capability, CapabilityVersion},
+    parameters::FieldError,
+    permissions::Action,
+    semver::Version,
+    views::CapabilityDetail,
+};
+
+use super::super::{
+    artifacts::{ArtifactError, ArtifactStore},
+    audit::AuditLog,
+    auth::Actor,
+    catalog::{CatalogVersion, INLINE_TEMPLATE_LIMIT, SharedCatalog, parse_version},
+    clock,
+    error::ServiceError,
+    repo::{CatalogRecord, Repo, RepoError},
+};
+
+/// CloudFormation's largest template (by URL from S3).
+pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
+
+/// `POST /api/v1/capabilities/{slug}/versions`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    /// Semantic version, above none of the existing ones necessarily (patch releases of older
+    /// lines are allowed), but new.
+    pub version: String,
+    /// The CloudFormation template, YAML or JSON, with `Metadata.Nexus`.
+    pub template: String,
+}
 
 #[derive(Clone)]
 pub struct CapabilityService {
-    catalog: Arc<Catalog>,
+    catalog: SharedCatalog,
+    repo: Repo,
+    artifacts: Arc<dyn ArtifactStore>,
+    audit: Arc<AuditLog>,
+}
+
+fn artifact_key(slug: &str, version: &str, json: bool) -> String {
+    format!("catalog/{slug}/{version}.{}", if json { "json" } else { "yaml" })
+}
+
+fn is_json(template: &str) -> bool {
+    template.trim_start().starts_with('{')
 }
 
 impl CapabilityService {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        CapabilityService { catalog }
+    pub fn new(
+        catalog: SharedCatalog,
+        repo: Repo,
+        artifacts: Arc<dyn ArtifactStore>,
+        audit: Arc<AuditLog>,
+    ) -> Self {
+        CapabilityService { catalog, repo, artifacts, audit }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, super::super::catalog::Catalog> {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn list(&self, actor: &Actor) -> Result<Vec<Capability>, ServiceError> {
         actor.require(Action::ViewCatalog)?;
-        Ok(self.catalog.capabilities().cloned().collect())
+        Ok(self.read().capabilities().cloned().collect())
     }
 
     pub fn get(&self, actor: &Actor, slug: &str) -> Result<CapabilityDetail, ServiceError> {
         actor.require(Action::ViewCatalog)?;
-        let entry = self.catalog.get(slug).ok_or(ServiceError::NotFound("capability"))?;
+        let catalog = self.read();
+        let entry = catalog.get(slug).ok_or(ServiceError::NotFound("capability"))?;
         Ok(CapabilityDetail {
             capability: entry.capability.clone(),
             releases: entry.versions.iter().map(|v| v.meta.clone()).collect(),
         })
+    }
+
+    /// Applies what the store remembers (published versions, deprecations) to the catalog the
+    /// folder gave; a published template that no longer validates stops start-up, naming it.
+    pub async fn load_published(&self) -> Result<usize, Vec<super::super::catalog::CatalogError>> {
+        let fail = |file: String, reason: String| vec![super::super::catalog::CatalogError { file, reason }];
+        let records = self.repo.catalog_records().await.map_err(|e| fail("store".into(), e.to_string()))?;
+        let mut applied = 0;
+        for r in records {
+            if let Some(key) = &r.artifact_key {
+                let v: Version = r
+                    .version
+                    .parse()
+                    .map_err(|e: crate::domain::semver::VersionError| fail(key.clone(), e.to_string()))?;
+                let known = self.read().version(&r.slug, &v).is_some();
+                if !known {
+                    let body = self.artifacts.get(key).await.map_err(|e| fail(key.clone(), e.to_string()))?;
+                    let body =
+                        String::from_utf8(body).map_err(|_| fail(key.clone(), "not UTF-8 text".into()))?;
+                    let at = r.published_at.unwrap_or_else(clock::now);
+                    let (meta, capability) =
+                        parse_version(&r.slug, &r.version, &body, key.ends_with(".json"), key, at)?;
+                    let version = CatalogVersion {
+                        needs_url: body.len() > INLINE_TEMPLATE_LIMIT,
+                        meta,
+                        template_body: body,
+                        source: key.into(),
+                    };
+                    let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                    catalog.insert(capability, version).map_err(|e| fail(key.clone(), e))?;
+                    applied += 1;
+                }
+            }
+            if r.deprecated
+                && let Ok(v) = r.version.parse::<Version>()
+            {
+                let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                // A deprecation of a version the folder no longer ships is moot.
+                let _ = catalog.set_deprecated(&r.slug, &v);
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+
+    pub async fn publish(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        input: NewVersion,
+    ) -> Result<CapabilityVersion, ServiceError> {
+        actor.require(Action::ManageCatalog)?;
+        let version: Version =
+            input.version.trim().parse().map_err(|e: crate::domain::semver::VersionError| {
+                ServiceError::invalid("version", "invalid_version", e.to_string())
+            })?;
+        if input.template.len() > MAX_TEMPLATE_BYTES {
+            return Err(ServiceError::invalid(
+                "template",
+                "template_too_large",
+                "a template is at most 1,000,000 bytes",
+            ));
+        }
+        let json = is_json(&input.template);
+        let key = artifact_key(slug, &version.to_string(), json);
+        let now = clock::now();
+        let (meta, capability) =
+            parse_version(slug, &version.to_string(), &input.template, json, "template", now).map_err(
+                |errors| {
+                    ServiceError::fields(
+                        errors
+                            .into_iter()
+                            .map(|e| FieldError::new("template", "invalid_template", e.reason))
+                            .collect(),
+                    )
+                },
+            )?;
+        if self.read().version(slug, &version).is_some() {
+            return Err(ServiceError::Conflict(format!("{slug} {version} exists already")));
+        }
+        // The template first, then the record that points at it: a crash in between leaves an
+        // unreferenced file, never a record without its template.
+        self.artifacts.put(&key, input.template.as_bytes()).await.map_err(|e| match e {
+            ArtifactError::NotFound(_) | ArtifactError::Unavailable(_) => {
+                tracing::error!(error = %e, "publishing a template failed");
+                ServiceError::Unavailable
+            }
+        })?;
+        let record = CatalogRecord {
+            slug: slug.into(),
+            version: version.to_string(),
+            artifact_key: Some(key.clone()),
+            published_at: Some(now),
+            published_by: Some(actor.user.id.clone()),
+            deprecated: false,
+            rev: 0,
+        };
+        self.repo.save_catalog_record(&record).await.map_err(|e| match e {
+            RepoError::Conflict(_) => ServiceError::Conflict(format!("{slug} {version} exists already")),
+            e => e.into(),
+        })?;
+        {
+            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            let entry = CatalogVersion {
+                needs_url: input.template.len() > INLINE_TEMPLATE_LIMIT,
+                meta: meta.clone(),
+                template_body: input.template.clone(),
+                source: key.clone().into(),
+            };
+            catalog.insert(capability, entry).map_err(ServiceError::Conflict)?;
+        }
+        let mut event = actor.audit("catalog.publish", format!("capability/{slug}/{version}"), "success");
+        event.details = serde_json::json!({
+            "sha256": meta.template_sha256, "bytes": meta.template_bytes, "artifact": key, "strategy": meta.strategy,
+        });
+        self.audit.append(event, now).await?;
+        Ok(meta)
+    }
+
+    pub async fn deprecate(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        version: &str,
+    ) -> Result<CapabilityVersion, ServiceError> {
+        actor.require(Action::ManageCatalog)?;
+        let v: Version = version.parse().map_err(|e: crate::domain::semver::VersionError| {
+            ServiceError::invalid("version", "invalid_version", e.to_string())
+        })?;
+        if self.read().version(slug, &v).is_none() {
+            return Err(ServiceError::NotFound("capability version"));
+        }
+        let mut record = self.repo.catalog_record(slug, &v.to_string()).await?.unwrap_or(CatalogRecord {
+            slug: slug.into(),
+            version: v.to_string(),
+            artifact_key: None,
+            published_at: None,
+            published_by: None,
+            deprecated: false,
+            rev: 0,
+        });
+        if !record.deprecated {
+            record.deprecated = true;
+            self.repo.save_catalog_record(&record).await?;
+        }
+        let meta = {
+            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            catalog.set_deprecated(slug, &v).map_err(|_| ServiceError::NotFound("capability version"))?
+        };
+        let event = actor.audit("catalog.deprecate", format!("capability/{slug}/{v}"), "success");
+        self.audit.append(event, clock::now()).await?;
+        Ok(meta)
     }
 }

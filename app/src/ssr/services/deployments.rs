@@ -4,8 +4,6 @@
 //! partitions of their team's Reps read one after another); filters the partition cannot
 //! express are applied to the records read, never by a Scan.
 
-use std::sync::Arc;
-
 use crate::domain::{
     ids::Id,
     lifecycle::DeploymentStatus,
@@ -16,7 +14,7 @@ use crate::domain::{
 
 use super::super::{
     auth::Actor,
-    catalog::Catalog,
+    catalog::SharedCatalog,
     error::ServiceError,
     repo::{DeploymentRecord, Repo, RepoError},
     store::{Query, keys},
@@ -34,18 +32,19 @@ pub struct DeploymentFilter {
 #[derive(Clone)]
 pub struct DeploymentService {
     repo: Repo,
-    catalog: Arc<Catalog>,
+    catalog: SharedCatalog,
 }
 
 impl DeploymentService {
-    pub fn new(repo: Repo, catalog: Arc<Catalog>) -> Self {
+    pub fn new(repo: Repo, catalog: SharedCatalog) -> Self {
         DeploymentService { repo, catalog }
     }
 
     /// Masks `NoEcho` parameters and flags deprecated versions.
     pub fn view(&self, r: DeploymentRecord) -> DeploymentView {
         let mut d = r.deployment;
-        let version = self.catalog.version(&d.capability, &d.version);
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let version = catalog.version(&d.capability, &d.version);
         d.parameters = match version {
             Some(v) => v.meta.parameters.masked(&d.parameters),
             None => d
@@ -102,7 +101,7 @@ impl DeploymentService {
             actor.check_customer(Action::ViewCustomers, &customer.owner_id, "customer")?;
         }
         if let Some(cap) = &filter.capability
-            && self.catalog.get(cap).is_none()
+            && self.catalog.read().unwrap_or_else(|p| p.into_inner()).get(cap).is_none()
         {
             return Err(ServiceError::invalid(
                 "capability",
@@ -178,7 +177,8 @@ impl DeploymentService {
     /// `NoEcho` values never leave the server: masked by the target version's schema, or
     /// all masked when the schema is unknown.
     fn mask_operation(&self, mut op: Operation) -> Operation {
-        let schema = op.target_version.as_ref().and_then(|v| self.catalog.version(&op.capability, v));
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let schema = op.target_version.as_ref().and_then(|v| catalog.version(&op.capability, v));
         op.parameters = match schema {
             Some(v) => v.meta.parameters.masked(&op.parameters),
             None => op

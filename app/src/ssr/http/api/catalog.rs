@@ -3,18 +3,20 @@
 use axum::{
     Json,
     extract::{Path, State},
+    http::StatusCode,
 };
 
 use crate::{
     domain::{
-        model::{Capability, Page},
+        model::{Capability, CapabilityVersion, Page},
         views::CapabilityDetail,
     },
     ssr::{
         http::{
             error::{ApiResult, ErrorBody},
-            extract::{Authed, Params},
+            extract::{ApiJson, Authed, Params},
         },
+        services::capabilities::NewVersion,
         state::AppState,
     },
 };
@@ -42,4 +44,33 @@ pub async fn get(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CapabilityDetail>> {
     Ok(Json(state.capabilities.get(&actor, &slug)?))
+}
+
+/// Publishes a new version: the template (YAML or JSON with `Metadata.Nexus`) is validated like
+/// the shipped ones and stored in the artifacts bucket (or the data directory). Executives only.
+#[utoipa::path(post, path = "/api/v1/capabilities/{slug}/versions", tag = "catalog",
+    request_body = NewVersion, params(("slug" = String, Path)),
+    responses((status = 201, body = CapabilityVersion), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<NewVersion>,
+) -> ApiResult<(StatusCode, Json<CapabilityVersion>)> {
+    Ok((StatusCode::CREATED, Json(state.capabilities.publish(&actor, &slug, body).await?)))
+}
+
+/// Deprecates a version: no new deployments of it; existing ones are flagged.
+#[utoipa::path(post, path = "/api/v1/capabilities/{slug}/versions/{version}/deprecate", tag = "catalog",
+    params(("slug" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = CapabilityVersion), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn deprecate(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path((slug, version)): Path<(String, String)>,
+) -> ApiResult<Json<CapabilityVersion>> {
+    Ok(Json(state.capabilities.deprecate(&actor, &slug, &version).await?))
 }

@@ -88,7 +88,7 @@ impl Modify for SessionAuth {
         Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
     paths(
         auth::login, auth::logout, auth::me,
-        catalog::list, catalog::get,
+        catalog::list, catalog::get, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
@@ -115,6 +115,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/capabilities", get(catalog::list))
         .route("/api/v1/capabilities/{slug}", get(catalog::get))
+        .route("/api/v1/capabilities/{slug}/versions", post(catalog::publish))
+        .route("/api/v1/capabilities/{slug}/versions/{version}/deprecate", post(catalog::deprecate))
         .route("/api/v1/customers", get(customers::list).post(customers::create))
         .route("/api/v1/customers/{id}", get(customers::get).patch(customers::update))
         .route(

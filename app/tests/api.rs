@@ -997,3 +997,62 @@ async fn published_templates_go_to_the_artifacts_bucket_on_s3() {
     assert_eq!(String::from_utf8(stored.to_vec()).unwrap(), body);
     assert!(!app.dir.join("artifacts").exists(), "nothing written locally");
 }
+
+/// Production reads the signing key from Secrets Manager (here: the emulator's).
+#[tokio::test]
+async fn the_signing_key_comes_from_secrets_manager() {
+    common::require_emulator();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let key = format!("fake-secrets-manager-signing-key-{}", unique("k"));
+    let created = client.create_secret().name(unique("nexus-jwt")).secret_string(&key).send().await.unwrap();
+    let arn = created.arn().unwrap().to_string();
+
+    let app = TestApp::embedded(&[("NEXUS_JWT_SECRET_ARN", &arn)]).await;
+    let token = app.login(REP).await;
+    let header = token.split('.').next().unwrap();
+    use base64::Engine;
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap())
+            .unwrap();
+    let expected = app::ssr::auth::tokens::TokenSigner::new(key.as_bytes());
+    assert_eq!(header["kid"], expected.kid(), "signed with the secret's key, not NEXUS_JWT_SECRET");
+    assert!(expected.verify(&token, app::ssr::clock::now()).is_ok());
+
+    // A secret that cannot be read stops start-up, naming the variable (never the value).
+    let missing = "arn:aws:secretsmanager:us-east-1:000000000000:secret:nexus-missing-abcdef";
+    let dir = std::env::temp_dir().join(unique("nexus-jwt-missing"));
+    let config =
+        common::test_config(&[("NEXUS_DATA_DIR", dir.to_str().unwrap()), ("NEXUS_JWT_SECRET_ARN", missing)]);
+    let error = match app::ssr::state::AppState::build(config, common::leptos_options()).await {
+        Ok(_) => panic!("start-up must fail without its signing key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("NEXUS_JWT_SECRET_ARN"), "{error}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A store that is down answers 503 (and loses nothing: nothing was accepted); `/health` names
+/// the failing check.
+#[tokio::test]
+async fn a_store_that_is_down_answers_503() {
+    common::require_emulator();
+    // A DynamoDB table that does not exist: start-up tolerates it, every call fails.
+    let table = unique("nexus-missing");
+    let config = common::test_config(&[("NEXUS_STORE", "dynamodb"), ("NEXUS_TABLE", &table)]);
+    let app = TestApp::build(config, std::env::temp_dir().join(unique("nexus-down"))).await;
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP, "password": DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+    assert_eq!(a.body["error"]["code"], "unavailable");
+    assert!(!a.text.contains(&table), "internal details stay in the logs: {}", a.text);
+    let health = app.call(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.body["checks"]["store"]["status"], "fail");
+}

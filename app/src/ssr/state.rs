@@ -88,19 +88,38 @@ pub async fn open_store(
     })
 }
 
-/// The session signing key: `NEXUS_JWT_SECRET`, or a random one for this process only.
-fn signing_key(config: &Config) -> Result<Vec<u8>, StartupError> {
-    if config.jwt_secret_arn.is_some() {
-        // Secrets Manager support lands with the identity issue's next step; refuse rather than
-        // silently fall back to a key nobody configured.
-        return Err(StartupError::SigningKey(
-            "NEXUS_JWT_SECRET_ARN is not supported yet: set NEXUS_JWT_SECRET".into(),
-        ));
+/// The shortest signing key accepted (HS256 wants at least its 256-bit output size).
+const MIN_KEY_LEN: usize = 32;
+
+/// The session signing key: from Secrets Manager (`NEXUS_JWT_SECRET_ARN`, production), from
+/// `NEXUS_JWT_SECRET`, or a random one for this process only (development, loudly).
+async fn signing_key(config: &Config) -> Result<Vec<u8>, StartupError> {
+    if let Some(arn) = &config.jwt_secret_arn {
+        if config.jwt_secret.is_some() {
+            tracing::warn!(
+                "both NEXUS_JWT_SECRET_ARN and NEXUS_JWT_SECRET are set: using the Secrets Manager secret"
+            );
+        }
+        let sdk = super::aws::load_sdk_config().await;
+        let client = aws_sdk_secretsmanager::Client::new(&sdk);
+        let secret = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+            tracing::error!(error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "GetSecretValue failed");
+            StartupError::SigningKey(format!(
+                "NEXUS_JWT_SECRET_ARN: cannot read the secret `{arn}` from Secrets Manager (see the log for the AWS error)"
+            ))
+        })?;
+        let value = secret.secret_string().unwrap_or_default();
+        if value.len() < MIN_KEY_LEN {
+            return Err(StartupError::SigningKey(format!(
+                "NEXUS_JWT_SECRET_ARN: the secret must be a string of at least {MIN_KEY_LEN} characters"
+            )));
+        }
+        return Ok(value.as_bytes().to_vec());
     }
     match &config.jwt_secret {
-        Some(secret) if secret.expose().len() < 32 => {
-            Err(StartupError::SigningKey("NEXUS_JWT_SECRET must be at least 32 characters".into()))
-        }
+        Some(secret) if secret.expose().len() < MIN_KEY_LEN => Err(StartupError::SigningKey(format!(
+            "NEXUS_JWT_SECRET must be at least {MIN_KEY_LEN} characters"
+        ))),
         Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
         None => {
             tracing::warn!(
@@ -174,7 +193,7 @@ impl AppState {
         let auth = AuthService::new(
             repo.clone(),
             audit.clone(),
-            TokenSigner::new(&signing_key(&config)?),
+            TokenSigner::new(&signing_key(&config).await?),
             hasher.clone(),
             policy,
         );

@@ -30,6 +30,7 @@ cleanup() {
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   "$NEXUS_ROOT/scripts/emulator.sh" stop || true
+  NEXUS_EMULATOR=moto NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/moto" "$NEXUS_ROOT/scripts/emulator.sh" stop || true
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT INT TERM
@@ -37,6 +38,10 @@ trap cleanup EXIT INT TERM
 step "starting the AWS emulator"
 ENDPOINT="$("$NEXUS_ROOT/scripts/emulator.sh" start)"
 use_local_aws "$ENDPOINT"
+# Cognito's tokens come from moto: ministack's cognito-idp JWKS is not valid (see app/tests/cognito.rs).
+step "starting moto for cognito-idp"
+NEXUS_TEST_COGNITO_ENDPOINT="$(NEXUS_EMULATOR=moto NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/moto" "$NEXUS_ROOT/scripts/emulator.sh" start)"
+export NEXUS_TEST_COGNITO_ENDPOINT
 
 # --release: the tests share the release server build's dependencies (the AWS SDK compiles once).
 step "Rust tests (unit and integration)"

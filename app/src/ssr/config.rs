@@ -116,6 +116,9 @@ pub struct Config {
     /// `NEXUS_ARTIFACTS_BUCKET`: the S3 bucket published templates are stored in. Default none:
     /// the `artifacts` folder of `NEXUS_DATA_DIR`.
     pub artifacts_bucket: Option<String>,
+    /// `NEXUS_COGNITO_USER_POOL_ID`, `NEXUS_COGNITO_CLIENT_ID`, `NEXUS_COGNITO_REGION` (default
+    /// `AWS_REGION`), `NEXUS_COGNITO_JWKS_URL` (default: the pool's): single sign-on. Default off.
+    pub cognito: Option<crate::ssr::auth::cognito::CognitoConfig>,
     /// `NEXUS_CREATE_TABLE`: `true` creates the DynamoDB table when missing (local use; in
     /// production the table comes from `infra/`). Default `false`.
     pub create_table: bool,
@@ -244,7 +247,28 @@ impl Config {
         {
             return Err(err("NEXUS_ARTIFACTS_BUCKET", format!("`{b}` is not an S3 bucket name")));
         }
+        let cognito = match (get("NEXUS_COGNITO_USER_POOL_ID"), get("NEXUS_COGNITO_CLIENT_ID")) {
+            (None, None) => None,
+            (Some(pool), Some(client)) => {
+                let region = get("NEXUS_COGNITO_REGION")
+                    .or_else(|| pool.split_once('_').map(|(r, _)| r.to_string()))
+                    .ok_or_else(|| err("NEXUS_COGNITO_REGION", "set the user pool's region".into()))?;
+                Some(crate::ssr::auth::cognito::CognitoConfig {
+                    region,
+                    user_pool_id: pool,
+                    client_id: client,
+                    jwks_url: get("NEXUS_COGNITO_JWKS_URL"),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(err("NEXUS_COGNITO_USER_POOL_ID", "set it with NEXUS_COGNITO_CLIENT_ID".into()));
+            }
+            (Some(_), None) => {
+                return Err(err("NEXUS_COGNITO_CLIENT_ID", "set it with NEXUS_COGNITO_USER_POOL_ID".into()));
+            }
+        };
         Ok(Config {
+            cognito,
             artifacts_bucket,
             store,
             create_table,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod http_client;
 pub mod ids;
 pub mod password;
 pub mod rate_limit;

@@ -31,6 +31,8 @@ pub enum StartupError {
     Seed(#[from] RepoError),
     #[error("the session signing key: {0}")]
     SigningKey(String),
+    #[error("single sign-on: {0}")]
+    Sso(String),
     #[error("the capability catalog is invalid:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Catalog(Vec<CatalogError>),
 }
@@ -197,6 +199,14 @@ impl AppState {
             hasher.clone(),
             policy,
         );
+        let auth = match &config.cognito {
+            Some(c) => {
+                let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
+                tracing::info!(issuer = %c.issuer(), "single sign-on with Cognito is on");
+                auth.with_cognito(super::auth::cognito::CognitoVerifier::new(c.clone(), http))
+            }
+            None => auth,
+        };
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
         Ok(Self {
             leptos_options,

@@ -7,6 +7,7 @@
 //! - A session is a stored record; tokens name it, so sign-out (revoking the session) ends every
 //!   token renewed from it, and a deactivated user's tokens stop working at once.
 
+pub mod cognito;
 pub mod tokens;
 
 use std::{net::IpAddr, sync::Arc};
@@ -159,6 +160,7 @@ pub struct AuthService {
     /// Verified against when the email is unknown, so that costs the same as a wrong password.
     dummy_hash: String,
     policy: LockoutPolicy,
+    cognito: Option<cognito::CognitoVerifier>,
 }
 
 /// Emails are compared trimmed and lower-case.
@@ -177,7 +179,125 @@ impl AuthService {
         let mut random = [0u8; 24];
         getrandom::fill(&mut random).expect("the operating system's random source is unavailable");
         let dummy_hash = hasher.hash(&format!("{random:?}"));
-        AuthService { repo, audit, signer, hasher, dummy_hash, policy }
+        AuthService { repo, audit, signer, hasher, dummy_hash, policy, cognito: None }
+    }
+
+    /// Turns on single sign-on with this user pool.
+    pub fn with_cognito(mut self, verifier: cognito::CognitoVerifier) -> Self {
+        self.cognito = Some(verifier);
+        self
+    }
+
+    /// Opens a session for a Cognito ID or access token. The user is matched by email (or
+    /// username), created on first sign-in, and takes the role their `cognito:groups` give: the
+    /// pool, not this app, decides who is what.
+    pub async fn login_cognito(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginResponse, ServiceError> {
+        let verifier = self
+            .cognito
+            .as_ref()
+            .ok_or_else(|| ServiceError::Forbidden("single sign-on is not configured".into()))?;
+        let identity = match verifier.verify(token, now).await {
+            Ok(identity) => identity,
+            Err(cognito::CognitoError::Jwks(e)) => {
+                tracing::error!(error = %e, "cannot verify Cognito tokens");
+                return Err(ServiceError::Unavailable);
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "refused a Cognito token");
+                let event = NewEvent {
+                    source_ip: client.ip_string(),
+                    action: "auth.sso".into(),
+                    target: "cognito".into(),
+                    outcome: "failure".into(),
+                    details: serde_json::json!({"reason": e.to_string()}),
+                    ..Default::default()
+                };
+                self.record(event, now).await;
+                return Err(ServiceError::Unauthenticated);
+            }
+        };
+        let email =
+            normalize_email(identity.email.as_deref().or(identity.username.as_deref()).unwrap_or_default());
+        if !email.contains('@') {
+            return Err(ServiceError::Forbidden("the Cognito account has no email address".into()));
+        }
+        let Some(role) = identity.role() else {
+            let event = NewEvent {
+                actor_email: Some(email.clone()),
+                source_ip: client.ip_string(),
+                action: "auth.sso".into(),
+                target: format!("user/{email}"),
+                outcome: "denied".into(),
+                details: serde_json::json!({"groups": identity.groups}),
+                ..Default::default()
+            };
+            self.record(event, now).await;
+            return Err(ServiceError::Forbidden("your Cognito groups grant no role in the toolkit".into()));
+        };
+        let user = match self.repo.user_by_email(&email).await? {
+            Some(mut record) => {
+                if !record.user.active {
+                    return Err(ServiceError::Unauthenticated);
+                }
+                if record.user.role != role {
+                    let before = record.clone();
+                    record.user.role = role;
+                    if role != Role::Rep {
+                        record.user.manager_id = None;
+                    }
+                    self.repo.update_user(&before, record.clone()).await?;
+                    record.user.rev += 1;
+                }
+                record.user
+            }
+            None => {
+                let record = super::repo::UserRecord {
+                    user: User {
+                        id: new_id(),
+                        email: email.clone(),
+                        name: identity.username.clone().unwrap_or_else(|| email.clone()),
+                        role,
+                        manager_id: None,
+                        active: true,
+                        created_at: now,
+                        rev: 0,
+                    },
+                    // Signs in through the pool only.
+                    password_hash: None,
+                    failed_logins: 0,
+                    locked_until: None,
+                };
+                self.repo.create_user(record).await?
+            }
+        };
+        let session = Session {
+            id: new_id(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
+            revoked_at: None,
+            method: "cognito".into(),
+        };
+        self.repo.create_session(&session).await?;
+        let (token, claims) = self.signer.issue(user.id.as_str(), session.id.as_str(), now);
+        let event = NewEvent {
+            actor_id: Some(user.id.clone()),
+            actor_email: Some(email.clone()),
+            actor_role: Some(role),
+            source_ip: client.ip_string(),
+            action: "auth.sso".into(),
+            target: format!("user/{email}"),
+            outcome: "success".into(),
+            details: serde_json::json!({"session": session.id, "groups": identity.groups, "token_use": identity.token_use}),
+            ..Default::default()
+        };
+        self.record(event, now).await;
+        Ok(LoginResponse { token, expires_at: claims.expires_at(), user })
     }
 
     pub fn signer(&self) -> &TokenSigner {

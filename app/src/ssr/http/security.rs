@@ -67,7 +67,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
                 .into_response();
         }
-        if req.uri().path() == "/api/v1/auth/login"
+        if matches!(req.uri().path(), "/api/v1/auth/login" | "/api/v1/auth/cognito")
             && let Some(limiter) = &state.limits.login
             && let Err(secs) = limiter.check(ip, now)
         {

@@ -61,6 +61,43 @@ pub async fn login(
     Ok((headers, Json(response)))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoLogin {
+    /// A Cognito ID or access token of the configured user pool and app client.
+    pub token: String,
+}
+
+/// Single sign-on: exchanges a Cognito token (verified against the pool's JWKS) for a session.
+/// The user's `cognito:groups` name their role.
+#[utoipa::path(post, path = "/api/v1/auth/cognito", tag = "auth", request_body = CognitoLogin,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+              (status = 403, description = "no role, or SSO is off", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn cognito(
+    State(state): State<AppState>,
+    client: axum::Extension<ClientInfo>,
+    ApiJson(body): ApiJson<CognitoLogin>,
+) -> ApiResult<impl IntoResponse> {
+    let now = clock::now();
+    let response = state.auth.login_cognito(&body.token, &client, now).await?;
+    session_response(&state, response, now)
+}
+
+fn session_response(
+    state: &AppState,
+    response: LoginResponse,
+    now: crate::domain::time::Timestamp,
+) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+    let claims =
+        state.auth.signer().verify(&response.token, now).map_err(|_| {
+            crate::ssr::http::error::ApiError::from(crate::ssr::error::ServiceError::Internal)
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, session_cookie(&response.token, &claims, state.config.https()));
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    Ok((headers, Json(response)))
+}
+
 /// Ends the session: its token and every renewal of it stop working.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = ErrorBody)), security(("session" = [])))]

@@ -87,7 +87,7 @@ impl Modify for SessionAuth {
         Every route but sign-in needs a session: `Authorization: Bearer <token>` or the session cookie. \
         Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
     paths(
-        auth::login, auth::logout, auth::me,
+        auth::login, auth::cognito, auth::logout, auth::me,
         catalog::list, catalog::get, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
@@ -111,6 +111,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/cognito", post(auth::cognito))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/capabilities", get(catalog::list))

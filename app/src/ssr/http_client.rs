@@ -1,0 +1,52 @@
+//! Outbound HTTPS for the few calls that are not AWS SDK calls (Cognito's JWKS): hyper with
+//! rustls (ring) and the system's root certificates, a timeout and a response size limit.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Answers above this are refused (a JWKS is a few KB).
+const MAX_BODY: usize = 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: Client<Https, Empty<axum::body::Bytes>>,
+}
+
+impl HttpClient {
+    pub fn new() -> Result<Self, String> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("no root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(HttpClient { client: Client::builder(TokioExecutor::new()).build(connector) })
+    }
+
+    /// GETs a JSON document.
+    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
+        let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let request = axum::http::Request::get(uri).body(Empty::new()).map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| format!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the read API benchmark on both stores (15,000 deployments), printed as tables.
+# `make bench`: the read API benchmark on both stores (15,000 deployments), printed as tables, and
+# the per-request cost breakdown on the embedded store.
 # Not part of `make test`: it measures, it does not judge. Figures go into the issue notes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"

@@ -161,3 +161,70 @@ async fn embedded_store() {
 async fn dynamodb_store() {
     benchmark(TestApp::dynamodb(&unique("nexus-bench")).await).await;
 }
+
+/// Where one request's time goes (in process, one client): auth, the service call, the JSON.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run with `make bench`"]
+async fn embedded_cost_breakdown() {
+    use app::ssr::{auth::ClientInfo, services::deployments::DeploymentFilter};
+    let app = TestApp::embedded(&[]).await;
+    let catalog = Catalog::load(&app.state.config.catalog_dir, clock::now()).unwrap();
+    seed_scale(&app.state.repo, &catalog, 200, &app.state.config.demo_password).await.unwrap();
+    let token = app.login("exec@demo.nexus").await;
+    let customers = app.get("/api/v1/customers?limit=200", &token).await.body;
+    let ids: Vec<app::domain::ids::Id> = customers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| app::domain::ids::Id::parse(c["id"].as_str().unwrap()).unwrap())
+        .collect();
+    let n = 5000;
+    let client = ClientInfo::default();
+    let t = Instant::now();
+    let mut actor = None;
+    for _ in 0..n {
+        actor = Some(app.state.auth.authenticate(&token, &client, clock::now()).await.unwrap().actor);
+    }
+    let auth_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let actor = actor.unwrap();
+    let t = Instant::now();
+    let mut last = None;
+    for i in 0..n {
+        let filter = DeploymentFilter { customer: Some(ids[i % ids.len()].clone()), ..Default::default() };
+        last = Some(app.state.deployments.list(&actor, &filter, 50, None).await.unwrap());
+    }
+    let service_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let page = last.unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        app.state.repo.deployments_by_customer(&ids[i % ids.len()], None, 50, None).await.unwrap();
+    }
+    let repo_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let t = Instant::now();
+    for i in 0..n {
+        let q = app::ssr::store::Query::index(
+            app::ssr::store::keys::GSI1,
+            app::ssr::store::keys::customer(ids[i % ids.len()].as_str()),
+        )
+        .limit(50);
+        app.state.repo.store().query(q).await.unwrap();
+    }
+    let store_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let t = Instant::now();
+    for i in 0..n {
+        app.state.repo.customer(&ids[i % ids.len()]).await.unwrap();
+    }
+    let get_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "of which: store query {store_us:.1} µs, repo (query + records) {repo_us:.1} µs, customer get {get_us:.1} µs"
+    );
+    let t = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes = serde_json::to_vec(&page).unwrap().len();
+    }
+    let json_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "per request: authenticate {auth_us:.1} µs, deployments service {service_us:.1} µs, JSON {json_us:.1} µs ({bytes} bytes)"
+    );
+}

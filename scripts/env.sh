@@ -19,6 +19,7 @@ export AWS_EC2_METADATA_DISABLED=true
 WASM_BINDGEN_VERSION=0.2.130
 CARGO_LEPTOS_VERSION=0.3.11
 MINISTACK_VERSION=1.5.33
+CFN_LINT_VERSION=1.58.0
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }

@@ -85,6 +85,11 @@ install_emulator() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "ministack==$MINISTACK_VERSION"
   fi
+  # cfn-lint checks every CloudFormation template (catalog/, infra/) in the test command.
+  if [ "$("$venv/bin/pip" show cfn-lint 2>/dev/null | awk '/^Version/{print $2}')" != "$CFN_LINT_VERSION" ]; then
+    log "installing cfn-lint $CFN_LINT_VERSION into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+  fi
 }
 
 if want build; then install_wasm_target; install_wasm_bindgen; install_cargo_leptos; install_node_tools; fi

@@ -16,6 +16,12 @@ step "installing what is missing"
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "cfn-lint: every CloudFormation template (catalog/, infra/)"
+shopt -s nullglob
+TEMPLATES=(catalog/*/*.yaml catalog/*/*.json infra/*.yaml)
+shopt -u nullglob
+"$NEXUS_TOOLS_DIR/venv/bin/cfn-lint" "${TEMPLATES[@]}"
+
 step "clippy: server (ssr)"
 cargo clippy --locked -p app -p server --features app/ssr --all-targets -- -D warnings
 step "clippy: browser (hydrate, wasm32)"

@@ -253,6 +253,17 @@ pub fn parse_version(
                 continue;
             };
             let policy = resource.get("DeletionPolicy").and_then(Value::as_str);
+            let snapshots = matches!(kind, "AWS::RDS::DBInstance" | "AWS::RDS::DBCluster");
+            for attribute in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                if resource.get(attribute).and_then(Value::as_str) == Some("Snapshot")
+                    && DATA_RESOURCES.contains(&kind)
+                    && !snapshots
+                {
+                    errors.push(format!(
+                        "{logical_id}: CloudFormation cannot snapshot {kind}; use {attribute}: Retain"
+                    ));
+                }
+            }
             if retain_data
                 && DATA_RESOURCES.contains(&kind)
                 && !matches!(policy, Some("Retain" | "Snapshot" | "RetainExceptOnCreate"))
@@ -476,6 +487,14 @@ Resources:
         let lead = catalog.get("lead-scoring").unwrap();
         assert_eq!(lead.capability.latest, Some("1.1.0".parse().unwrap()));
         assert!(lead.versions[0].meta.changelog.contains("dead-letter"));
+    }
+
+    #[test]
+    fn snapshot_is_refused_where_cloudformation_cannot_take_one() {
+        let body = GOOD.replace("DeletionPolicy: Retain", "DeletionPolicy: Snapshot");
+        assert_ne!(body, GOOD, "the fixture has a retained data resource");
+        let errors = parse_version("demo", "1.0.0", &body, false, "f.yaml", Timestamp(0)).unwrap_err();
+        assert!(errors.iter().any(|e| e.reason.contains("cannot snapshot")), "{errors:?}");
     }
 
     #[test]

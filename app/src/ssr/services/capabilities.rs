@@ -18,14 +18,11 @@ use super::super::{
     artifacts::{ArtifactError, ArtifactStore},
     audit::AuditLog,
     auth::Actor,
-    catalog::{CatalogVersion, INLINE_TEMPLATE_LIMIT, SharedCatalog, parse_version},
+    catalog::{CatalogVersion, INLINE_TEMPLATE_LIMIT, MAX_TEMPLATE_BYTES, SharedCatalog, parse_version},
     clock,
     error::ServiceError,
     repo::{CatalogRecord, Repo, RepoError},
 };
-
-/// CloudFormation's largest template (by URL from S3).
-pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
 
 /// `POST /api/v1/capabilities/{slug}/versions`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]

@@ -17,6 +17,7 @@ const EXEC: &str = "exec@demo.nexus";
 const MANAGER: &str = "manager@demo.nexus";
 const MANAGER2: &str = "manager2@demo.nexus";
 const REP: &str = "rep@demo.nexus";
+const REP2: &str = "rep2@demo.nexus";
 const REP3: &str = "rep3@demo.nexus";
 
 /// Every read route, with ids taken from the demo data.
@@ -827,7 +828,11 @@ async fn executives_manage_users_roles_teams_passwords_and_locks() {
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
     assert_eq!(login("Nova-Password-2026!").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(login("Reset-Password-2026!").await.status, StatusCode::OK);
+    // A reset ends the sessions opened before it.
+    assert_eq!(app.get("/api/v1/me", &nova_token).await.status, StatusCode::UNAUTHORIZED);
+    let after_reset = login("Reset-Password-2026!").await;
+    assert_eq!(after_reset.status, StatusCode::OK);
+    let nova_token = after_reset.body["token"].as_str().unwrap().to_string();
 
     // Deactivating ends their sessions at once (the reset made revision 3).
     assert_eq!(app.get("/api/v1/me", &nova_token).await.status, StatusCode::OK);
@@ -1055,4 +1060,32 @@ async fn a_store_that_is_down_answers_503() {
     let health = app.call(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health.body["checks"]["store"]["status"], "fail");
+}
+
+/// Guesses sent all at once get no more verifications than the lockout allows: each attempt is
+/// counted (conditionally) before its password is checked.
+#[tokio::test]
+async fn parallel_guesses_do_not_get_around_the_lockout() {
+    let app = TestApp::embedded(&[]).await;
+    let guesses = (0..20).map(|i| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP2, "password": format!("Wrong-Password-{i}!")})),
+        )
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let unauthorized = answers.iter().filter(|a| a.status == StatusCode::UNAUTHORIZED).count();
+    let locked = answers.iter().filter(|a| a.status == StatusCode::LOCKED).count();
+    assert_eq!((unauthorized, locked), (4, 16), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    let right = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": REP2, "password": DEMO_PASSWORD})),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::LOCKED, "the right password does not get through the lock");
 }

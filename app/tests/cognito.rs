@@ -63,7 +63,8 @@ async fn pool() -> Pool {
         .to_string();
     let client = idp(
         "CreateUserPoolClient",
-        json!({"UserPoolId": id, "ClientName": "web", "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH"]}),
+        json!({"UserPoolId": id, "ClientName": "web", "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH"],
+               "ReadAttributes": ["email", "email_verified"]}),
     )
     .await["UserPoolClient"]["ClientId"]
         .as_str()
@@ -78,10 +79,15 @@ async fn pool() -> Pool {
 const PASSWORD: &str = "Fake-Sso-Password-1!";
 
 async fn user(pool: &Pool, email: &str, group: &str) {
+    user_with(pool, email, group, true).await
+}
+
+async fn user_with(pool: &Pool, email: &str, group: &str, verified: bool) {
     idp(
         "AdminCreateUser",
         json!({"UserPoolId": pool.id, "Username": email, "MessageAction": "SUPPRESS",
-               "UserAttributes": [{"Name": "email", "Value": email}]}),
+               "UserAttributes": [{"Name": "email", "Value": email},
+                                  {"Name": "email_verified", "Value": verified.to_string()}]}),
     )
     .await;
     idp(
@@ -118,6 +124,8 @@ async fn cognito_tokens_open_sessions_with_the_role_their_groups_give() {
     let pool = pool().await;
     user(&pool, "sso.manager@demo.nexus", "sales_manager").await;
     user(&pool, "contractor@demo.nexus", "contractors").await;
+    // Someone who set another person's email on their own account: never verified.
+    user_with(&pool, "manager@demo.nexus", "rep", false).await;
     let c = config(&pool);
     let jwks = c.jwks_url.clone().unwrap();
     let app = TestApp::embedded(&[
@@ -139,7 +147,7 @@ async fn cognito_tokens_open_sessions_with_the_role_their_groups_give() {
     assert_eq!(a.body["user"]["email"], "sso.manager@demo.nexus");
     let session = a.body["token"].as_str().unwrap().to_string();
     assert_eq!(app.get("/api/v1/me", &session).await.body["user"]["role"], "sales_manager");
-    // The access token works too, and finds the same user.
+    // The access token (no email in it) works once the subject is linked, and finds the same user.
     let b = sso(access_token).await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.text);
     assert_eq!(b.body["user"]["id"], a.body["user"]["id"]);
@@ -161,6 +169,13 @@ async fn cognito_tokens_open_sessions_with_the_role_their_groups_give() {
     // Groups that grant no role: 403, audited.
     let (contractor, _) = tokens(&pool.client, "contractor@demo.nexus").await;
     assert_eq!(sso(contractor).await.status, StatusCode::FORBIDDEN);
+    // An unverified email never matches an account (here: the demo Sales Manager's).
+    let (impostor, impostor_access) = tokens(&pool.client, "manager@demo.nexus").await;
+    let a = sso(impostor).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert_eq!(sso(impostor_access).await.status, StatusCode::FORBIDDEN);
+    let manager = app.login("manager@demo.nexus").await;
+    assert_eq!(app.get("/api/v1/me", &manager).await.body["user"]["role"], "sales_manager", "untouched");
 
     // A tampered token: 401.
     let parts: Vec<&str> = id_token.split('.').collect();
@@ -173,7 +188,12 @@ async fn cognito_tokens_open_sessions_with_the_role_their_groups_give() {
     let log = app.get("/api/v1/audit?action=auth.sso&limit=20", &exec).await;
     let outcomes: Vec<&str> =
         log.body["items"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["failure", "denied", "success", "success", "success"], "{}", log.text);
+    assert_eq!(
+        outcomes,
+        ["failure", "denied", "denied", "denied", "success", "success", "success"],
+        "{}",
+        log.text
+    );
 }
 
 #[tokio::test]

@@ -250,8 +250,9 @@ impl AuditLog {
         }
     }
 
-    /// Recomputes the whole chain from the first event and names the first record that does
-    /// not fit (edited, missing, reordered, or a head that does not match the last record).
+    /// Recomputes the whole chain from the first event up to the head read at the start (events
+    /// appended meanwhile are the next verification's), and names the first record that does not
+    /// fit (edited, missing, reordered, or a head that does not match the last record).
     pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
         let (head, _) = self.head().await?;
         let mut expected_seq = 1u64;
@@ -268,6 +269,9 @@ impl AuditLog {
             let page = self.store.query(q).await.map_err(RepoError::from)?;
             for item in &page.items {
                 let checked = expected_seq - 1;
+                if checked == head.seq {
+                    break;
+                }
                 let Ok(event) = serde_json::from_str::<AuditEvent>(&item.data) else {
                     return Ok(broken(expected_seq, checked, "the record cannot be read".into()));
                 };
@@ -295,8 +299,8 @@ impl AuditLog {
                 expected_seq += 1;
             }
             match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
+                Some(c) if expected_seq - 1 < head.seq => cursor = Some(c),
+                _ => break,
             }
         }
         let checked = expected_seq - 1;

@@ -5,10 +5,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A name no other test (or earlier run) uses: tables, directories.
+/// A name no other test (or earlier run) uses: tables, directories. The counter keeps two
+/// tests of one process apart even when they read the clock at the same nanosecond.
 pub fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
 /// Integration tests need the AWS emulator the test command starts; say so instead of skipping.

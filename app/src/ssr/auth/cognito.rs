@@ -65,6 +65,9 @@ pub struct CognitoIdentity {
     pub subject: String,
     pub username: Option<String>,
     pub email: Option<String>,
+    /// Cognito says the email was verified (a user may change their own email attribute; an
+    /// unverified one must never match an account).
+    pub email_verified: bool,
     pub groups: Vec<String>,
     pub token_use: String,
 }
@@ -86,6 +89,8 @@ struct Claims {
     aud: Option<String>,
     client_id: Option<String>,
     email: Option<String>,
+    /// `true` in Cognito's tokens (some emulators write `"true"`).
+    email_verified: Option<serde_json::Value>,
     #[serde(rename = "cognito:username")]
     cognito_username: Option<String>,
     username: Option<String>,
@@ -188,6 +193,8 @@ impl CognitoVerifier {
             subject: claims.sub,
             username: claims.cognito_username.or(claims.username),
             email: claims.email,
+            email_verified: matches!(claims.email_verified, Some(serde_json::Value::Bool(true)))
+                || matches!(&claims.email_verified, Some(serde_json::Value::String(v)) if v == "true"),
             groups: claims.groups,
             token_use: claims.token_use,
         })
@@ -204,6 +211,7 @@ mod tests {
             subject: "s".into(),
             username: None,
             email: None,
+            email_verified: false,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             token_use: "id".into(),
         };

@@ -133,6 +133,15 @@ impl Default for LockoutPolicy {
     }
 }
 
+/// The outcome of counting a sign-in attempt before checking it.
+enum Reservation {
+    /// The email is locked until then: no verification.
+    Locked(Timestamp),
+    /// Go ahead; `locks` is set when this attempt reached the threshold (it stands unless the
+    /// password is right).
+    Granted { locks: Option<Timestamp>, earlier_failures: bool },
+}
+
 /// However active the user, a session ends after this long.
 pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
 
@@ -221,59 +230,80 @@ impl AuthService {
                 return Err(ServiceError::Unauthenticated);
             }
         };
-        let email =
-            normalize_email(identity.email.as_deref().or(identity.username.as_deref()).unwrap_or_default());
-        if !email.contains('@') {
-            return Err(ServiceError::Forbidden("the Cognito account has no email address".into()));
-        }
+        let deny = |reason: &str, email: Option<String>| NewEvent {
+            actor_email: email,
+            source_ip: client.ip_string(),
+            action: "auth.sso".into(),
+            target: format!("cognito/{}", identity.subject),
+            outcome: "denied".into(),
+            details: serde_json::json!({"reason": reason, "groups": identity.groups}),
+            ..Default::default()
+        };
         let Some(role) = identity.role() else {
-            let event = NewEvent {
-                actor_email: Some(email.clone()),
-                source_ip: client.ip_string(),
-                action: "auth.sso".into(),
-                target: format!("user/{email}"),
-                outcome: "denied".into(),
-                details: serde_json::json!({"groups": identity.groups}),
-                ..Default::default()
-            };
-            self.record(event, now).await;
+            self.record(deny("no role group", identity.email.clone()), now).await;
             return Err(ServiceError::Forbidden("your Cognito groups grant no role in the toolkit".into()));
         };
-        let user = match self.repo.user_by_email(&email).await? {
-            Some(mut record) => {
-                if !record.user.active {
-                    return Err(ServiceError::Unauthenticated);
-                }
-                if record.user.role != role {
-                    let before = record.clone();
-                    record.user.role = role;
-                    if role != Role::Rep {
-                        record.user.manager_id = None;
-                    }
-                    self.repo.update_user(&before, record.clone()).await?;
-                    record.user.rev += 1;
-                }
-                record.user
-            }
+        // The Cognito subject is the identity once linked; the first sign-in links it through a
+        // verified email (never an unverified one, which the user could have set themselves).
+        let record = match self.repo.cognito_link(&identity.subject).await? {
+            Some(id) => match self.repo.user(&id).await {
+                Ok(r) => r,
+                Err(RepoError::NotFound) => return Err(ServiceError::Unauthenticated),
+                Err(e) => return Err(e.into()),
+            },
             None => {
-                let record = super::repo::UserRecord {
-                    user: User {
-                        id: new_id(),
-                        email: email.clone(),
-                        name: identity.username.clone().unwrap_or_else(|| email.clone()),
-                        role,
-                        manager_id: None,
-                        active: true,
-                        created_at: now,
-                        rev: 0,
-                    },
-                    // Signs in through the pool only.
-                    password_hash: None,
-                    failed_logins: 0,
-                    locked_until: None,
+                let email = identity.email.as_deref().map(normalize_email).filter(|e| e.contains('@'));
+                let Some(email) = email.filter(|_| identity.email_verified) else {
+                    self.record(deny("no verified email", identity.email.clone()), now).await;
+                    return Err(ServiceError::Forbidden(
+                        "sign in with a Cognito ID token that carries a verified email address".into(),
+                    ));
                 };
-                self.repo.create_user(record).await?
+                let record = match self.repo.user_by_email(&email).await? {
+                    Some(r) => r,
+                    None => {
+                        let record = super::repo::UserRecord {
+                            user: User {
+                                id: new_id(),
+                                email: email.clone(),
+                                name: identity.username.clone().unwrap_or_else(|| email.clone()),
+                                role,
+                                manager_id: None,
+                                active: true,
+                                created_at: now,
+                                rev: 0,
+                            },
+                            // Signs in through the pool only.
+                            password_hash: None,
+                            failed_logins: 0,
+                            locked_until: None,
+                            sessions_valid_after: None,
+                        };
+                        let user = self.repo.create_user(record).await?;
+                        self.repo.user(&user.id).await?
+                    }
+                };
+                match self.repo.link_cognito(&identity.subject, &record.user.id).await {
+                    Ok(()) | Err(RepoError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                record
             }
+        };
+        if !record.user.active {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let email = record.user.email.clone();
+        let user = if record.user.role != role {
+            // The pool decides roles for SSO users.
+            let mut after = record.clone();
+            after.user.role = role;
+            if role != Role::Rep {
+                after.user.manager_id = None;
+            }
+            self.repo.update_user(&record, after).await?
+        } else {
+            record.user
         };
         let session = Session {
             id: new_id(),
@@ -342,26 +372,36 @@ impl AuthService {
             ..Default::default()
         };
 
-        let attempts = self.repo.login_attempts(&email).await?;
-        if let Some(until) = attempts.locked_until.filter(|u| *u > now) {
-            self.record(event("auth.login", "denied", serde_json::json!({"reason": "locked"})), now).await;
-            return Err(ServiceError::Locked { until });
-        }
+        // The attempt is counted before the password is checked, with a conditional write: of
+        // many guesses sent at once, only the threshold's worth get a verification; the rest
+        // meet the lock. A success clears the count.
+        let (locked_by_this, had_failures) = match self.reserve_attempt(&email, now).await? {
+            Reservation::Locked(until) => {
+                self.record(event("auth.login", "denied", serde_json::json!({"reason": "locked"})), now)
+                    .await;
+                return Err(ServiceError::Locked { until });
+            }
+            Reservation::Granted { locks, earlier_failures } => (locks, earlier_failures),
+        };
 
         let user = self.repo.user_by_email(&email).await?;
-        // Exactly one verification whatever the case, so timing does not tell users apart.
-        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref()).unwrap_or(&self.dummy_hash);
-        let password_ok = self.hasher.verify(password, hash);
+        // Exactly one verification whatever the case, so timing does not tell users apart; on a
+        // blocking thread, since Argon2 takes tens of milliseconds of CPU.
+        let hash =
+            user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let (hasher, submitted) = (self.hasher.clone(), password.to_string());
+        let password_ok = tokio::task::spawn_blocking(move || hasher.verify(&submitted, &hash))
+            .await
+            .map_err(|_| ServiceError::Internal)?;
         let user = user.filter(|u| password_ok && u.password_hash.is_some() && u.user.active);
 
         let Some(record) = user else {
-            let locked = self.count_failure(&email, now).await?;
             self.record(
                 event("auth.login", "failure", serde_json::json!({"reason": "bad_credentials"})),
                 now,
             )
             .await;
-            if let Some(until) = locked {
+            if let Some(until) = locked_by_this {
                 let details =
                     serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold});
                 self.record(event("auth.lockout", "success", details), now).await;
@@ -370,7 +410,7 @@ impl AuthService {
             return Err(ServiceError::Unauthenticated);
         };
 
-        if attempts.failures > 0 || attempts.locked_until.is_some() {
+        if had_failures || locked_by_this.is_some() {
             self.reset_failures(&email).await?;
         }
         let session = Session {
@@ -390,14 +430,19 @@ impl AuthService {
         Ok(LoginResponse { token, expires_at: claims.expires_at(), user: record.user })
     }
 
-    /// Counts one failure; returns the lock's end when this failure locks the email.
-    async fn count_failure(&self, email: &str, now: Timestamp) -> Result<Option<Timestamp>, ServiceError> {
-        for _ in 0..10 {
+    /// Counts one attempt for `email` before its password is checked.
+    async fn reserve_attempt(&self, email: &str, now: Timestamp) -> Result<Reservation, ServiceError> {
+        for _ in 0..20 {
             let mut a = self.repo.login_attempts(email).await?;
-            if a.locked_until.is_some_and(|u| u <= now) {
+            if let Some(until) = a.locked_until.filter(|u| *u > now) {
+                return Ok(Reservation::Locked(until));
+            }
+            if a.locked_until.is_some() {
+                // An expired lock: start counting again.
                 a.locked_until = None;
                 a.failures = 0;
             }
+            let earlier_failures = a.failures > 0;
             a.failures += 1;
             let locks = a.failures >= self.policy.threshold;
             if locks {
@@ -405,7 +450,12 @@ impl AuthService {
                 a.locked_until = Some(Timestamp::from_millis(now.millis() + self.policy.lock_ms));
             }
             match self.repo.save_login_attempts(email, &a).await {
-                Ok(()) => return Ok(if locks { a.locked_until } else { None }),
+                Ok(()) => {
+                    return Ok(Reservation::Granted {
+                        locks: a.locked_until.filter(|_| locks),
+                        earlier_failures,
+                    });
+                }
                 Err(RepoError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -460,7 +510,7 @@ impl AuthService {
             Err(RepoError::NotFound) => return Err(ServiceError::Unauthenticated),
             Err(e) => return Err(e.into()),
         };
-        if !record.user.active {
+        if !record.user.active || record.sessions_valid_after.is_some_and(|t| session.created_at < t) {
             return Err(ServiceError::Unauthenticated);
         }
         let team = if record.user.role == Role::SalesManager {
@@ -529,6 +579,7 @@ mod tests {
             password_hash: Some(hasher.hash("Fake-Password-2026!")),
             failed_logins: 0,
             locked_until: None,
+            sessions_valid_after: None,
         };
         repo.create_user(record).await.unwrap();
         let audit = Arc::new(AuditLog::new(store));

@@ -54,6 +54,9 @@ pub struct UserRecord {
     pub failed_logins: u32,
     #[serde(default)]
     pub locked_until: Option<i64>,
+    /// Sessions opened before this end (set by a password reset or a deactivation).
+    #[serde(default)]
+    pub sessions_valid_after: Option<crate::domain::time::Timestamp>,
 }
 
 /// What is stored for a deployment: the record plus its owner, for scoping and counters.

@@ -73,3 +73,20 @@ impl Repo {
         Ok(())
     }
 }
+
+impl Repo {
+    /// The user a Cognito subject is linked to.
+    pub async fn cognito_link(&self, sub: &str) -> Result<Option<Id>, RepoError> {
+        let Some(item) = self.store.get(&format!("COGNITO#{sub}"), "LINK").await? else { return Ok(None) };
+        Id::parse(&item.data)
+            .map(Some)
+            .map_err(|e| RepoError::Store(crate::ssr::store::StoreError::Corrupt(e.to_string())))
+    }
+
+    /// Links a Cognito subject to a user, once (a second link of the same subject conflicts).
+    pub async fn link_cognito(&self, sub: &str, user: &Id) -> Result<(), RepoError> {
+        let item = Item::new(format!("COGNITO#{sub}"), "LINK", 1, user.to_string());
+        self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
+        Ok(())
+    }
+}

@@ -80,6 +80,11 @@ fn name_errors(name: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// Argon2 takes tens of milliseconds of CPU: off the async workers.
+async fn hash_blocking(hasher: Arc<dyn Hasher>, password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || hasher.hash(&password)).await.map_err(|_| ServiceError::Internal)
+}
+
 impl UserService {
     pub fn new(repo: Repo, audit: Arc<AuditLog>, hasher: Arc<dyn Hasher>) -> Self {
         UserService { repo, audit, hasher }
@@ -161,9 +166,10 @@ impl UserService {
                 created_at: now,
                 rev: 0,
             },
-            password_hash: Some(self.hasher.hash(&input.password)),
+            password_hash: Some(hash_blocking(self.hasher.clone(), input.password.clone()).await?),
             failed_logins: 0,
             locked_until: None,
+            sessions_valid_after: None,
         };
         let user = self.repo.create_user(record).await?;
         let mut event = actor.audit("user.create", format!("user/{email}"), "success");
@@ -201,6 +207,9 @@ impl UserService {
             if actor.user.id == *id && !active {
                 errors.push(FieldError::new("active", "own_account", "you cannot deactivate yourself"));
             }
+            if before.user.active && !active {
+                after.sessions_valid_after = Some(clock::now());
+            }
             after.user.active = active;
         }
         let manager = match changes.manager_id.as_deref() {
@@ -235,7 +244,9 @@ impl UserService {
             return Err(ServiceError::fields(errors));
         }
         let mut after = before.clone();
-        after.password_hash = Some(self.hasher.hash(&reset.password));
+        after.password_hash = Some(hash_blocking(self.hasher.clone(), reset.password.clone()).await?);
+        // A reset usually follows a compromise: every open session ends.
+        after.sessions_valid_after = Some(clock::now());
         self.repo.update_user(&before, after).await?;
         let event = actor.audit("user.password_reset", format!("user/{}", before.user.email), "success");
         self.audit.append(event, clock::now()).await?;

@@ -65,6 +65,14 @@ pub struct CatalogEntry {
     pub versions: Vec<CatalogVersion>,
 }
 
+/// The newest version that takes new deployments: not deprecated, not a pre-release.
+fn latest(versions: &[CatalogVersion]) -> Option<Version> {
+    versions
+        .iter()
+        .find(|v| !v.meta.deprecated && !v.meta.version.is_prerelease())
+        .map(|v| v.meta.version.clone())
+}
+
 /// The catalog the services share; publishing and deprecating change it while it is read.
 pub type SharedCatalog = std::sync::Arc<std::sync::RwLock<Catalog>>;
 
@@ -385,11 +393,7 @@ impl Catalog {
             entry.capability = Capability { versions: Vec::new(), latest: None, ..capability };
         }
         entry.capability.versions = entry.versions.iter().map(|v| v.meta.version.clone()).collect();
-        entry.capability.latest = entry
-            .versions
-            .iter()
-            .find(|v| !v.meta.deprecated && !v.meta.version.is_prerelease())
-            .map(|v| v.meta.version.clone());
+        entry.capability.latest = latest(&entry.versions);
         Ok(())
     }
 
@@ -403,11 +407,7 @@ impl Catalog {
             .ok_or_else(|| format!("{slug} has no version {version}"))?;
         v.meta.deprecated = true;
         let meta = v.meta.clone();
-        entry.capability.latest = entry
-            .versions
-            .iter()
-            .find(|v| !v.meta.deprecated && !v.meta.version.is_prerelease())
-            .map(|v| v.meta.version.clone());
+        entry.capability.latest = latest(&entry.versions);
         Ok(meta)
     }
 

@@ -51,6 +51,13 @@ impl ServiceError {
         }
     }
 
+    /// A write that names a revision older than the stored one.
+    pub fn stale(what: &str, current: u64, read: u64) -> Self {
+        ServiceError::Conflict(format!(
+            "the {what} changed since you read it (revision {current} now, {read} read): reload and try again"
+        ))
+    }
+
     /// Several bad fields: the first names the error, all are listed.
     pub fn fields(errors: Vec<FieldError>) -> Self {
         let first = errors.first().cloned().unwrap_or(FieldError {

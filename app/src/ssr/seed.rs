@@ -231,8 +231,6 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
                 rev: 0,
             },
             password_hash: Some(hash_password(password.expose())),
-            failed_logins: 0,
-            locked_until: None,
             sessions_valid_after: None,
         };
         if tolerate(repo.create_user(record).await)? {

@@ -275,8 +275,6 @@ impl AuthService {
                             },
                             // Signs in through the pool only.
                             password_hash: None,
-                            failed_logins: 0,
-                            locked_until: None,
                             sessions_valid_after: None,
                         };
                         let user = self.repo.create_user(record).await?;
@@ -577,8 +575,6 @@ mod tests {
         let record = UserRecord {
             user,
             password_hash: Some(hasher.hash("Fake-Password-2026!")),
-            failed_logins: 0,
-            locked_until: None,
             sessions_valid_after: None,
         };
         repo.create_user(record).await.unwrap();

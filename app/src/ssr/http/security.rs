@@ -16,11 +16,7 @@ use axum::{
 use ipnet::IpNet;
 
 use super::error::{AccessDenied, ApiError};
-use crate::ssr::{
-    auth::{ClientInfo, tokens::Claims},
-    clock,
-    state::AppState,
-};
+use crate::ssr::{auth::ClientInfo, clock, state::AppState};
 
 pub const SESSION_COOKIE: &str = "nexus_session";
 
@@ -132,8 +128,8 @@ pub async fn origin_check(State(state): State<AppState>, req: Request, next: Nex
     next.run(req).await
 }
 
-pub fn session_cookie(token: &str, claims: &Claims, secure: bool) -> HeaderValue {
-    let max_age = (claims.exp - claims.iat).max(0);
+pub fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
+    let max_age = max_age_secs.max(0);
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
@@ -191,9 +187,10 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
     if let Some((token, claims)) = renewed
         && !response.headers().contains_key(header::SET_COOKIE)
     {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, session_cookie(&token, &claims, state.config.https()));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            session_cookie(&token, claims.exp - claims.iat, state.config.https()),
+        );
     }
     response
 }

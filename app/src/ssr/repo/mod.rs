@@ -44,16 +44,14 @@ impl From<StoreError> for RepoError {
     }
 }
 
-/// What is stored for a user: the public record plus sign-in state.
+/// What is stored for a user: the public record plus sign-in state. (Failed sign-ins live per
+/// submitted email in `LoginAttempts`; records written before that may still carry
+/// `failed_logins`/`locked_until`, which are ignored.)
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserRecord {
     #[serde(flatten)]
     pub user: User,
     pub password_hash: Option<String>,
-    #[serde(default)]
-    pub failed_logins: u32,
-    #[serde(default)]
-    pub locked_until: Option<i64>,
     /// Sessions opened before this end (set by a password reset or a deactivation).
     #[serde(default)]
     pub sessions_valid_after: Option<crate::domain::time::Timestamp>,

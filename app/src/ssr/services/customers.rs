@@ -142,10 +142,7 @@ impl CustomerService {
         actor.require(Action::ManageCustomers)?;
         let before = self.visible(actor, id, Action::ManageCustomers).await?;
         if changes.rev != before.rev {
-            return Err(ServiceError::Conflict(format!(
-                "the customer changed since you read it (revision {} now, {} read): reload and try again",
-                before.rev, changes.rev
-            )));
+            return Err(ServiceError::stale("customer", before.rev, changes.rev));
         }
         let mut errors = Vec::new();
         let mut after = before.clone();
@@ -255,10 +252,7 @@ impl CustomerService {
             .find(|e| e.name.as_str() == name)
             .ok_or(ServiceError::NotFound("environment"))?;
         if changes.rev != before.rev {
-            return Err(ServiceError::Conflict(format!(
-                "the environment changed since you read it (revision {} now, {} read): reload and try again",
-                before.rev, changes.rev
-            )));
+            return Err(ServiceError::stale("environment", before.rev, changes.rev));
         }
         let mut after = before.clone();
         if let Some(v) = changes.account_id {

@@ -29,6 +29,13 @@ pub struct DeploymentFilter {
     pub status: Option<DeploymentStatus>,
 }
 
+/// When the schema is unknown, every value is masked rather than risk showing a secret.
+fn mask_all(
+    values: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    values.keys().map(|k| (k.clone(), crate::domain::parameters::MASK.to_string())).collect()
+}
+
 #[derive(Clone)]
 pub struct DeploymentService {
     repo: Repo,
@@ -47,11 +54,7 @@ impl DeploymentService {
         let version = catalog.version(&d.capability, &d.version);
         d.parameters = match version {
             Some(v) => v.meta.parameters.masked(&d.parameters),
-            None => d
-                .parameters
-                .keys()
-                .map(|k| (k.clone(), crate::domain::parameters::MASK.to_string()))
-                .collect(),
+            None => mask_all(&d.parameters),
         };
         DeploymentView { version_deprecated: version.is_some_and(|v| v.meta.deprecated), deployment: d }
     }
@@ -181,11 +184,7 @@ impl DeploymentService {
         let schema = op.target_version.as_ref().and_then(|v| catalog.version(&op.capability, v));
         op.parameters = match schema {
             Some(v) => v.meta.parameters.masked(&op.parameters),
-            None => op
-                .parameters
-                .keys()
-                .map(|k| (k.clone(), crate::domain::parameters::MASK.to_string()))
-                .collect(),
+            None => mask_all(&op.parameters),
         };
         op
     }

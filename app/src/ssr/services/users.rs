@@ -167,8 +167,6 @@ impl UserService {
                 rev: 0,
             },
             password_hash: Some(hash_blocking(self.hasher.clone(), input.password.clone()).await?),
-            failed_logins: 0,
-            locked_until: None,
             sessions_valid_after: None,
         };
         let user = self.repo.create_user(record).await?;
@@ -182,10 +180,7 @@ impl UserService {
         actor.require(Action::ManageUsers)?;
         let before = self.load(id).await?;
         if changes.rev != before.user.rev {
-            return Err(ServiceError::Conflict(format!(
-                "the user changed since you read it (revision {} now, {} read): reload and try again",
-                before.user.rev, changes.rev
-            )));
+            return Err(ServiceError::stale("user", before.user.rev, changes.rev));
         }
         let mut after = before.clone();
         let mut errors = Vec::new();

@@ -51,14 +51,7 @@ pub async fn login(
 ) -> ApiResult<impl IntoResponse> {
     let now = clock::now();
     let response = state.auth.login(&body.email, &body.password, &client, now).await?;
-    let claims =
-        state.auth.signer().verify(&response.token, now).map_err(|_| {
-            crate::ssr::http::error::ApiError::from(crate::ssr::error::ServiceError::Internal)
-        })?;
-    let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, session_cookie(&response.token, &claims, state.config.https()));
-    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
-    Ok((headers, Json(response)))
+    Ok(session_response(&state, response, now))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -80,22 +73,20 @@ pub async fn cognito(
 ) -> ApiResult<impl IntoResponse> {
     let now = clock::now();
     let response = state.auth.login_cognito(&body.token, &client, now).await?;
-    session_response(&state, response, now)
+    Ok(session_response(&state, response, now))
 }
 
+/// The sign-in answer: the token in the body (API clients) and in the session cookie (browsers).
 fn session_response(
     state: &AppState,
     response: LoginResponse,
     now: crate::domain::time::Timestamp,
-) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
-    let claims =
-        state.auth.signer().verify(&response.token, now).map_err(|_| {
-            crate::ssr::http::error::ApiError::from(crate::ssr::error::ServiceError::Internal)
-        })?;
+) -> (HeaderMap, Json<LoginResponse>) {
+    let max_age = (response.expires_at.millis() - now.millis()) / 1000;
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, session_cookie(&response.token, &claims, state.config.https()));
+    headers.insert(header::SET_COOKIE, session_cookie(&response.token, max_age, state.config.https()));
     headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
-    Ok((headers, Json(response)))
+    (headers, Json(response))
 }
 
 /// Ends the session: its token and every renewal of it stop working.

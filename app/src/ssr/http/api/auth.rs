@@ -82,7 +82,8 @@ fn session_response(
     response: LoginResponse,
     now: crate::domain::time::Timestamp,
 ) -> (HeaderMap, Json<LoginResponse>) {
-    let max_age = (response.expires_at.millis() - now.millis()) / 1000;
+    // Rounded up: the token's expiry is in whole seconds, `now` is not.
+    let max_age = (response.expires_at.millis() - now.millis() + 999) / 1000;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&response.token, max_age, state.config.https()));
     headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));

@@ -134,6 +134,11 @@ impl OperationState {
     }
 }
 
+/// Whether a worker moves an operation in `state` on (the others wait for a user or are over).
+pub fn is_worker_state(state: OperationState) -> bool {
+    matches!(state, OperationState::Queued | OperationState::CreatingChangeSet | OperationState::Executing)
+}
+
 /// Refusal of an illegal transition.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a {kind} operation cannot go from {from} to {to}")]

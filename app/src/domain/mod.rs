@@ -7,6 +7,7 @@ pub mod parameters;
 pub mod password_policy;
 pub mod permissions;
 pub mod semver;
+pub mod stacks;
 pub mod time;
 pub mod validation;
 pub mod views;

@@ -8,6 +8,7 @@ use super::{
     ids::Id,
     lifecycle::{DeploymentStatus, Drift, Health, OperationKind, OperationState},
     parameters::ParameterSchema,
+    permissions::Approver,
     semver::Version,
     time::Timestamp,
 };
@@ -200,6 +201,11 @@ pub struct Deployment {
     pub active_color: Option<Color>,
     pub last_operation_id: Option<Id>,
     pub last_synced_at: Option<Timestamp>,
+    /// What ran before the last successful change: the target of a rollback.
+    #[serde(default)]
+    pub previous_version: Option<Version>,
+    #[serde(default)]
+    pub previous_parameters: BTreeMap<String, String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub rev: u64,
@@ -254,6 +260,88 @@ pub struct Operation {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub rev: u64,
+    /// Who must approve before it runs.
+    #[serde(default)]
+    pub approver: Approver,
+    /// The stack the operation acts on.
+    #[serde(default)]
+    pub stack_name: String,
+    /// The stack's status when the operation last looked.
+    #[serde(default)]
+    pub stack_status: Option<String>,
+    /// The change set was executed (or the stack deletion started): never done twice.
+    #[serde(default)]
+    pub executed: bool,
+    /// The deployment's status when the operation started to change it.
+    #[serde(default)]
+    pub status_before: Option<DeploymentStatus>,
+    /// The worker holding the operation, and until when (a conditional write claims it).
+    #[serde(default)]
+    pub lease_owner: Option<String>,
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
+    /// No worker picks it up before this (backoff after a transient AWS error).
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Past this the operation fails instead of waiting longer.
+    #[serde(default)]
+    pub deadline: Option<Timestamp>,
+    /// Drift detection's per-resource results (drift checks).
+    #[serde(default)]
+    pub drift: Vec<ResourceDrift>,
+}
+
+impl Operation {
+    /// An operation with nothing set, for `..Operation::blank()` in constructors.
+    pub fn blank() -> Self {
+        let zero = Id::from_parts(0, 0);
+        Operation {
+            id: zero.clone(),
+            deployment_id: zero.clone(),
+            customer_id: zero.clone(),
+            environment: EnvironmentName::Dev,
+            capability: String::new(),
+            kind: OperationKind::Deploy,
+            state: OperationState::Queued,
+            requested_by: zero,
+            approved_by: None,
+            rejected_by: None,
+            target_version: None,
+            parameters: BTreeMap::new(),
+            auto_execute: false,
+            change_set_id: None,
+            changes: Vec::new(),
+            failure: None,
+            error: None,
+            created_at: Timestamp::from_millis(0),
+            started_at: None,
+            finished_at: None,
+            rev: 0,
+            approver: Approver::None,
+            stack_name: String::new(),
+            stack_status: None,
+            executed: false,
+            status_before: None,
+            lease_owner: None,
+            lease_until: None,
+            not_before: None,
+            attempts: 0,
+            deadline: None,
+            drift: Vec::new(),
+        }
+    }
+}
+
+/// One resource's drift, from DescribeStackResourceDrifts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ResourceDrift {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// IN_SYNC, MODIFIED, DELETED, NOT_CHECKED.
+    pub status: String,
 }
 
 /// One entry of the append-only audit log. `hash` covers the record and `prev_hash`, so

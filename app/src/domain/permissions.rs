@@ -149,6 +149,57 @@ pub fn decide(role: Role, action: Action, relation: Relation) -> Decision {
     }
 }
 
+/// Who must approve a change before it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Approver {
+    /// Nobody: the requester may run it.
+    #[default]
+    None,
+    /// The requester's Sales Manager (the customer is in their team) or an Executive.
+    SalesManager,
+    Executive,
+}
+
+/// The approval a change requested by `role` in `env` on a capability of `classification` needs:
+/// a Rep's requests wait for their Sales Manager (non-prod) or an Executive (prod); a Sales
+/// Manager's prod changes wait for an Executive; Restricted capabilities are deployed only by
+/// an Executive, so anyone else's request waits for one.
+pub fn required_approver(role: Role, env: EnvironmentName, classification: DataClassification) -> Approver {
+    if role == Role::Executive {
+        return Approver::None;
+    }
+    if !may_deploy_classification(role, classification) {
+        return Approver::Executive;
+    }
+    match grant(role, Action::Operate(env)) {
+        Grant::Yes => Approver::None,
+        Grant::WithApproval => Approver::Executive,
+        // Only an Executive approves prod.
+        Grant::No if env == EnvironmentName::Prod => Approver::Executive,
+        Grant::No => Approver::SalesManager,
+    }
+}
+
+/// Whether someone of `role`, related to the customer by `relation`, may approve a request that
+/// needs `needed`. Nobody approves their own request (`own_request`).
+pub fn may_approve(
+    role: Role,
+    relation: Relation,
+    env: EnvironmentName,
+    needed: Approver,
+    own_request: bool,
+) -> bool {
+    if own_request || needed == Approver::None {
+        return false;
+    }
+    if needed == Approver::Executive && role != Role::Executive {
+        return false;
+    }
+    decide(role, Action::Approve(env), relation) == Decision::Allow
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +267,37 @@ mod tests {
         assert!(!may_deploy_classification(Role::SalesManager, DataClassification::Restricted));
         assert!(!may_deploy_classification(Role::Rep, DataClassification::Restricted));
         assert!(may_deploy_classification(Role::Rep, DataClassification::Confidential));
+    }
+    #[test]
+    fn who_approves_what() {
+        use EnvironmentName::*;
+        let c = DataClassification::Internal;
+        assert_eq!(required_approver(Role::Executive, Prod, DataClassification::Restricted), Approver::None);
+        assert_eq!(required_approver(Role::Rep, Dev, c), Approver::SalesManager);
+        assert_eq!(required_approver(Role::Rep, Prod, c), Approver::Executive);
+        assert_eq!(required_approver(Role::SalesManager, Staging, c), Approver::None);
+        assert_eq!(required_approver(Role::SalesManager, Prod, c), Approver::Executive);
+        assert_eq!(
+            required_approver(Role::SalesManager, Dev, DataClassification::Restricted),
+            Approver::Executive
+        );
+        assert_eq!(required_approver(Role::Rep, Dev, DataClassification::Restricted), Approver::Executive);
+    }
+
+    #[test]
+    fn approvals_follow_scope_and_never_self() {
+        use EnvironmentName::*;
+        let sm = Approver::SalesManager;
+        assert!(may_approve(Role::SalesManager, Relation::Team, Dev, sm, false));
+        assert!(!may_approve(Role::SalesManager, Relation::Other, Dev, sm, false), "another team");
+        assert!(!may_approve(Role::SalesManager, Relation::Team, Prod, Approver::Executive, false));
+        assert!(may_approve(Role::Executive, Relation::Other, Prod, Approver::Executive, false));
+        assert!(may_approve(Role::Executive, Relation::Other, Dev, sm, false));
+        assert!(
+            !may_approve(Role::Executive, Relation::Other, Prod, Approver::Executive, true),
+            "own request"
+        );
+        assert!(!may_approve(Role::Rep, Relation::Own, Dev, sm, false));
+        assert!(!may_approve(Role::Executive, Relation::Other, Dev, Approver::None, false));
     }
 }

@@ -128,3 +128,57 @@ pub struct EnvironmentChanges {
 pub fn parse_owner(s: &str) -> Option<Id> {
     Id::parse(s.trim()).ok()
 }
+
+/// `POST /deployments`: one capability version into one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    pub environment_id: String,
+    pub capability: String,
+    pub version: String,
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Execute as soon as the change set is ready, without a preview.
+    #[serde(default)]
+    pub auto_execute: bool,
+}
+
+/// `POST /deployments/{id}/upgrade`: parameters not given keep their current values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    pub version: String,
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub auto_execute: bool,
+}
+
+/// Rollback, switch, drift check: nothing to choose but whether to skip the preview.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    #[serde(default)]
+    pub auto_execute: bool,
+}
+
+/// `DELETE /deployments/{id}`: a prod deployment needs its stack name typed as confirmation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+/// Approve or reject, with an optional note.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    #[serde(default)]
+    pub note: Option<String>,
+}

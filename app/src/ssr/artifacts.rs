@@ -21,6 +21,11 @@ pub trait ArtifactStore: Send + Sync {
     /// Stores `body` under `key`; returns where it is (`s3://bucket/key` or a path).
     async fn put(&self, key: &str, body: &[u8]) -> Result<String, ArtifactError>;
     async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError>;
+    /// An HTTPS URL CloudFormation can read `key` from, after storing `body` there; `None`
+    /// when the store has no URLs (a local folder).
+    async fn url_for(&self, _key: &str, _body: &[u8]) -> Result<Option<String>, ArtifactError> {
+        Ok(None)
+    }
 }
 
 /// Keys are `catalog/<slug>/<version>.<yaml|json>`: letters, digits, dots, dashes and slashes,
@@ -117,6 +122,16 @@ impl ArtifactStore for S3Artifacts {
                 ArtifactError::Unavailable(format!("cannot write to the artifacts bucket `{}`", self.bucket))
             })?;
         Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    async fn url_for(&self, key: &str, body: &[u8]) -> Result<Option<String>, ArtifactError> {
+        self.put(key, body).await?;
+        // Path-style under a custom endpoint (the emulator), virtual-host style on AWS.
+        let url = match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(endpoint) => format!("{}/{}/{key}", endpoint.trim_end_matches('/'), self.bucket),
+            Err(_) => format!("https://{}.s3.amazonaws.com/{key}", self.bucket),
+        };
+        Ok(Some(url))
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, ArtifactError> {

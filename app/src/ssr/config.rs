@@ -149,6 +149,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `NEXUS_HEALTH_TIMEOUT_MS`: how long one health check may take. Default 2000.
     pub health_timeout: Duration,
+    /// `NEXUS_WORKER`: `on` (default) runs the lifecycle worker in this process; `off` serves only.
+    pub worker: bool,
+    /// `NEXUS_WORKER_CONCURRENCY` (8), `NEXUS_WORKER_POLL_MS` (1000), `NEXUS_LEASE_SECONDS` (30),
+    /// `NEXUS_STACK_POLL_MS` (2000), `NEXUS_OPERATION_TIMEOUT_MINUTES` (60).
+    pub engine: crate::ssr::lifecycle::engine::EngineConfig,
+    /// `NEXUS_EVENT_BUS`: the EventBridge bus operation events go to. Default none (logged only).
+    pub event_bus: Option<String>,
+    /// `NEXUS_SNS_TOPIC_ARN`: an SNS topic that also receives them. Default none.
+    pub sns_topic_arn: Option<String>,
+    /// `NEXUS_PARAMETER_KEY`: encrypts `NoEcho` parameter values at rest (32+ characters).
+    /// Default: a key generated once into `NEXUS_DATA_DIR/parameter.key`.
+    pub parameter_key: Option<Secret>,
 }
 
 impl Config {
@@ -267,7 +279,35 @@ impl Config {
                 return Err(err("NEXUS_COGNITO_CLIENT_ID", "set it with NEXUS_COGNITO_USER_POOL_ID".into()));
             }
         };
+        let number = |var: &'static str, default: &str| -> Result<u64, ConfigError> {
+            get_or(var, default)
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(var, "expected a whole number above 0".into()))
+        };
+        let worker = match get_or("NEXUS_WORKER", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            other => return Err(err("NEXUS_WORKER", format!("expected `on` or `off`, got `{other}`"))),
+        };
+        let engine = crate::ssr::lifecycle::engine::EngineConfig {
+            concurrency: number("NEXUS_WORKER_CONCURRENCY", "8")? as usize,
+            poll: Duration::from_millis(number("NEXUS_WORKER_POLL_MS", "1000")?),
+            lease: Duration::from_secs(number("NEXUS_LEASE_SECONDS", "30")?),
+            follow: Duration::from_millis(number("NEXUS_STACK_POLL_MS", "2000")?),
+            timeout: Duration::from_secs(60 * number("NEXUS_OPERATION_TIMEOUT_MINUTES", "60")?),
+        };
+        let parameter_key = get("NEXUS_PARAMETER_KEY").map(Secret);
+        if parameter_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
+            return Err(err("NEXUS_PARAMETER_KEY", "must be at least 32 characters".into()));
+        }
         Ok(Config {
+            worker,
+            engine,
+            event_bus: get("NEXUS_EVENT_BUS"),
+            sns_topic_arn: get("NEXUS_SNS_TOPIC_ARN"),
+            parameter_key,
             cognito,
             artifacts_bucket,
             store,
@@ -346,6 +386,9 @@ mod tests {
             ("NEXUS_TABLE", "a"),
             ("NEXUS_HEALTH_TIMEOUT_MS", "0"),
             ("NEXUS_CREATE_TABLE", "yes"),
+            ("NEXUS_WORKER", "maybe"),
+            ("NEXUS_LEASE_SECONDS", "0"),
+            ("NEXUS_PARAMETER_KEY", "short"),
         ] {
             let e = config(&[(var, value)]).unwrap_err();
             assert_eq!(e.var, var, "{value}");

@@ -13,6 +13,8 @@ pub mod health;
 pub mod http;
 pub mod http_client;
 pub mod ids;
+pub mod lifecycle;
+pub mod metrics;
 pub mod password;
 pub mod rate_limit;
 pub mod repo;

@@ -12,6 +12,7 @@ use crate::domain::{
     model::{
         Color, ConnectionStatus, Customer, Deployment, Environment, EnvironmentName, Operation, Role, User,
     },
+    permissions::Approver,
     semver::Version,
     time::Timestamp,
 };
@@ -170,6 +171,8 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
                     active_color: (*capability == "sales-forecasting").then_some(Color::Blue),
                     last_operation_id: Some(operation_id.clone()),
                     last_synced_at: Some(now),
+                    previous_version: None,
+                    previous_parameters: BTreeMap::new(),
                     created_at: now,
                     updated_at: now,
                     rev: 0,
@@ -212,6 +215,13 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
                     started_at: None,
                     finished_at: None,
                     rev: 0,
+                    approver: if env == EnvironmentName::Prod {
+                        Approver::Executive
+                    } else {
+                        Approver::SalesManager
+                    },
+                    stack_name: format!("nexus-{capability}-{}-{}", customer.slug, env.as_str()),
+                    ..Operation::blank()
                 };
                 tolerate(repo.create_operation(operation).await)?;
             }
@@ -317,7 +327,8 @@ pub async fn seed_scale(
                     let state = match (last, status) {
                         (true, DeploymentStatus::Failed) => OperationState::RolledBack,
                         (true, DeploymentStatus::UpdateFailed) => OperationState::RolledBack,
-                        (true, DeploymentStatus::InProgress) => OperationState::Executing,
+                        // A change set waiting for confirmation: nothing for a worker to pick up.
+                        (true, DeploymentStatus::InProgress) => OperationState::PreviewReady,
                         (true, DeploymentStatus::Pending) => OperationState::AwaitingApproval,
                         _ => OperationState::Succeeded,
                     };
@@ -343,6 +354,13 @@ pub async fn seed_scale(
                         started_at: None,
                         finished_at: None,
                         rev: 1,
+                        approver: if env == EnvironmentName::Prod {
+                            Approver::Executive
+                        } else {
+                            Approver::SalesManager
+                        },
+                        stack_name: format!("nexus-{capability}-{}-{}", customer.slug, env.as_str()),
+                        ..Operation::blank()
                     });
                     last_op = Some(op_id);
                 }
@@ -368,6 +386,8 @@ pub async fn seed_scale(
                         active_color: None,
                         last_operation_id: last_op,
                         last_synced_at: Some(now),
+                        previous_version: None,
+                        previous_parameters: BTreeMap::new(),
                         created_at: now,
                         updated_at: now,
                         rev: 1,

@@ -12,12 +12,20 @@ use super::{
     catalog::{Catalog, CatalogError, SharedCatalog},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
+    lifecycle::{
+        cloudformation::CloudFormationDeployer,
+        engine::Engine,
+        notifier::{EventBridgeNotifier, LogNotifier, Notifier},
+        secrets::ParameterCipher,
+    },
+    metrics::Metrics,
     password::{Argon2Hasher, Hasher},
     rate_limit::RateLimiter,
     repo::{Repo, RepoError},
     services::{
         audit_trail::AuditService, capabilities::CapabilityService, customers::CustomerService,
-        deployments::DeploymentService, fleet::FleetService, users::UserService,
+        deployments::DeploymentService, fleet::FleetService, operations::OperationService,
+        users::UserService,
     },
     store::{DynamoStore, RedbStore, SCHEMA_VERSION, Store, StoreError, check_schema, set_schema_version},
 };
@@ -33,6 +41,8 @@ pub enum StartupError {
     SigningKey(String),
     #[error("single sign-on: {0}")]
     Sso(String),
+    #[error("the parameter key: {0}")]
+    ParameterKey(String),
     #[error("the capability catalog is invalid:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Catalog(Vec<CatalogError>),
 }
@@ -53,6 +63,9 @@ pub struct AppState {
     pub deployments: DeploymentService,
     pub fleet: FleetService,
     pub users: UserService,
+    pub operations: OperationService,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
 }
 
@@ -135,6 +148,45 @@ async fn signing_key(config: &Config) -> Result<Vec<u8>, StartupError> {
     }
 }
 
+/// The key `NoEcho` values are sealed with: `NEXUS_PARAMETER_KEY`, or one generated once into
+/// the data directory (fine on one machine; replicas sharing DynamoDB must share the variable).
+fn parameter_key(config: &Config) -> Result<Vec<u8>, StartupError> {
+    if let Some(k) = &config.parameter_key {
+        return Ok(k.expose().as_bytes().to_vec());
+    }
+    if config.store == StoreKind::DynamoDb {
+        tracing::warn!(
+            "NEXUS_PARAMETER_KEY is not set: using a key file in NEXUS_DATA_DIR; replicas must share one key"
+        );
+    }
+    let path = config.data_dir.join("parameter.key");
+    if let Ok(existing) = std::fs::read(&path) {
+        return Ok(existing);
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartupError::ParameterKey(format!("{}: {e}", config.data_dir.display())))?;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            std::io::Write::write_all(&mut f, hex.as_bytes())
+                .map_err(|e| StartupError::ParameterKey(format!("{}: {e}", path.display())))?;
+            tracing::info!(path = %path.display(), "generated the parameter encryption key");
+            Ok(hex.into_bytes())
+        }
+        // Another process made it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(&path).map_err(|e| StartupError::ParameterKey(format!("{}: {e}", path.display())))
+        }
+        Err(e) => Err(StartupError::ParameterKey(format!("{}: {e}", path.display()))),
+    }
+}
+
 impl AppState {
     /// Opens the store the configuration names, loads demo data when asked and the store is
     /// empty, and wires the services.
@@ -208,7 +260,41 @@ impl AppState {
             None => auth,
         };
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
+        let metrics = Arc::new(Metrics::default());
+        let sdk = super::aws::load_sdk_config().await;
+        let notifier: Arc<dyn Notifier> = match &config.event_bus {
+            Some(bus) => Arc::new(EventBridgeNotifier::new(
+                &sdk,
+                bus.clone(),
+                config.sns_topic_arn.clone(),
+                metrics.clone(),
+            )),
+            None => Arc::new(LogNotifier),
+        };
+        let engine = Arc::new(Engine::new(
+            repo.clone(),
+            catalog.clone(),
+            Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone())),
+            notifier,
+            ParameterCipher::new(&parameter_key(&config)?),
+            artifacts.clone(),
+            metrics.clone(),
+            config.engine.clone(),
+        ));
+        if config.worker {
+            tokio::spawn(engine.clone().run());
+        }
+        let operations = OperationService::new(
+            repo.clone(),
+            catalog.clone(),
+            engine.clone(),
+            audit.clone(),
+            deployments.clone(),
+        );
         Ok(Self {
+            operations,
+            engine,
+            metrics,
             leptos_options,
             limits: Arc::new(Limits {
                 all: config.rate_limit.map(RateLimiter::new),

@@ -45,6 +45,9 @@ pub fn test_config(vars: &[(&str, &str)]) -> Config {
         ("NEXUS_CATALOG_DIR", catalog),
         ("NEXUS_JWT_SECRET", "fake-test-signing-key-0123456789abcdef"),
         ("NEXUS_DEMO_PASSWORD", DEMO_PASSWORD),
+        // Tests that drive operations turn the lifecycle worker on; the others restart apps on
+        // the same store, which a running worker would still hold.
+        ("NEXUS_WORKER", "off"),
     ];
     let mut all: Vec<(String, String)> = base.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -15,9 +15,11 @@ use crate::domain::{
 use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
 
 mod catalog_records;
+mod operations;
 mod sessions;
 
 pub use catalog_records::CatalogRecord;
+pub use operations::StartError;
 pub use sessions::{LoginAttempts, Session};
 
 #[derive(Debug, thiserror::Error)]
@@ -378,9 +380,18 @@ impl Repo {
         ]
     }
 
+    /// The record that keeps one deployment per environment and capability.
+    fn envcap_write(r: &DeploymentRecord) -> Write {
+        let d = &r.deployment;
+        Write::put(
+            Item::new(format!("ENVCAP#{}#{}", d.environment_id, d.capability), "ENVCAP", 1, d.id.to_string()),
+            Cond::NotExists,
+        )
+    }
+
     pub async fn create_deployment(&self, mut r: DeploymentRecord) -> Result<Deployment, RepoError> {
         r.deployment.rev = 1;
-        let mut writes = vec![Write::put(Self::deployment_item(&r), Cond::NotExists)];
+        let mut writes = vec![Write::put(Self::deployment_item(&r), Cond::NotExists), Self::envcap_write(&r)];
         writes.extend(Self::counter_writes(&r, 1));
         self.store.transact(writes).await?;
         Ok(r.deployment)
@@ -428,15 +439,28 @@ impl Repo {
         let mut item =
             Item::new(keys::deployment(o.deployment_id.as_str()), format!("OP#{}", o.id), o.rev, to_json(o))
                 .with_index(keys::GSI1, format!("OP#{}", o.id), "OP");
+        // Active operations are in one of two queues: the workers' (`OPS#WORK`) and the users'
+        // (`OPS#WAIT`: approvals and previews), so workers never page past waiting ones.
         if o.state.is_active() {
-            item = item.with_index(keys::GSI2, "OPS#ACTIVE", o.id.to_string());
+            let queue = if crate::domain::lifecycle::is_worker_state(o.state) {
+                keys::OPS_WORK
+            } else {
+                keys::OPS_WAIT
+            };
+            item = item.with_index(keys::GSI2, queue, o.id.to_string());
         }
         item
     }
 
+    /// Stores an operation as it is (demo and imported history); an active one holds its
+    /// deployment like any other.
     pub async fn create_operation(&self, mut o: Operation) -> Result<Operation, RepoError> {
         o.rev = 1;
-        self.store.transact(vec![Write::put(Self::operation_item(&o), Cond::NotExists)]).await?;
+        let mut writes = vec![Write::put(Self::operation_item(&o), Cond::NotExists)];
+        if o.state.is_active() {
+            writes.push(Self::lock_write(&o.deployment_id, &o.id));
+        }
+        self.store.transact(writes).await?;
         Ok(o)
     }
 
@@ -512,6 +536,22 @@ impl Repo {
         deployments: &[DeploymentRecord],
         operations: &[Operation],
     ) -> Result<bool, RepoError> {
+        // The history first (rewriting it is harmless), so an interrupted import that left it
+        // without its customer completes when run again.
+        for chunk in operations.chunks(super::store::MAX_TRANSACTION_ITEMS / 2) {
+            let mut writes = Vec::new();
+            for o in chunk {
+                writes.push(Write::put(Self::operation_item(o), Cond::None));
+                if o.state.is_active() {
+                    let mut lock = Self::lock_write(&o.deployment_id, &o.id);
+                    if let Write::Put { cond, .. } = &mut lock {
+                        *cond = Cond::None;
+                    }
+                    writes.push(lock);
+                }
+            }
+            self.store.transact(writes).await?;
+        }
         let mut writes = vec![Write::put(Self::customer_item(customer), Cond::NotExists)];
         writes.push(Write::put(
             Item::new(format!("CUSTSLUG#{}", customer.slug), "CUSTSLUG", 1, customer.id.to_string()),
@@ -521,13 +561,13 @@ impl Repo {
         let mut deltas = std::collections::BTreeMap::<(String, String), i64>::new();
         for r in deployments {
             writes.push(Write::put(Self::deployment_item(r), Cond::NotExists));
+            writes.push(Self::envcap_write(r));
             for w in Self::counter_writes(r, 1) {
                 if let Write::Add { pk, sk, delta } = w {
                     *deltas.entry((pk, sk)).or_default() += delta;
                 }
             }
         }
-        writes.extend(operations.iter().map(|o| Write::put(Self::operation_item(o), Cond::NotExists)));
         writes.extend(deltas.into_iter().map(|((pk, sk), delta)| Write::Add { pk, sk, delta }));
         match self.store.transact(writes).await {
             Ok(()) => Ok(true),
@@ -564,6 +604,26 @@ impl Repo {
                 match customers.next_cursor {
                     Some(c) => cursor = Some(c),
                     None => break,
+                }
+            }
+        }
+        if from < 3 {
+            // v3 split the active operations into the workers' and the users' queues.
+            loop {
+                let p = self.store.query(Query::index(keys::GSI2, "OPS#ACTIVE").limit(100)).await?;
+                if p.items.is_empty() {
+                    break;
+                }
+                for item in &p.items {
+                    let o: Operation = from_item(item)?;
+                    match self
+                        .store
+                        .transact(vec![Write::put(Self::operation_item(&o), Cond::Rev(o.rev))])
+                        .await
+                    {
+                        Ok(()) | Err(StoreError::Conflict { .. }) => touched += 1,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }

@@ -141,7 +141,7 @@ impl DeploymentService {
         let r = self.record(actor, id).await?;
         let ops = self.repo.operations(id, 50, None).await?;
         Ok(DeploymentDetail {
-            operations: ops.items.into_iter().map(|o| self.mask_operation(o)).collect(),
+            operations: ops.items.into_iter().map(|o| self.mask(o)).collect(),
             operations_next_cursor: ops.next_cursor,
             view: self.view(r),
         })
@@ -157,7 +157,7 @@ impl DeploymentService {
         self.record(actor, deployment).await?;
         let page = self.repo.operations(deployment, limit, cursor).await?;
         Ok(Page {
-            items: page.items.into_iter().map(|o| self.mask_operation(o)).collect(),
+            items: page.items.into_iter().map(|o| self.mask(o)).collect(),
             next_cursor: page.next_cursor,
         })
     }
@@ -173,13 +173,13 @@ impl DeploymentService {
             Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound("operation")),
             Err(ServiceError::Hidden(_)) => Err(ServiceError::Hidden("operation")),
             Err(e) => Err(e),
-            Ok(_) => Ok(self.mask_operation(op)),
+            Ok(_) => Ok(self.mask(op)),
         }
     }
 
     /// `NoEcho` values never leave the server: masked by the target version's schema, or
     /// all masked when the schema is unknown.
-    fn mask_operation(&self, mut op: Operation) -> Operation {
+    pub fn mask(&self, mut op: Operation) -> Operation {
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         let schema = op.target_version.as_ref().and_then(|v| catalog.version(&op.capability, v));
         op.parameters = match schema {

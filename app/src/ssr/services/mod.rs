@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod customers;
 pub mod deployments;
 pub mod fleet;
+pub mod operations;
 pub mod users;
 
 /// List sizes: `limit` defaults to this and may not exceed [`MAX_LIMIT`].

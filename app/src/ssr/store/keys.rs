@@ -8,7 +8,8 @@
 //! | customer | `CUST#<id>` | `CUST` | `CUSTOMERS` / `<name>#<id>` | `OWNER#<owner id>` / `<name>#<id>` | | |
 //! | environment | `CUST#<customer id>` | `ENV#<dev/staging/prod>` | `ENV#<id>` / `ENV` | | | |
 //! | deployment | `DEP#<id>` | `DEP` | `CUST#<customer id>` / `<env>#<capability>#<id>` | `CAP#<capability>` / `<env>#<status>#<id>` | `STATUS#<status>` / `<env>#<capability>#<id>` | `OWNER#<owner id>` / `<env>#<capability>#<id>` | `DEPS` / `<env>#<capability>#<id>` |
-//! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#ACTIVE` / `<id>` (only while not finished) | | |
+//! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#WORK` / `<id>` while a worker has to move it, `OPS#WAIT` / `<id>` while it waits for a user | | |
+//! | operation lock, idempotency keys, stack events | see `repo::operations` | | | | | |
 //! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
 //! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
@@ -21,6 +22,9 @@
 
 pub const META: &str = "META";
 pub const SCHEMA: &str = "SCHEMA";
+/// The workers' queue and the users' (approvals, previews).
+pub const OPS_WORK: &str = "OPS#WORK";
+pub const OPS_WAIT: &str = "OPS#WAIT";
 
 pub const GSI1: usize = 0;
 pub const GSI2: usize = 1;

@@ -36,8 +36,9 @@ pub const INDEX_COUNT: usize = 5;
 /// DynamoDB's limit, enforced by both stores.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The store layout version recorded in the store (`META`/`SCHEMA`). 2: deployments gained
-/// the `gsi5` (`DEPS`) index; older stores are re-indexed at start-up (`Repo::migrate`).
-pub const SCHEMA_VERSION: u64 = 2;
+/// the `gsi5` (`DEPS`) index; 3: active operations split into the workers' and the users'
+/// queues. Older stores are re-indexed at start-up (`Repo::migrate`).
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// One stored record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

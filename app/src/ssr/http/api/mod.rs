@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod customers;
 mod deployments;
+mod operations;
 mod users;
 
 use axum::{
@@ -94,6 +95,9 @@ impl Modify for SessionAuth {
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
         users::list, users::create, users::update, users::reset_password, users::unlock,
+        operations::deploy, operations::upgrade, operations::rollback, operations::delete, operations::drift,
+        operations::execute, operations::approve, operations::reject, operations::cancel,
+        operations::events, operations::stream, operations::connect,
     ),
     modifiers(&SessionAuth)
 )]
@@ -128,8 +132,18 @@ pub fn router() -> Router<AppState> {
             "/api/v1/customers/{id}/environments/{name}",
             axum::routing::patch(customers::update_environment),
         )
-        .route("/api/v1/deployments", get(deployments::list))
-        .route("/api/v1/deployments/{id}", get(deployments::get))
+        .route("/api/v1/deployments", get(deployments::list).post(operations::deploy))
+        .route("/api/v1/deployments/{id}", get(deployments::get).delete(operations::delete))
+        .route("/api/v1/deployments/{id}/upgrade", post(operations::upgrade))
+        .route("/api/v1/deployments/{id}/rollback", post(operations::rollback))
+        .route("/api/v1/deployments/{id}/drift", post(operations::drift))
+        .route("/api/v1/operations/{id}/execute", post(operations::execute))
+        .route("/api/v1/operations/{id}/approve", post(operations::approve))
+        .route("/api/v1/operations/{id}/reject", post(operations::reject))
+        .route("/api/v1/operations/{id}/cancel", post(operations::cancel))
+        .route("/api/v1/operations/{id}/events", get(operations::events))
+        .route("/api/v1/operations/{id}/events/stream", get(operations::stream))
+        .route("/api/v1/environments/{id}/connect", post(operations::connect))
         .route("/api/v1/deployments/{id}/operations", get(deployments::operations))
         .route("/api/v1/operations/{id}", get(deployments::operation))
         .route("/api/v1/fleet/summary", get(deployments::fleet_summary))

@@ -1,0 +1,705 @@
+//! The operation engine: moves stored operations through the lifecycle state machine, one
+//! step at a time, each step stored before the next AWS call.
+//!
+//! Exactly once: a worker holds an operation only while its lease (a conditional write) is
+//! current, and every save names the revision it read, so a worker whose lease was taken over
+//! loses its next write and stops. The AWS side is idempotent on its own: one change-set name
+//! per operation (a retried create finds it), execution only while the change set is still
+//! AVAILABLE (with a token derived from the operation id), deletion with a token.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::{
+    crash,
+    deployer::{ChangeSetRequest, ChangeSetStatus, DeployError, Deployer, Target, TemplateSource},
+    notifier::{Notifier, OperationEvent},
+    secrets::ParameterCipher,
+};
+use crate::{
+    domain::{
+        lifecycle::{
+            DeploymentStatus, Drift, OperationKind, OperationState, check_transition, is_worker_state,
+            status_after,
+        },
+        model::{Color, FailureCause, Operation},
+        stacks::{self, StackPhase, TokenStep},
+        time::Timestamp,
+    },
+    ssr::{
+        artifacts::ArtifactStore,
+        catalog::SharedCatalog,
+        clock,
+        metrics::Metrics,
+        repo::{DeploymentRecord, Repo, RepoError},
+    },
+};
+
+/// Timings of the engine (`NEXUS_WORKER_*`, `NEXUS_OPERATION_TIMEOUT_MINUTES`).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How often the queue is read when nothing wakes the worker.
+    pub poll: Duration,
+    /// How often a running stack is looked at.
+    pub follow: Duration,
+    /// Operations one process drives at once.
+    pub concurrency: usize,
+    /// How long an operation may run before it is failed.
+    pub timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            follow: Duration::from_secs(2),
+            concurrency: 8,
+            timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+enum StepError {
+    /// Another worker or a user changed the operation: let go.
+    LostLease,
+    /// Try again later (AWS throttling, 5xx, the store unavailable).
+    Transient(String),
+    /// The operation cannot succeed: it fails with this message.
+    Fatal(String),
+}
+
+impl From<RepoError> for StepError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Conflict(_) => StepError::LostLease,
+            other => StepError::Transient(format!("the store: {other}")),
+        }
+    }
+}
+
+impl From<DeployError> for StepError {
+    fn from(e: DeployError) -> Self {
+        if e.is_transient() { StepError::Transient(e.to_string()) } else { StepError::Fatal(e.to_string()) }
+    }
+}
+
+pub struct Engine {
+    pub(crate) repo: Repo,
+    catalog: SharedCatalog,
+    deployer: Arc<dyn Deployer>,
+    notifier: Arc<dyn Notifier>,
+    pub(crate) cipher: ParameterCipher,
+    artifacts: Arc<dyn ArtifactStore>,
+    metrics: Arc<Metrics>,
+    pub(crate) config: EngineConfig,
+    worker_id: String,
+    wake: Notify,
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        repo: Repo,
+        catalog: SharedCatalog,
+        deployer: Arc<dyn Deployer>,
+        notifier: Arc<dyn Notifier>,
+        cipher: ParameterCipher,
+        artifacts: Arc<dyn ArtifactStore>,
+        metrics: Arc<Metrics>,
+        config: EngineConfig,
+    ) -> Self {
+        let worker_id = format!("worker-{}", crate::ssr::ids::new_id());
+        Engine {
+            repo,
+            catalog,
+            deployer,
+            notifier,
+            cipher,
+            artifacts,
+            metrics,
+            config,
+            worker_id,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn deployer(&self) -> &Arc<dyn Deployer> {
+        &self.deployer
+    }
+
+    /// Something was queued: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The worker loop: claims what is due and drives it, until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        tracing::info!(worker = %self.worker_id, "lifecycle worker started");
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        loop {
+            match self.repo.work_queue(200).await {
+                Ok(ops) => {
+                    let now = clock::now();
+                    for op in ops {
+                        let free = op.lease_until.is_none_or(|t| t < now);
+                        let due = op.not_before.is_none_or(|t| t <= now);
+                        if !(free && due && is_worker_state(op.state)) {
+                            continue;
+                        }
+                        let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                        if let Some(op) = self.claim(op).await {
+                            let engine = self.clone();
+                            tokio::spawn(async move {
+                                engine.drive(op).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the operation queue"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    async fn claim(&self, mut op: Operation) -> Option<Operation> {
+        op.lease_owner = Some(self.worker_id.clone());
+        op.lease_until = Some(Timestamp::from_millis(clock::now().millis() + ms(self.config.lease)));
+        op.attempts += 1;
+        if op.deadline.is_none() {
+            op.deadline = Some(Timestamp::from_millis(clock::now().millis() + ms(self.config.timeout)));
+        }
+        match self.repo.save_operation(&mut op).await {
+            Ok(()) => Some(op),
+            Err(RepoError::Conflict(_)) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, operation = %op.id, "cannot claim an operation");
+                None
+            }
+        }
+    }
+
+    /// Runs an operation as far as it goes now; on a transient error it is left for a retry
+    /// with backoff, on a fatal one it fails.
+    async fn drive(&self, mut op: Operation) {
+        let span = tracing::info_span!("operation", id = %op.id, kind = op.kind.as_str());
+        let _enter = span.enter();
+        match self.advance(&mut op).await {
+            Ok(()) => {}
+            Err(StepError::LostLease) => {
+                tracing::info!(operation = %op.id, "the operation changed elsewhere: letting go");
+            }
+            Err(StepError::Transient(message)) => {
+                let now = clock::now();
+                if op.deadline.is_some_and(|d| d < now) {
+                    let _ = self.fail(&mut op, format!("gave up at the deadline: {message}"), None).await;
+                    return;
+                }
+                let backoff = backoff_ms(op.attempts);
+                tracing::warn!(operation = %op.id, retry_in_ms = backoff, %message, "transient failure: retrying later");
+                op.lease_owner = None;
+                op.lease_until = None;
+                op.not_before = Some(Timestamp::from_millis(now.millis() + backoff));
+                op.error = Some(message);
+                let _ = self.repo.save_operation(&mut op).await;
+            }
+            Err(StepError::Fatal(message)) => {
+                if let Err(e) = self.fail(&mut op, message, None).await {
+                    tracing::warn!(operation = %op.id, error = ?e, "cannot record the failure: the lease will expire");
+                }
+            }
+        }
+    }
+
+    fn lease_until(&self) -> Option<Timestamp> {
+        Some(Timestamp::from_millis(clock::now().millis() + ms(self.config.lease)))
+    }
+
+    /// Saves `op` in state `to` (a legal transition), renewing the lease, and publishes it.
+    async fn transition(&self, op: &mut Operation, to: OperationState) -> Result<(), StepError> {
+        check_transition(op.kind, op.state, to).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let before = op.clone();
+        op.state = to;
+        if is_worker_state(to) {
+            op.lease_until = self.lease_until();
+        } else {
+            // Waiting for a user: no worker holds it.
+            op.lease_owner = None;
+            op.lease_until = None;
+        }
+        if op.started_at.is_none() {
+            op.started_at = Some(clock::now());
+        }
+        if let Err(e) = self.repo.save_operation(op).await {
+            *op = before;
+            return Err(e.into());
+        }
+        self.published(op).await;
+        Ok(())
+    }
+
+    /// Renews the lease (a save at the same state).
+    async fn renew(&self, op: &mut Operation) -> Result<(), StepError> {
+        op.lease_until = self.lease_until();
+        self.repo.save_operation(op).await.map_err(Into::into)
+    }
+
+    async fn published(&self, op: &Operation) {
+        self.metrics.operation_state(op.kind.as_str(), op.state.as_str());
+        if let Err(e) = self.notifier.publish(&OperationEvent::of(op, clock::now())).await {
+            tracing::warn!(operation = %op.id, error = %e, "the operation event was not published");
+        }
+    }
+
+    /// Where the operation acts: the environment's account, the session named after it.
+    async fn target(&self, op: &Operation, deployment: &DeploymentRecord) -> Result<Target, StepError> {
+        let env = self.repo.environment(&deployment.deployment.environment_id).await?;
+        Ok(Target {
+            account_id: env.account_id,
+            region: env.region,
+            role_arn: env.role_arn,
+            external_id: env.external_id,
+            session_name: format!("nexus-{}", op.id),
+        })
+    }
+
+    /// The template inline, or by URL from the artifacts bucket when it is too big.
+    async fn template(&self, op: &Operation) -> Result<TemplateSource, StepError> {
+        let version =
+            op.target_version.clone().ok_or_else(|| StepError::Fatal("no target version".into()))?;
+        let (body, needs_url, sha) = {
+            let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+            let v = catalog.version(&op.capability, &version).ok_or_else(|| {
+                StepError::Fatal(format!("{} {version} is not in the catalog", op.capability))
+            })?;
+            (v.template_body.clone(), v.needs_url, v.meta.template_sha256.clone())
+        };
+        if !needs_url {
+            return Ok(TemplateSource::Body(body));
+        }
+        let key = format!("templates/{}/{version}-{}.template", op.capability, &sha[..12.min(sha.len())]);
+        match self.artifacts.url_for(&key, body.as_bytes()).await {
+            Ok(Some(url)) => Ok(TemplateSource::Url(url)),
+            Ok(None) => Err(StepError::Fatal(
+                "the template is over 51,200 bytes: CloudFormation needs it from an S3 bucket (set NEXUS_ARTIFACTS_BUCKET)".into(),
+            )),
+            Err(e) => Err(StepError::Transient(e.to_string())),
+        }
+    }
+
+    fn tags(&self, op: &Operation, customer_cost_center: &str) -> Vec<(String, String)> {
+        vec![
+            ("Project".into(), "nexus-toolkit".into()),
+            ("Environment".into(), op.environment.as_str().into()),
+            ("CostCenter".into(), customer_cost_center.into()),
+            ("nexus:capability".into(), op.capability.clone()),
+            ("nexus:version".into(), op.target_version.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+            ("nexus:deployment".into(), op.deployment_id.to_string()),
+        ]
+    }
+
+    async fn advance(&self, op: &mut Operation) -> Result<(), StepError> {
+        loop {
+            if op.deadline.is_some_and(|d| d < clock::now()) {
+                return Err(StepError::Fatal("the operation did not finish before its deadline".into()));
+            }
+            match op.state {
+                OperationState::Queued => {
+                    if op.kind.uses_change_set() {
+                        self.transition(op, OperationState::CreatingChangeSet).await?;
+                    } else {
+                        self.start_executing(op).await?;
+                    }
+                }
+                OperationState::CreatingChangeSet => {
+                    if !self.create_change_set(op).await? {
+                        return Ok(());
+                    }
+                }
+                OperationState::Executing => return self.execute(op).await,
+                // Waiting for a user, or over.
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Moves to Executing and marks the deployment as changing (a drift check changes nothing).
+    async fn start_executing(&self, op: &mut Operation) -> Result<(), StepError> {
+        let r = self.repo.deployment(&op.deployment_id).await?;
+        if op.status_before.is_none() {
+            op.status_before = Some(r.deployment.status);
+        }
+        self.transition(op, OperationState::Executing).await?;
+        if op.kind != OperationKind::DriftCheck && r.deployment.status != DeploymentStatus::InProgress {
+            let mut after = r.clone();
+            after.deployment.status = DeploymentStatus::InProgress;
+            after.deployment.last_operation_id = Some(op.id.clone());
+            after.deployment.updated_at = clock::now();
+            // A concurrent reconciler write only delays the label; the finish sets the truth.
+            if let Err(e) = self.repo.update_deployment(&r, after).await {
+                tracing::info!(operation = %op.id, error = %e, "deployment not marked in progress");
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates (or finds) the change set. `true`: go on; `false`: the operation waits or ended.
+    async fn create_change_set(&self, op: &mut Operation) -> Result<bool, StepError> {
+        let r = self.repo.deployment(&op.deployment_id).await?;
+        let target = self.target(op, &r).await?;
+        let customer = self.repo.customer(&r.deployment.customer_id).await?;
+        let existing = self.deployer.stack(&target, &op.stack_name).await?;
+        if let Some(s) = &existing
+            && s.status == "DELETE_IN_PROGRESS"
+        {
+            tokio::time::sleep(self.config.follow).await;
+            self.renew(op).await?;
+            return Ok(true);
+        }
+        // A first deploy that failed leaves a ROLLBACK_COMPLETE stack, which can only be deleted.
+        if let Some(s) = &existing
+            && s.status == "ROLLBACK_COMPLETE"
+        {
+            self.deployer
+                .delete_stack(&target, &op.stack_name, &stacks::client_token(&op.id, TokenStep::Delete))
+                .await?;
+            self.renew(op).await?;
+            return Ok(true);
+        }
+        let create = existing
+            .as_ref()
+            .is_none_or(|s| s.status == "REVIEW_IN_PROGRESS" || s.status == "DELETE_COMPLETE");
+        let parameters = self.cipher.open_all(&op.parameters).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let req = ChangeSetRequest {
+            stack_name: op.stack_name.clone(),
+            change_set_name: stacks::change_set_name(&op.id),
+            client_token: stacks::client_token(&op.id, TokenStep::CreateChangeSet),
+            create,
+            template: self.template(op).await?,
+            parameters,
+            tags: self.tags(op, &customer.cost_center),
+        };
+        let info = self.deployer.create_change_set(&target, &req).await?;
+        crash::point("after_change_set_created");
+        op.change_set_id = Some(info.id.clone());
+        op.changes = info.changes.clone();
+        match info.status {
+            ChangeSetStatus::Empty => {
+                if let Err(e) =
+                    self.deployer.delete_change_set(&target, &op.stack_name, &req.change_set_name).await
+                {
+                    tracing::info!(error = %e, "the empty change set stays");
+                }
+                self.finish(op, OperationState::NoChanges, None, None).await?;
+                Ok(false)
+            }
+            ChangeSetStatus::Failed(reason) => {
+                Err(StepError::Fatal(format!("the change set failed: {reason}")))
+            }
+            ChangeSetStatus::Pending => {
+                Err(StepError::Transient("the change set is still being computed".into()))
+            }
+            ChangeSetStatus::Ready if op.auto_execute => {
+                self.start_executing(op).await?;
+                Ok(true)
+            }
+            ChangeSetStatus::Ready => {
+                self.transition(op, OperationState::PreviewReady).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Starts the change (once) and follows the stack to the end.
+    async fn execute(&self, op: &mut Operation) -> Result<(), StepError> {
+        let r = self.repo.deployment(&op.deployment_id).await?;
+        let target = self.target(op, &r).await?;
+        if op.kind == OperationKind::DriftCheck {
+            return self.drift_check(op, &target).await;
+        }
+        if op.kind == OperationKind::Switch {
+            return Err(StepError::Fatal("blue-green switching is not available yet".into()));
+        }
+        let token = match op.kind {
+            OperationKind::Delete => stacks::client_token(&op.id, TokenStep::Delete),
+            _ => stacks::client_token(&op.id, TokenStep::Execute),
+        };
+        if !op.executed {
+            if op.kind == OperationKind::Delete {
+                if self.deployer.stack(&target, &op.stack_name).await?.is_some() {
+                    self.deployer.delete_stack(&target, &op.stack_name, &token).await?;
+                }
+            } else {
+                let name = stacks::change_set_name(&op.id);
+                let cs = self.deployer.change_set(&target, &op.stack_name, &name).await?;
+                // Executed already (by this operation before a crash): never a second time.
+                if !cs.executed() {
+                    self.deployer.execute_change_set(&target, &op.stack_name, &name, &token).await?;
+                }
+                crash::point("after_change_set_executed");
+            }
+            op.executed = true;
+            self.renew(op).await?;
+        }
+        let stack_ref = r
+            .deployment
+            .stack_id
+            .clone()
+            .filter(|_| op.kind == OperationKind::Delete)
+            .unwrap_or_else(|| op.stack_name.clone());
+        let mut seen = std::collections::HashSet::new();
+        let mut last_renew = clock::now();
+        loop {
+            let stack = self.deployer.stack(&target, &stack_ref).await?;
+            if let Some(s) = &stack {
+                let events = self.record_events(op, &target, &s.stack_id, &token, &mut seen).await?;
+                op.stack_status = Some(s.status.clone());
+                match stacks::stack_phase(&s.status) {
+                    StackPhase::InProgress => {}
+                    StackPhase::Complete => {
+                        let outputs = s.outputs.clone();
+                        return self
+                            .finish(op, OperationState::Succeeded, Some((s.stack_id.clone(), outputs)), None)
+                            .await;
+                    }
+                    StackPhase::Deleted if op.kind == OperationKind::Delete => {
+                        return self.finish(op, OperationState::Succeeded, None, None).await;
+                    }
+                    StackPhase::Deleted => {
+                        let cause = FailureCause {
+                            logical_id: None,
+                            resource_type: None,
+                            reason: "the stack was deleted while the operation ran".into(),
+                            stack_status: Some(s.status.clone()),
+                        };
+                        return self.finish(op, OperationState::Failed, None, Some(cause)).await;
+                    }
+                    phase @ (StackPhase::RolledBack | StackPhase::Failed) => {
+                        let cause = self.cause(op, &target, &s.stack_id, events, &token, &s.status).await;
+                        let end = if phase == StackPhase::RolledBack {
+                            OperationState::RolledBack
+                        } else {
+                            OperationState::Failed
+                        };
+                        return self.finish(op, end, None, Some(cause)).await;
+                    }
+                }
+            } else if op.kind == OperationKind::Delete {
+                return self.finish(op, OperationState::Succeeded, None, None).await;
+            } else {
+                return Err(StepError::Fatal("the stack does not exist".into()));
+            }
+            if clock::now().millis() - last_renew.millis() > ms(self.config.lease) / 3 {
+                self.renew(op).await?;
+                last_renew = clock::now();
+            }
+            tokio::time::sleep(self.config.follow).await;
+        }
+    }
+
+    /// Stores the operation's new stack events; returns all of its events so far.
+    async fn record_events(
+        &self,
+        op: &Operation,
+        target: &Target,
+        stack_id: &str,
+        token: &str,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Result<Vec<stacks::StackEvent>, StepError> {
+        let started = op.started_at.unwrap_or(op.created_at);
+        let all = self.deployer.stack_events(target, stack_id).await?;
+        let own: Vec<_> = all
+            .into_iter()
+            .filter(|e| match &e.client_request_token {
+                Some(t) => t == token,
+                None => e.timestamp >= started,
+            })
+            .collect();
+        let fresh: Vec<_> = own.iter().filter(|e| !seen.contains(&e.event_id)).cloned().collect();
+        if !fresh.is_empty() {
+            self.repo.put_stack_events(&op.id, &fresh).await?;
+            seen.extend(fresh.into_iter().map(|e| e.event_id));
+        }
+        Ok(own)
+    }
+
+    /// Which resource failed: from the stack events, or, when only the stack failed (a
+    /// pre-deployment validation), from the operation's validation events.
+    async fn cause(
+        &self,
+        op: &Operation,
+        target: &Target,
+        stack_id: &str,
+        mut events: Vec<stacks::StackEvent>,
+        token: &str,
+        status: &str,
+    ) -> FailureCause {
+        let cause = stacks::failure_cause(&events, Some(token), Some(status));
+        if cause.resource_type.as_deref() != Some("AWS::CloudFormation::Stack") {
+            return cause;
+        }
+        match self.deployer.validation_failures(target, stack_id).await {
+            Ok(found) if !found.is_empty() => {
+                let started = op.started_at.unwrap_or(op.created_at);
+                let fresh: Vec<_> = found.into_iter().filter(|e| e.timestamp >= started).collect();
+                if let Err(e) = self.repo.put_stack_events(&op.id, &fresh).await {
+                    tracing::warn!(error = %e, "validation events not stored");
+                }
+                events.extend(fresh);
+                stacks::failure_cause(&events, Some(token), Some(status))
+            }
+            Ok(_) => cause,
+            Err(e) => {
+                tracing::info!(error = %e, "no validation events");
+                cause
+            }
+        }
+    }
+
+    async fn drift_check(&self, op: &mut Operation, target: &Target) -> Result<(), StepError> {
+        let report = self.deployer.detect_drift(target, &op.stack_name).await?;
+        op.drift = report.resources;
+        op.stack_status = Some(report.stack_status);
+        self.finish(op, OperationState::Succeeded, None, None).await
+    }
+
+    /// Fails the operation with a message (and puts its deployment back to what it was).
+    async fn fail(
+        &self,
+        op: &mut Operation,
+        message: String,
+        cause: Option<FailureCause>,
+    ) -> Result<(), StepError> {
+        op.error = Some(message);
+        // Whatever state it was in, a failure ends it.
+        if !crate::domain::lifecycle::can_transition(op.kind, op.state, OperationState::Failed) {
+            op.state = OperationState::Executing;
+        }
+        self.finish(op, OperationState::Failed, None, cause).await
+    }
+
+    /// Ends the operation and updates its deployment, in one transaction with the lock release.
+    async fn finish(
+        &self,
+        op: &mut Operation,
+        end: OperationState,
+        stack: Option<(String, BTreeMap<String, String>)>,
+        cause: Option<FailureCause>,
+    ) -> Result<(), StepError> {
+        check_transition(op.kind, op.state, end).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let now = clock::now();
+        for _ in 0..5 {
+            let before = self.repo.deployment(&op.deployment_id).await?;
+            let mut after = before.clone();
+            let d = &mut after.deployment;
+            let status_before = op.status_before.unwrap_or(before.deployment.status);
+            if let Some(status) = status_after(op.kind, end, status_before) {
+                d.status = status;
+            } else if d.status == DeploymentStatus::InProgress {
+                d.status = status_before;
+            }
+            let succeeded = matches!(end, OperationState::Succeeded | OperationState::NoChanges);
+            match op.kind {
+                OperationKind::Deploy | OperationKind::Upgrade | OperationKind::Rollback if succeeded => {
+                    if let Some(v) = &op.target_version
+                        && (v != &d.version || op.parameters != d.parameters)
+                    {
+                        d.previous_version = Some(d.version.clone());
+                        d.previous_parameters = d.parameters.clone();
+                        d.version = v.clone();
+                        d.parameters = op.parameters.clone();
+                    }
+                    if let Some((id, outputs)) = &stack {
+                        d.stack_id = Some(id.clone());
+                        d.outputs = outputs.clone();
+                    }
+                }
+                OperationKind::Delete if succeeded => {
+                    d.stack_id = None;
+                    d.outputs.clear();
+                    d.health = crate::domain::lifecycle::Health::Unknown;
+                    d.drift = Drift::NotChecked;
+                }
+                OperationKind::DriftCheck if succeeded => {
+                    d.drift = match op.stack_status.as_deref() {
+                        Some("IN_SYNC") => Drift::InSync,
+                        Some("DRIFTED") => Drift::Drifted,
+                        _ => Drift::Unknown,
+                    };
+                }
+                _ => {}
+            }
+            if op.kind == OperationKind::Switch && succeeded {
+                d.active_color = Some(match d.active_color {
+                    Some(Color::Blue) => Color::Green,
+                    _ => Color::Blue,
+                });
+            }
+            d.last_operation_id = Some(op.id.clone());
+            d.last_synced_at = Some(now);
+            d.updated_at = now;
+            let mut ended = op.clone();
+            ended.state = end;
+            ended.finished_at = Some(now);
+            ended.lease_owner = None;
+            ended.lease_until = None;
+            if cause.is_some() {
+                ended.failure = cause.clone();
+            }
+            if succeeded {
+                ended.error = None;
+            }
+            match self.repo.finish_operation(&mut ended, Some((&before, after))).await {
+                Ok(()) => {
+                    *op = ended;
+                    self.published(op).await;
+                    return Ok(());
+                }
+                Err(RepoError::Conflict(_)) => {
+                    // Which one changed: the operation (someone else has it) or the deployment?
+                    let current = self.repo.operation(&op.id).await?;
+                    if current.rev != op.rev {
+                        return Err(StepError::LostLease);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StepError::Transient("the deployment keeps changing: finishing later".into()))
+    }
+}
+
+/// Retry delay after the n-th attempt: exponential from 1 s up to 5 min, with jitter.
+fn backoff_ms(attempts: u32) -> i64 {
+    let base = 1000i64.saturating_mul(1 << attempts.min(8)).min(300_000);
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    base / 2 + (i64::from(u16::from_le_bytes(b)) * base / 2) / 65_535
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempts in 0..40 {
+            let b = backoff_ms(attempts);
+            let base = (1000i64 << attempts.min(8)).min(300_000);
+            assert!(b >= base / 2 && b <= base, "{attempts}: {b}");
+        }
+    }
+}

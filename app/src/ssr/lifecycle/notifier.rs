@@ -1,0 +1,133 @@
+//! Operation state changes, published for others: EventBridge (source `nexus.toolkit`,
+//! detail-type `Deployment Operation State Change`) and, when configured, an SNS topic. NoEcho
+//! values never leave: the event carries no parameters at all.
+
+use std::{sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use serde::Serialize;
+
+use crate::{
+    domain::{ids::Id, model::Operation, time::Timestamp},
+    ssr::metrics::Metrics,
+};
+
+pub const SOURCE: &str = "nexus.toolkit";
+pub const DETAIL_TYPE: &str = "Deployment Operation State Change";
+
+/// What is published about one state change.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperationEvent {
+    pub operation_id: Id,
+    pub deployment_id: Id,
+    pub customer_id: Id,
+    pub environment: &'static str,
+    pub capability: String,
+    pub kind: &'static str,
+    pub state: &'static str,
+    pub target_version: Option<String>,
+    pub requested_by: Id,
+    pub stack_name: String,
+    pub error: Option<String>,
+    pub at: Timestamp,
+}
+
+impl OperationEvent {
+    pub fn of(op: &Operation, at: Timestamp) -> Self {
+        OperationEvent {
+            operation_id: op.id.clone(),
+            deployment_id: op.deployment_id.clone(),
+            customer_id: op.customer_id.clone(),
+            environment: op.environment.as_str(),
+            capability: op.capability.clone(),
+            kind: op.kind.as_str(),
+            state: op.state.as_str(),
+            target_version: op.target_version.as_ref().map(|v| v.to_string()),
+            requested_by: op.requested_by.clone(),
+            stack_name: op.stack_name.clone(),
+            error: op.error.clone(),
+            at,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publishes one event; failures are logged by the caller, never fail the operation.
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String>;
+}
+
+/// Logs only: no bus configured (local use).
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
+        tracing::info!(operation = %event.operation_id, kind = event.kind, state = event.state, "operation state changed");
+        Ok(())
+    }
+}
+
+/// EventBridge `PutEvents` on a bus, plus SNS `Publish` on a topic when one is set.
+pub struct EventBridgeNotifier {
+    events: aws_sdk_eventbridge::Client,
+    bus: String,
+    sns: Option<(aws_sdk_sns::Client, String)>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventBridgeNotifier {
+    pub fn new(sdk: &SdkConfig, bus: String, topic: Option<String>, metrics: Arc<Metrics>) -> Self {
+        EventBridgeNotifier {
+            events: aws_sdk_eventbridge::Client::new(sdk),
+            bus,
+            sns: topic.map(|t| (aws_sdk_sns::Client::new(sdk), t)),
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for EventBridgeNotifier {
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
+        let detail = serde_json::to_string(event).map_err(|e| e.to_string())?;
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source(SOURCE)
+            .detail_type(DETAIL_TYPE)
+            .detail(&detail)
+            .event_bus_name(&self.bus)
+            .resources(event.stack_name.clone())
+            .build();
+        let started = Instant::now();
+        let out = self.events.put_events().entries(entry).send().await;
+        self.metrics.aws_call("eventbridge", "PutEvents", started.elapsed());
+        let out = out.map_err(|e| {
+            self.metrics.aws_error("eventbridge", "PutEvents", "Error");
+            aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string()
+        })?;
+        if out.failed_entry_count() > 0 {
+            self.metrics.aws_error("eventbridge", "PutEvents", "FailedEntry");
+            return Err(format!(
+                "EventBridge refused the event: {:?}",
+                out.entries().first().and_then(|e| e.error_message())
+            ));
+        }
+        if let Some((sns, topic)) = &self.sns {
+            let started = Instant::now();
+            let out = sns
+                .publish()
+                .topic_arn(topic)
+                .subject(format!("{}: {} {}", DETAIL_TYPE, event.kind, event.state))
+                .message(&detail)
+                .send()
+                .await;
+            self.metrics.aws_call("sns", "Publish", started.elapsed());
+            out.map_err(|e| {
+                self.metrics.aws_error("sns", "Publish", "Error");
+                aws_sdk_sns::error::DisplayErrorContext(&e).to_string()
+            })?;
+        }
+        Ok(())
+    }
+}

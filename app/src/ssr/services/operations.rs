@@ -1,0 +1,630 @@
+//! Lifecycle requests as users make them: deploy, upgrade, roll back, delete, check drift,
+//! execute a previewed change set, approve, reject, cancel, and connecting an environment.
+//! Each call is authorised here (scope, role, approvals) and stores an operation before any
+//! AWS call; the engine's workers do the rest.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use crate::domain::{
+    ids::Id,
+    lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
+    model::{
+        ConnectionStatus, DataClassification, Deployment, Environment, EnvironmentName, Operation, Strategy,
+    },
+    permissions::{self, Action, Approver, Decision},
+    semver::Version,
+    stacks::{self, StackEvent},
+    time::Timestamp,
+    views::{ChangeRequest, DecisionRequest, DeleteRequest, DeployRequest, UpgradeRequest},
+};
+
+use super::super::{
+    audit::AuditLog,
+    auth::Actor,
+    catalog::SharedCatalog,
+    clock,
+    error::ServiceError,
+    ids::new_id,
+    lifecycle::{deployer::Target, engine::Engine},
+    repo::{DeploymentRecord, Repo, RepoError, StartError},
+};
+use super::deployments::DeploymentService;
+
+#[derive(Clone)]
+pub struct OperationService {
+    repo: Repo,
+    catalog: SharedCatalog,
+    engine: Arc<Engine>,
+    audit: Arc<AuditLog>,
+    deployments: DeploymentService,
+}
+
+/// What a request resolves to before it is stored.
+struct Plan {
+    kind: OperationKind,
+    version: Option<Version>,
+    parameters: BTreeMap<String, String>,
+    auto_execute: bool,
+}
+
+impl OperationService {
+    pub fn new(
+        repo: Repo,
+        catalog: SharedCatalog,
+        engine: Arc<Engine>,
+        audit: Arc<AuditLog>,
+        deployments: DeploymentService,
+    ) -> Self {
+        OperationService { repo, catalog, engine, audit, deployments }
+    }
+
+    fn classification(&self, capability: &str) -> Option<DataClassification> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        catalog.get(capability).map(|c| c.capability.classification)
+    }
+
+    /// The version's parameter values checked against its schema (every field's error at
+    /// once) and sealed for storage. `current` fills in values the request leaves out.
+    fn resolve_parameters(
+        &self,
+        capability: &str,
+        version: &Version,
+        given: &BTreeMap<String, String>,
+        current: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ServiceError> {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let v = catalog.version(capability, version).ok_or_else(|| {
+            ServiceError::invalid(
+                "version",
+                "unknown_version",
+                format!("{capability} has no version {version}"),
+            )
+        })?;
+        let schema = &v.meta.parameters;
+        let mut values = self.engine.cipher.open_all(current).map_err(|e| {
+            tracing::error!(error = %e, "stored parameters cannot be decrypted");
+            ServiceError::Internal
+        })?;
+        // Only values the new version knows carry over.
+        values.retain(|k, _| schema.get(k).is_some());
+        values.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let resolved = schema.validate(&values).map_err(ServiceError::fields)?;
+        Ok(self.engine.cipher.seal_all(schema, &resolved))
+    }
+
+    fn parse_version(&self, capability: &str, version: &str, for_new: bool) -> Result<Version, ServiceError> {
+        let v: Version = version.parse().map_err(|_| {
+            ServiceError::invalid("version", "invalid_version", format!("`{version}` is not a version"))
+        })?;
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let entry = catalog.version(capability, &v).ok_or_else(|| {
+            ServiceError::invalid("version", "unknown_version", format!("{capability} has no version {v}"))
+        })?;
+        if for_new && entry.meta.deprecated {
+            return Err(ServiceError::invalid(
+                "version",
+                "deprecated_version",
+                format!("{capability} {v} is deprecated: choose a newer version"),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn blue_green(&self, capability: &str, version: &Version) -> bool {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        catalog.version(capability, version).is_some_and(|v| v.meta.strategy == Strategy::BlueGreen)
+    }
+
+    /// Who must approve, after checking the actor may ask at all (404 outside their scope).
+    fn approval(
+        &self,
+        actor: &Actor,
+        owner: &Id,
+        env: EnvironmentName,
+        capability: &str,
+    ) -> Result<Approver, ServiceError> {
+        actor.check_customer(Action::RequestChange, owner, "deployment")?;
+        let classification = self.classification(capability).unwrap_or(DataClassification::Restricted);
+        Ok(permissions::required_approver(actor.role(), env, classification))
+    }
+
+    fn new_operation(&self, actor: &Actor, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
+        let now = clock::now();
+        let state = initial_state(approver != Approver::None);
+        Operation {
+            id: new_id(),
+            deployment_id: d.id.clone(),
+            customer_id: d.customer_id.clone(),
+            environment: d.environment,
+            capability: d.capability.clone(),
+            kind: plan.kind,
+            state,
+            requested_by: actor.user.id.clone(),
+            target_version: plan.version,
+            parameters: plan.parameters,
+            auto_execute: plan.auto_execute,
+            created_at: now,
+            approver,
+            stack_name: d.stack_name.clone(),
+            deadline: (state == OperationState::Queued).then(|| {
+                Timestamp::from_millis(now.millis() + self.engine.config.timeout.as_millis() as i64)
+            }),
+            ..Operation::blank()
+        }
+    }
+
+    /// Stores the operation (and a first deployment), or explains why not.
+    async fn start(
+        &self,
+        actor: &Actor,
+        op: Operation,
+        new_deployment: Option<&DeploymentRecord>,
+        idempotency_key: Option<&str>,
+        owner: &Id,
+    ) -> Result<Operation, ServiceError> {
+        let op = match self.repo.start_operation(op, new_deployment, idempotency_key).await {
+            Ok(op) => op,
+            Err(StartError::Busy(holder)) => {
+                return Err(ServiceError::Conflict(match holder {
+                    Some(id) => format!(
+                        "operation {id} is still running on this deployment: wait for it or cancel it"
+                    ),
+                    None => "another operation is running on this deployment".into(),
+                }));
+            }
+            Err(StartError::AlreadyDeployed(id)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "the environment already has this capability (deployment {}): upgrade it instead",
+                    id.map(|i| i.to_string()).unwrap_or_default()
+                )));
+            }
+            Err(StartError::Repeated(id)) => return self.deployments.operation(actor, &id).await,
+            Err(StartError::Repo(e)) => return Err(e.into()),
+        };
+        let mut event = actor.audit(
+            &format!("operation.{}", op.kind.as_str()),
+            format!("deployment/{}", op.deployment_id),
+            "success",
+        );
+        event.owner_id = Some(owner.clone());
+        event.details = serde_json::json!({
+            "operation": op.id, "state": op.state, "version": op.target_version,
+            "approver": op.approver, "stack": op.stack_name,
+        });
+        self.audit.append(event, clock::now()).await?;
+        if op.state == OperationState::Queued {
+            self.engine.wake();
+        }
+        Ok(self.deployments.mask(op))
+    }
+
+    /// An earlier request with the same idempotency key: its operation, not a second one.
+    async fn repeated(&self, actor: &Actor, key: Option<&str>) -> Result<Option<Operation>, ServiceError> {
+        if let Some(key) = key
+            && let Some(id) = self.repo.idempotent_operation(&actor.user.id, key).await?
+        {
+            return Ok(Some(self.deployments.operation(actor, &id).await?));
+        }
+        Ok(None)
+    }
+
+    pub async fn deploy(
+        &self,
+        actor: &Actor,
+        req: DeployRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let env_id = Id::parse(&req.environment_id)
+            .map_err(|_| ServiceError::invalid("environment_id", "invalid_id", "not an id"))?;
+        let env = match self.repo.environment(&env_id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("environment")),
+            other => other?,
+        };
+        let customer = self.repo.customer(&env.customer_id).await?;
+        if self.classification(&req.capability).is_none() {
+            actor.check_customer(Action::RequestChange, &customer.owner_id, "environment")?;
+            return Err(ServiceError::invalid(
+                "capability",
+                "unknown_capability",
+                format!("no capability `{}`", req.capability),
+            ));
+        }
+        let approver = self.approval(actor, &customer.owner_id, env.name, &req.capability)?;
+        let version = self.parse_version(&req.capability, &req.version, true)?;
+        let parameters =
+            self.resolve_parameters(&req.capability, &version, &req.parameters, &BTreeMap::new())?;
+        let plan = Plan {
+            kind: OperationKind::Deploy,
+            version: Some(version.clone()),
+            parameters,
+            auto_execute: req.auto_execute,
+        };
+        let existing = self.repo.deployment_in(&env.id, &req.capability).await?;
+        let (deployment, new) = match existing {
+            Some(id) => {
+                let r = self.repo.deployment(&id).await?;
+                if !allowed_operations(r.deployment.status, false).contains(&OperationKind::Deploy) {
+                    return Err(ServiceError::Conflict(format!(
+                        "the environment already runs {} (deployment {id}): upgrade it instead",
+                        req.capability
+                    )));
+                }
+                (r, false)
+            }
+            None => {
+                let now = clock::now();
+                let color =
+                    self.blue_green(&req.capability, &version).then_some(crate::domain::model::Color::Blue);
+                let d = Deployment {
+                    id: new_id(),
+                    customer_id: customer.id.clone(),
+                    environment_id: env.id.clone(),
+                    environment: env.name,
+                    capability: req.capability.clone(),
+                    version,
+                    parameters: BTreeMap::new(),
+                    stack_name: stacks::stack_name(&req.capability, &customer.slug, env.name, color),
+                    stack_id: None,
+                    status: crate::domain::lifecycle::DeploymentStatus::Pending,
+                    health: crate::domain::lifecycle::Health::Unknown,
+                    drift: crate::domain::lifecycle::Drift::NotChecked,
+                    outputs: BTreeMap::new(),
+                    active_color: color,
+                    last_operation_id: None,
+                    last_synced_at: None,
+                    created_at: now,
+                    updated_at: now,
+                    rev: 1,
+                    previous_version: None,
+                    previous_parameters: BTreeMap::new(),
+                };
+                (DeploymentRecord { deployment: d, owner_id: customer.owner_id.clone() }, true)
+            }
+        };
+        let op = self.new_operation(actor, &deployment.deployment, plan, approver);
+        self.start(actor, op, new.then_some(&deployment), idempotency_key, &customer.owner_id).await
+    }
+
+    /// A deployment the actor may change, and the operation kind checked against its status.
+    async fn changeable(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        kind: OperationKind,
+    ) -> Result<DeploymentRecord, ServiceError> {
+        let r = self.deployments.record(actor, id).await?;
+        let d = &r.deployment;
+        // A stack deleted outside the toolkit can still have its deployment deleted.
+        let missing_delete =
+            kind == OperationKind::Delete && d.status == crate::domain::lifecycle::DeploymentStatus::Missing;
+        let allowed =
+            allowed_operations(d.status, self.blue_green(&d.capability, &d.version)).contains(&kind);
+        if !(allowed || missing_delete) {
+            return Err(ServiceError::Conflict(format!(
+                "a {} deployment cannot be given a {} operation",
+                d.status.as_str(),
+                kind.as_str()
+            )));
+        }
+        Ok(r)
+    }
+
+    pub async fn upgrade(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: UpgradeRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let r = self.changeable(actor, id, OperationKind::Upgrade).await?;
+        let d = &r.deployment;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        let version = self.parse_version(&d.capability, &req.version, true)?;
+        let parameters = self.resolve_parameters(&d.capability, &version, &req.parameters, &d.parameters)?;
+        let plan = Plan {
+            kind: OperationKind::Upgrade,
+            version: Some(version),
+            parameters,
+            auto_execute: req.auto_execute,
+        };
+        let op = self.new_operation(actor, d, plan, approver);
+        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+    }
+
+    /// Back to the previous successful version and parameters (after a failed upgrade, the
+    /// version that still runs).
+    pub async fn rollback(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: ChangeRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let r = self.changeable(actor, id, OperationKind::Rollback).await?;
+        let d = &r.deployment;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        let (version, parameters) = if d.status == crate::domain::lifecycle::DeploymentStatus::UpdateFailed {
+            (d.version.clone(), d.parameters.clone())
+        } else {
+            match &d.previous_version {
+                Some(v) => (v.clone(), d.previous_parameters.clone()),
+                None => {
+                    return Err(ServiceError::Conflict("there is no earlier version to roll back to".into()));
+                }
+            }
+        };
+        let plan = Plan {
+            kind: OperationKind::Rollback,
+            version: Some(version),
+            parameters,
+            auto_execute: req.auto_execute,
+        };
+        let op = self.new_operation(actor, d, plan, approver);
+        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+    }
+
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: DeleteRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let r = self.changeable(actor, id, OperationKind::Delete).await?;
+        let d = &r.deployment;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        if d.environment == EnvironmentName::Prod && req.confirm.as_deref() != Some(d.stack_name.as_str()) {
+            return Err(ServiceError::invalid(
+                "confirm",
+                "confirmation_required",
+                format!(
+                    "deleting a prod deployment needs its stack name typed as confirmation: `{}`",
+                    d.stack_name
+                ),
+            ));
+        }
+        let plan = Plan {
+            kind: OperationKind::Delete,
+            version: None,
+            parameters: BTreeMap::new(),
+            auto_execute: true,
+        };
+        let op = self.new_operation(actor, d, plan, approver);
+        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+    }
+
+    /// Drift detection reads only: anyone who sees the deployment may ask for it.
+    pub async fn drift_check(&self, actor: &Actor, id: &Id) -> Result<Operation, ServiceError> {
+        let r = self.changeable(actor, id, OperationKind::DriftCheck).await?;
+        let plan = Plan {
+            kind: OperationKind::DriftCheck,
+            version: None,
+            parameters: BTreeMap::new(),
+            auto_execute: true,
+        };
+        let op = self.new_operation(actor, &r.deployment, plan, Approver::None);
+        self.start(actor, op, None, None, &r.owner_id).await
+    }
+
+    /// An operation the actor may see, with its deployment's owner.
+    async fn visible_operation(
+        &self,
+        actor: &Actor,
+        id: &Id,
+    ) -> Result<(Operation, DeploymentRecord), ServiceError> {
+        self.deployments.operation(actor, id).await?;
+        let op = self.repo.operation(id).await?;
+        let r = self.repo.deployment(&op.deployment_id).await?;
+        Ok((op, r))
+    }
+
+    /// Saves a user's transition; a worker or another user changing it first answers 409.
+    async fn save_user_transition(
+        &self,
+        actor: &Actor,
+        mut op: Operation,
+        to: OperationState,
+        owner: &Id,
+        action: &str,
+    ) -> Result<Operation, ServiceError> {
+        check_transition(op.kind, op.state, to).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let from = op.state;
+        op.state = to;
+        let result = if to.is_terminal() {
+            op.finished_at = Some(clock::now());
+            op.lease_owner = None;
+            op.lease_until = None;
+            self.repo.finish_operation(&mut op, None).await
+        } else {
+            if op.deadline.is_none()
+                || from == OperationState::AwaitingApproval
+                || from == OperationState::PreviewReady
+            {
+                op.deadline = Some(Timestamp::from_millis(
+                    clock::now().millis() + self.engine.config.timeout.as_millis() as i64,
+                ));
+            }
+            self.repo.save_operation(&mut op).await
+        };
+        match result {
+            Ok(()) => {}
+            Err(RepoError::Conflict(_)) => {
+                return Err(ServiceError::Conflict("the operation changed meanwhile: reload it".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut event = actor.audit(action, format!("operation/{}", op.id), "success");
+        event.owner_id = Some(owner.clone());
+        event.details = serde_json::json!({"from": from, "to": to, "deployment": op.deployment_id});
+        self.audit.append(event, clock::now()).await?;
+        if crate::domain::lifecycle::is_worker_state(to) {
+            self.engine.wake();
+        }
+        Ok(self.deployments.mask(op))
+    }
+
+    /// Confirms a previewed change set: the requester once approved, or anyone who may run it.
+    pub async fn execute(&self, actor: &Actor, id: &Id) -> Result<Operation, ServiceError> {
+        let (op, r) = self.visible_operation(actor, id).await?;
+        let may_run = actor.check_customer(Action::Operate(op.environment), &r.owner_id, "operation");
+        let approved_requester =
+            op.requested_by == actor.user.id && (op.approver == Approver::None || op.approved_by.is_some());
+        if !(matches!(may_run, Ok(Decision::Allow)) || approved_requester) {
+            return Err(ServiceError::Forbidden(format!(
+                "a {} may not execute this change",
+                actor.role().label()
+            )));
+        }
+        if op.state != OperationState::PreviewReady {
+            return Err(ServiceError::Conflict(format!(
+                "the operation is {}, not waiting for confirmation",
+                op.state.as_str()
+            )));
+        }
+        let mut op = op;
+        op.status_before = Some(r.deployment.status);
+        self.save_user_transition(actor, op, OperationState::Executing, &r.owner_id, "operation.execute")
+            .await
+    }
+
+    pub async fn approve(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: DecisionRequest,
+    ) -> Result<Operation, ServiceError> {
+        let (mut op, r) = self.decide(actor, id).await?;
+        op.approved_by = Some(actor.user.id.clone());
+        let _ = req;
+        self.save_user_transition(actor, op, OperationState::Queued, &r.owner_id, "operation.approve").await
+    }
+
+    pub async fn reject(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: DecisionRequest,
+    ) -> Result<Operation, ServiceError> {
+        let (mut op, r) = self.decide(actor, id).await?;
+        op.rejected_by = Some(actor.user.id.clone());
+        op.error = req.note.map(|n| format!("rejected: {}", n.chars().take(500).collect::<String>()));
+        self.save_user_transition(actor, op, OperationState::Rejected, &r.owner_id, "operation.reject").await
+    }
+
+    /// The checks approve and reject share.
+    async fn decide(&self, actor: &Actor, id: &Id) -> Result<(Operation, DeploymentRecord), ServiceError> {
+        let (op, r) = self.visible_operation(actor, id).await?;
+        if op.state != OperationState::AwaitingApproval {
+            return Err(ServiceError::Conflict(format!(
+                "the operation is {}, not awaiting approval",
+                op.state.as_str()
+            )));
+        }
+        let own = op.requested_by == actor.user.id;
+        if own {
+            return Err(ServiceError::Forbidden("nobody approves or rejects their own request".into()));
+        }
+        if !permissions::may_approve(
+            actor.role(),
+            actor.relation(&r.owner_id),
+            op.environment,
+            op.approver,
+            own,
+        ) {
+            return Err(ServiceError::Forbidden(match op.approver {
+                Approver::Executive => "only an Executive may approve this request".into(),
+                _ => format!("a {} may not approve this request", actor.role().label()),
+            }));
+        }
+        Ok((op, r))
+    }
+
+    /// Cancels before anything ran on AWS: the requester, or anyone who may run it.
+    pub async fn cancel(&self, actor: &Actor, id: &Id) -> Result<Operation, ServiceError> {
+        let (op, r) = self.visible_operation(actor, id).await?;
+        let may_run = matches!(
+            actor.check_customer(Action::Operate(op.environment), &r.owner_id, "operation"),
+            Ok(Decision::Allow)
+        );
+        if !(op.requested_by == actor.user.id || may_run) {
+            return Err(ServiceError::Forbidden(format!(
+                "a {} may not cancel this operation",
+                actor.role().label()
+            )));
+        }
+        if !op.state.is_cancellable() {
+            return Err(ServiceError::Conflict(format!(
+                "a {} operation can no longer be cancelled",
+                op.state.as_str()
+            )));
+        }
+        self.save_user_transition(actor, op, OperationState::Cancelled, &r.owner_id, "operation.cancel").await
+    }
+
+    /// The stack events an operation caused, oldest first.
+    pub async fn events(&self, actor: &Actor, id: &Id) -> Result<Vec<StackEvent>, ServiceError> {
+        self.deployments.operation(actor, id).await?;
+        Ok(self.repo.stack_events(id).await?)
+    }
+
+    /// AssumeRole + GetCallerIdentity into the environment's account; the result is stored on
+    /// the environment and audited.
+    pub async fn connect(&self, actor: &Actor, id: &Id) -> Result<Environment, ServiceError> {
+        let env = match self.repo.environment(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("environment")),
+            other => other?,
+        };
+        let customer = self.repo.customer(&env.customer_id).await?;
+        match actor.check_customer(Action::Operate(env.name), &customer.owner_id, "environment")? {
+            Decision::Allow | Decision::NeedsApproval => {}
+            _ => return Err(ServiceError::Forbidden(format!("a {} may not do this", actor.role().label()))),
+        }
+        let target = Target {
+            account_id: env.account_id.clone(),
+            region: env.region.clone(),
+            role_arn: env.role_arn.clone(),
+            external_id: env.external_id.clone(),
+            session_name: format!("nexus-connect-{}", new_id()),
+        };
+        let outcome = self.engine.deployer().verify_account(&target).await;
+        let mut updated = env.clone();
+        updated.connection_checked_at = Some(clock::now());
+        match &outcome {
+            Ok(()) => {
+                updated.connection = ConnectionStatus::Connected;
+                updated.connection_error = None;
+            }
+            Err(e) => {
+                updated.connection = ConnectionStatus::Failed;
+                updated.connection_error = Some(e.to_string());
+            }
+        }
+        let saved = match self.repo.update_environment(updated).await {
+            Err(RepoError::Conflict(_)) => {
+                return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));
+            }
+            other => other?,
+        };
+        let mut event = actor.audit(
+            "environment.connect",
+            format!("environment/{}", env.id),
+            if outcome.is_ok() { "success" } else { "failure" },
+        );
+        event.owner_id = Some(customer.owner_id.clone());
+        event.details = serde_json::json!({"account": env.account_id, "error": saved.connection_error});
+        self.audit.append(event, clock::now()).await?;
+        Ok(saved)
+    }
+}

@@ -1,0 +1,561 @@
+//! The lifecycle engine through the REST API, against the AWS emulator the test command
+//! starts: every deployment here goes into an account of its own, through AssumeRole, as
+//! CloudFormation change sets that really run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use common::{TestApp, require_emulator, unique};
+use serde_json::{Value, json};
+
+const EXEC: &str = "exec@demo.nexus";
+const MANAGER: &str = "manager@demo.nexus";
+const MANAGER2: &str = "manager2@demo.nexus";
+const REP: &str = "rep@demo.nexus";
+
+async fn app(extra: &[(&str, &str)]) -> TestApp {
+    require_emulator();
+    let mut vars =
+        vec![("NEXUS_WORKER", "on"), ("NEXUS_WORKER_POLL_MS", "100"), ("NEXUS_STACK_POLL_MS", "100")];
+    vars.extend_from_slice(extra);
+    TestApp::embedded(&vars).await
+}
+
+/// A 12-digit account id no other test uses.
+fn fresh_account() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:012}", 400_000_000_000u64 + (n % 99_999_999_999) as u64)
+}
+
+async fn user_id(app: &TestApp, exec: &str, email: &str) -> String {
+    let users = app.get("/api/v1/users?limit=200", exec).await;
+    users.body["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A customer owned by the demo Rep with dev and prod environments in a fresh account.
+struct Customer {
+    id: String,
+    dev: String,
+    prod: String,
+    account: String,
+}
+
+async fn customer(app: &TestApp, exec: &str) -> Customer {
+    let rep = user_id(app, exec, REP).await;
+    let slug = unique("c").replace('-', "").chars().rev().take(12).collect::<String>();
+    let slug = format!("t{slug}");
+    let c = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(exec),
+            Some(json!({"name": format!("Customer {slug}"), "slug": slug, "owner_id": rep, "cost_center": "CC-1042"})),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let account = fresh_account();
+    let mut envs = Vec::new();
+    for name in ["dev", "prod"] {
+        let e = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/environments"),
+                Some(exec),
+                Some(json!({"name": name, "account_id": account, "region": "eu-west-1",
+                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole"),
+                    "external_id": "fake-external-id-1234"})),
+            )
+            .await;
+        assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
+        envs.push(e.body["id"].as_str().unwrap().to_string());
+    }
+    Customer { prod: envs.pop().unwrap(), dev: envs.pop().unwrap(), account, id }
+}
+
+/// Polls the operation until `done` holds (30 s at most).
+async fn wait_for(app: &TestApp, token: &str, op: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let a = app.get(&format!("/api/v1/operations/{op}"), token).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        if done(&a.body) {
+            return a.body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "operation stuck: {}", a.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
+    move |op| op["state"] == s
+}
+
+fn terminal(op: &Value) -> bool {
+    ["succeeded", "no_changes", "rolled_back", "failed", "rejected", "cancelled"]
+        .contains(&op["state"].as_str().unwrap())
+}
+
+async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> common::Answer {
+    app.call(Method::POST, path, Some(token), Some(body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_with_preview_then_upgrade_roll_back_and_delete() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0", "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["state"], "queued");
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let deployment = a.body["deployment_id"].as_str().unwrap().to_string();
+
+    // The preview: the change set's resources, nothing executed yet.
+    let preview = wait_for(&app, &exec, &op, state_is("preview_ready")).await;
+    let changes: Vec<&str> =
+        preview["changes"].as_array().unwrap().iter().map(|c| c["logical_id"].as_str().unwrap()).collect();
+    assert!(changes.contains(&"ModelBucket") && changes.contains(&"ScoreTable"), "{preview}");
+    assert!(preview["changes"].as_array().unwrap().iter().all(|c| c["action"] == "Add"));
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["status"], "pending", "{}", d.text);
+    assert!(d.body["stack_name"].as_str().unwrap().starts_with("nexus-lead-scoring-t"));
+
+    // A second operation while this one is open: 409, naming it.
+    let busy = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/rollback"), json!({})).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.text);
+
+    let a = post(&app, &exec, &format!("/api/v1/operations/{op}/execute"), json!({})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, &op, terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["executed"].as_bool().unwrap());
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["status"], "active", "{}", d.text);
+    assert_eq!(d.body["version"], "1.0.0");
+    assert!(d.body["outputs"]["ScoreTableName"].is_string(), "outputs stored: {}", d.text);
+    assert!(
+        d.body["stack_id"].as_str().unwrap().contains(&c.account),
+        "the stack is in the customer's account"
+    );
+    let events = app.get(&format!("/api/v1/operations/{op}/events"), &exec).await;
+    let events = events.body.as_array().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["status"] == "CREATE_COMPLETE" && e["resource_type"] == "AWS::CloudFormation::Stack")
+    );
+
+    // Upgrade without a preview; parameters not given keep their values.
+    let a = post(
+        &app,
+        &exec,
+        &format!("/api/v1/deployments/{deployment}/upgrade"),
+        json!({"version": "1.1.0", "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let up = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(up["state"], "succeeded", "{up}");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(
+        (d.body["version"].as_str(), d.body["previous_version"].as_str()),
+        (Some("1.1.0"), Some("1.0.0"))
+    );
+
+    // The same again changes nothing: "no changes", not a failure.
+    let a = post(
+        &app,
+        &exec,
+        &format!("/api/v1/deployments/{deployment}/upgrade"),
+        json!({"version": "1.1.0", "auto_execute": true}),
+    )
+    .await;
+    let same = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(same["state"], "no_changes", "{same}");
+
+    // Roll back: the previous version and parameters, as an update.
+    let a = post(
+        &app,
+        &exec,
+        &format!("/api/v1/deployments/{deployment}/rollback"),
+        json!({"auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["target_version"], "1.0.0");
+    let back = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(back["state"], "succeeded", "{back}");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["version"], "1.0.0");
+
+    // Drift: the emulator compares the resources and finds them in sync.
+    let a = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/drift"), json!({})).await;
+    let drift = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(drift["state"], "succeeded", "{drift}");
+    assert!(
+        drift["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["logical_id"] == "ScoreTable" && r["status"] == "IN_SYNC"),
+        "{drift}"
+    );
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["drift"], "in_sync");
+
+    // Delete: the stack goes, the history stays.
+    let a = app.call(Method::DELETE, &format!("/api/v1/deployments/{deployment}"), Some(&exec), None).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let del = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(del["state"], "succeeded", "{del}");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["status"], "deleted");
+    assert!(d.body["stack_id"].is_null());
+    let kinds: Vec<&str> =
+        d.body["operations"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["delete", "drift_check", "rollback", "upgrade", "upgrade", "deploy"]);
+
+    // Every change was audited with its operation.
+    let log = app.get("/api/v1/audit?action=operation.&limit=50", &exec).await;
+    assert!(log.body["items"].as_array().unwrap().len() >= 7, "{}", log.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_every_field_and_nothing_is_stored() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"ScoreRetentionDays": "2", "Colour": "blue"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    let fields: Vec<&str> =
+        a.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    for f in ["parameters.Colour", "parameters.Environment", "parameters.ScoreRetentionDays"] {
+        assert!(fields.contains(&f), "{f} in {}", a.text);
+    }
+    for (body, field) in [
+        (json!({"environment_id": c.dev, "capability": "nope", "version": "1.0.0"}), "capability"),
+        (json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "9.9.9"}), "version"),
+        (json!({"environment_id": "x", "capability": "lead-scoring", "version": "1.0.0"}), "environment_id"),
+    ] {
+        let a = post(&app, &exec, "/api/v1/deployments", body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        assert_eq!(a.body["error"]["field"], field, "{}", a.text);
+    }
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": "01JDQ8ZK3M6V2C0N7R5T9W4XYA", "capability": "lead-scoring", "version": "1.0.0"})).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let list = app.get("/api/v1/deployments?environment=dev&capability=lead-scoring&limit=200", &exec).await;
+    assert!(!list.text.contains(&c.dev), "nothing was stored for the refused requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_returns_the_first_operation() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let body = json!({"environment_id": c.dev, "capability": "churn-prediction", "version": "1.0.0",
+                      "parameters": {"Environment": "dev"}});
+    let send = || {
+        let app = &app;
+        let exec = exec.clone();
+        let body = body.clone();
+        async move {
+            let req = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/deployments")
+                .header("host", "localhost")
+                .header("origin", "http://localhost")
+                .header("authorization", format!("Bearer {exec}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "deploy-churn-once")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            app.send(req).await
+        }
+    };
+    let (a, b) = tokio::join!(send(), send());
+    let c2 = send().await;
+    let ids: std::collections::HashSet<&str> =
+        [&a, &b, &c2].iter().filter_map(|x| x.body["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "one operation: {} / {} / {}", a.text, b.text, c2.text);
+    let d =
+        app.get(&format!("/api/v1/deployments/{}", c2.body["deployment_id"].as_str().unwrap()), &exec).await;
+    assert_eq!(d.body["operations"].as_array().unwrap().len(), 1, "{}", d.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep = app.login(REP).await;
+    let manager = app.login(MANAGER).await;
+    let other_manager = app.login(MANAGER2).await;
+    let c = customer(&app, &exec).await;
+
+    // A Rep's dev request waits for their Sales Manager.
+    let a = post(
+        &app,
+        &rep,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(
+        (a.body["state"].as_str(), a.body["approver"].as_str()),
+        (Some("awaiting_approval"), Some("sales_manager"))
+    );
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let approve = |token: String, op: String| {
+        let app = &app;
+        async move { post(app, &token, &format!("/api/v1/operations/{op}/approve"), json!({})).await }
+    };
+    assert_eq!(approve(rep.clone(), op.clone()).await.status, StatusCode::FORBIDDEN, "not their own");
+    assert_eq!(
+        approve(other_manager.clone(), op.clone()).await.status,
+        StatusCode::NOT_FOUND,
+        "another team"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let still = app.get(&format!("/api/v1/operations/{op}"), &exec).await;
+    assert_eq!(still.body["state"], "awaiting_approval", "no worker touches it before approval");
+    let a = approve(manager.clone(), op.clone()).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, &op, terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["approved_by"], user_id(&app, &exec, MANAGER).await.as_str());
+
+    // Prod: only an Executive approves; a rejection is recorded with who rejected.
+    let a = post(
+        &app,
+        &rep,
+        "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "prod"}}),
+    )
+    .await;
+    assert_eq!(a.body["approver"], "executive", "{}", a.text);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let a = approve(manager.clone(), op.clone()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    let a =
+        post(&app, &exec, &format!("/api/v1/operations/{op}/reject"), json!({"note": "not this quarter"}))
+            .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["state"], "rejected");
+    assert_eq!(a.body["rejected_by"], user_id(&app, &exec, EXEC).await.as_str());
+    assert_eq!(approve(exec.clone(), op.clone()).await.status, StatusCode::CONFLICT, "already decided");
+
+    // A Sales Manager's prod change waits for an Executive, who approves it.
+    let a = post(
+        &app,
+        &manager,
+        "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "prod"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(
+        (a.body["state"].as_str(), a.body["approver"].as_str()),
+        (Some("awaiting_approval"), Some("executive")),
+        "{}",
+        a.text
+    );
+    let op = a.body["id"].as_str().unwrap().to_string();
+    assert_eq!(approve(exec.clone(), op.clone()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
+
+    // Deleting in prod needs the stack name typed.
+    let d = a.body["deployment_id"].as_str().unwrap();
+    let a = app.call(Method::DELETE, &format!("/api/v1/deployments/{d}"), Some(&exec), None).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("confirm")),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stack_names_the_resource_and_the_reason() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    // A version whose bucket has a fixed name: the second copy in the account cannot have it.
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/lead-scoring/1.1.0.yaml"))
+            .unwrap();
+    let template = shipped
+        .replacen(
+            "Parameters:\n",
+            "Parameters:\n  FixedBucketName:\n    Type: String\n    Description: A bucket name.\n",
+            1,
+        )
+        .replacen(
+            "    Properties:\n      VersioningConfiguration:",
+            "    Properties:\n      BucketName: !Ref FixedBucketName\n      VersioningConfiguration:",
+            1,
+        );
+    assert_ne!(template, shipped);
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/capabilities/lead-scoring/versions",
+        json!({"version": "1.2.0", "template": template}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let bucket = format!("taken-{}", c.account);
+    let mut results = Vec::new();
+    for env in [&c.dev, &c.prod] {
+        let env_name = if env == &c.dev { "dev" } else { "prod" };
+        let a = post(&app, &exec, "/api/v1/deployments",
+            json!({"environment_id": env, "capability": "lead-scoring", "version": "1.2.0", "auto_execute": true,
+                   "parameters": {"Environment": env_name, "FixedBucketName": bucket}})).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        results.push(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await);
+    }
+    assert_eq!(results[0]["state"], "succeeded", "{}", results[0]);
+    let failed = &results[1];
+    assert_eq!(failed["state"], "rolled_back", "{failed}");
+    assert_eq!(failed["failure"]["logical_id"], "ModelBucket", "{failed}");
+    assert_eq!(failed["failure"]["resource_type"], "AWS::S3::Bucket");
+    assert_eq!(failed["failure"]["stack_status"], "ROLLBACK_COMPLETE");
+    assert!(failed["failure"]["reason"].as_str().unwrap().contains(&bucket), "{failed}");
+    let d =
+        app.get(&format!("/api/v1/deployments/{}", failed["deployment_id"].as_str().unwrap()), &exec).await;
+    assert_eq!(d.body["status"], "failed", "{}", d.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_checks_the_account_behind_the_role() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep = app.login(REP).await;
+    let c = customer(&app, &exec).await;
+    let a = post(&app, &exec, &format!("/api/v1/environments/{}/connect", c.dev), json!({})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["connection"], "connected", "{}", a.text);
+    assert!(a.body["connection_checked_at"].is_string());
+    assert_eq!(
+        post(&app, &rep, &format!("/api/v1/environments/{}/connect", c.dev), json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The role is in another account than the environment says: refused, and said why. (The
+    // API refuses such an environment, so the record is changed in the store directly.)
+    let _ = &c.id;
+    let id = app::domain::ids::Id::parse(&c.prod).unwrap();
+    let mut env = app.state.repo.environment(&id).await.unwrap();
+    let other = fresh_account();
+    env.role_arn = format!("arn:aws:iam::{other}:role/NexusDeploymentRole");
+    app.state.repo.update_environment(env).await.unwrap();
+    let prod = json!({"id": c.prod});
+    let a = post(
+        &app,
+        &exec,
+        &format!("/api/v1/environments/{}/connect", prod["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(a.body["connection"], "failed", "{}", a.text);
+    assert!(a.body["connection_error"].as_str().unwrap().contains(&other), "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_change_is_published_to_eventbridge() {
+    require_emulator();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let bus = unique("nexus-bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("nexus-events"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name("to-queue")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["nexus.toolkit"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("to-queue")
+        .event_bus_name(&bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let app = app(&[("NEXUS_EVENT_BUS", bus.as_str())]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "churn-prediction", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    let op = a.body["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
+
+    let mut states = Vec::new();
+    let started = Instant::now();
+    while !states.contains(&"succeeded".to_string()) && started.elapsed() < Duration::from_secs(15) {
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages() {
+            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(v["source"], "nexus.toolkit");
+            assert_eq!(v["detail-type"], "Deployment Operation State Change");
+            assert!(v["detail"].get("parameters").is_none(), "no parameter values leave: {v}");
+            if v["detail"]["operation_id"] == op.as_str() {
+                states.push(v["detail"]["state"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(states, ["creating_change_set", "executing", "succeeded"]);
+}

@@ -31,6 +31,15 @@ impl Role {
         }
     }
 
+    /// "an Executive", "a Sales Manager", "a Rep": for messages.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Executive => "an Executive",
+            Role::SalesManager => "a Sales Manager",
+            Role::Rep => "a Rep",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Role::Executive => "Executive",
@@ -242,6 +251,8 @@ pub struct Operation {
     pub customer_id: Id,
     pub environment: EnvironmentName,
     /// The deployment's capability (its parameter schema says which values are `NoEcho`).
+    /// Records from before it was stored read as empty: every parameter is then masked.
+    #[serde(default)]
     pub capability: String,
     pub kind: OperationKind,
     pub state: OperationState,

@@ -84,7 +84,7 @@ impl Actor {
         match permissions::grant(self.role(), action) {
             Grant::Yes => Ok(()),
             Grant::WithApproval | Grant::No => {
-                Err(ServiceError::Forbidden(format!("a {} may not do this", self.role().label())))
+                Err(ServiceError::Forbidden(format!("{} may not do this", self.role().with_article())))
             }
         }
     }
@@ -99,7 +99,7 @@ impl Actor {
         match permissions::decide(self.role(), action, self.relation(owner)) {
             Decision::Hidden => Err(ServiceError::Hidden(what)),
             Decision::Forbidden => {
-                Err(ServiceError::Forbidden(format!("a {} may not do this", self.role().label())))
+                Err(ServiceError::Forbidden(format!("{} may not do this", self.role().with_article())))
             }
             d => Ok(d),
         }

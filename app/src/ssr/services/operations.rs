@@ -483,8 +483,8 @@ impl OperationService {
             op.requested_by == actor.user.id && (op.approver == Approver::None || op.approved_by.is_some());
         if !(matches!(may_run, Ok(Decision::Allow)) || approved_requester) {
             return Err(ServiceError::Forbidden(format!(
-                "a {} may not execute this change",
-                actor.role().label()
+                "{} may not execute this change",
+                actor.role().with_article()
             )));
         }
         if op.state != OperationState::PreviewReady {
@@ -536,16 +536,17 @@ impl OperationService {
         if own {
             return Err(ServiceError::Forbidden("nobody approves or rejects their own request".into()));
         }
-        if !permissions::may_approve(
-            actor.role(),
-            actor.relation(&r.owner_id),
-            op.environment,
-            op.approver,
-            own,
-        ) {
-            return Err(ServiceError::Forbidden(match op.approver {
+        // Requests stored before approvers were recorded: prod needs an Executive, the rest a
+        // Sales Manager (or an Executive).
+        let needed = match op.approver {
+            Approver::None if op.environment == EnvironmentName::Prod => Approver::Executive,
+            Approver::None => Approver::SalesManager,
+            a => a,
+        };
+        if !permissions::may_approve(actor.role(), actor.relation(&r.owner_id), op.environment, needed, own) {
+            return Err(ServiceError::Forbidden(match needed {
                 Approver::Executive => "only an Executive may approve this request".into(),
-                _ => format!("a {} may not approve this request", actor.role().label()),
+                _ => "only the requester's Sales Manager or an Executive may approve this request".into(),
             }));
         }
         Ok((op, r))
@@ -560,8 +561,8 @@ impl OperationService {
         );
         if !(op.requested_by == actor.user.id || may_run) {
             return Err(ServiceError::Forbidden(format!(
-                "a {} may not cancel this operation",
-                actor.role().label()
+                "{} may not cancel this operation",
+                actor.role().with_article()
             )));
         }
         if !op.state.is_cancellable() {
@@ -589,7 +590,12 @@ impl OperationService {
         let customer = self.repo.customer(&env.customer_id).await?;
         match actor.check_customer(Action::Operate(env.name), &customer.owner_id, "environment")? {
             Decision::Allow | Decision::NeedsApproval => {}
-            _ => return Err(ServiceError::Forbidden(format!("a {} may not do this", actor.role().label()))),
+            _ => {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} may not do this",
+                    actor.role().with_article()
+                )));
+            }
         }
         let target = Target {
             account_id: env.account_id.clone(),

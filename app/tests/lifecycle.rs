@@ -559,3 +559,127 @@ async fn every_state_change_is_published_to_eventbridge() {
     }
     assert_eq!(states, ["creating_change_set", "executing", "succeeded"]);
 }
+
+/// A small health endpoint: `/ok` answers 200, `/down` 503.
+async fn health_server() -> String {
+    use axum::{Router, http::StatusCode as S, routing::get};
+    let app = Router::new()
+        .route("/ok", get(|| async { S::OK }))
+        .route("/down", get(|| async { S::SERVICE_UNAVAILABLE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The SSM parameter the capability's routing reads, from inside the customer's account.
+async fn active_colour(account: &str, deployment: &str) -> Option<String> {
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let creds = aws_sdk_sts::Client::new(&sdk)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/NexusDeploymentRole"))
+        .role_session_name("nexus-test-reader")
+        .external_id("fake-external-id-1234")
+        .send()
+        .await
+        .unwrap()
+        .credentials()
+        .unwrap()
+        .clone();
+    let conf = sdk
+        .to_builder()
+        .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
+            aws_sdk_ssm::config::Credentials::new(
+                creds.access_key_id(),
+                creds.secret_access_key(),
+                Some(creds.session_token().to_string()),
+                None,
+                "test",
+            ),
+        ))
+        .build();
+    let ssm = aws_sdk_ssm::Client::new(&conf);
+    ssm.get_parameter()
+        .name(format!("/nexus/{deployment}/active"))
+        .send()
+        .await
+        .ok()?
+        .parameter()?
+        .value()
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_builds_the_other_colour_switches_when_healthy_and_removes_the_old_one() {
+    let app = app(&[("NEXUS_BAKE_SECONDS", "0"), ("NEXUS_HEALTH_WAIT_SECONDS", "1")]).await;
+    let health = health_server().await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let ok = format!("{health}/ok");
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "sales-forecasting", "version": "1.0.0", "auto_execute": true,
+               "parameters": {"Environment": "dev", "HealthEndpoint": ok}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let deployment = a.body["deployment_id"].as_str().unwrap().to_string();
+    assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+    assert!(d["stack_name"].as_str().unwrap().ends_with("-dev-blue"), "{d}");
+    assert_eq!((d["active_color"].as_str(), d["health"].as_str()), (Some("blue"), Some("healthy")), "{d}");
+    assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("blue"));
+    let blue_stack = d["stack_name"].as_str().unwrap().to_string();
+
+    // Upgrade: green is built beside blue, checked, made active; blue goes after the bake time.
+    let a = post(
+        &app,
+        &exec,
+        &format!("/api/v1/deployments/{deployment}/upgrade"),
+        json!({"version": "2.0.0", "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert!(a.body["stack_name"].as_str().unwrap().ends_with("-dev-green"), "{}", a.text);
+    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["blue_green"]["old_deleted"], true, "{op}");
+    assert_eq!(op["parameters"]["Color"], "green", "the template is told its colour");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+    assert!(d["stack_name"].as_str().unwrap().ends_with("-dev-green"), "{d}");
+    assert_eq!((d["active_color"].as_str(), d["version"].as_str()), (Some("green"), Some("2.0.0")), "{d}");
+    assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("green"));
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target {
+        account_id: env.account_id,
+        region: env.region,
+        role_arn: env.role_arn,
+        external_id: env.external_id,
+        session_name: "nexus-test-reader".into(),
+    };
+    let deployer = app.state.engine.deployer().clone();
+    assert!(deployer.stack(&target, &blue_stack).await.unwrap().is_none(), "the blue stack is gone");
+
+    // Switching back is the rollback: blue again, with the previous version.
+    let a =
+        post(&app, &exec, &format!("/api/v1/deployments/{deployment}/switch"), json!({"auto_execute": true}))
+            .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+    assert_eq!((d["active_color"].as_str(), d["version"].as_str()), (Some("blue"), Some("1.0.0")), "{d}");
+    assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("blue"));
+
+    // A new colour that never answers healthy: no switch, traffic stays where it was.
+    let a = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/upgrade"),
+        json!({"version": "2.0.0", "auto_execute": true, "parameters": {"HealthEndpoint": format!("{health}/down")}})).await;
+    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(op["error"].as_str().unwrap().contains("traffic stays on blue"), "{op}");
+    assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("blue"));
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+    assert_eq!(
+        (d["active_color"].as_str(), d["version"].as_str(), d["status"].as_str()),
+        (Some("blue"), Some("1.0.0"), Some("update_failed")),
+        "{d}"
+    );
+}

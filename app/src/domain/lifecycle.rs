@@ -29,8 +29,12 @@ impl OperationKind {
     ];
 
     /// Whether the operation goes through a CloudFormation change set (and so can be previewed).
+    /// A blue-green switch builds the other colour's stack from one.
     pub fn uses_change_set(self) -> bool {
-        matches!(self, OperationKind::Deploy | OperationKind::Upgrade | OperationKind::Rollback)
+        matches!(
+            self,
+            OperationKind::Deploy | OperationKind::Upgrade | OperationKind::Rollback | OperationKind::Switch
+        )
     }
 
     /// Whether the operation changes what runs (and so needs the deploy permission and approvals).
@@ -370,7 +374,7 @@ mod tests {
 
     #[test]
     fn operations_without_change_sets_go_straight_to_executing() {
-        for k in [OperationKind::Delete, OperationKind::Switch, OperationKind::DriftCheck] {
+        for k in [OperationKind::Delete, OperationKind::DriftCheck] {
             assert!(can_transition(k, Queued, Executing));
             assert!(!can_transition(k, Queued, CreatingChangeSet));
             assert!(!can_transition(k, PreviewReady, Executing));

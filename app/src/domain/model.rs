@@ -189,6 +189,22 @@ pub enum Color {
     Green,
 }
 
+impl Color {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Color::Blue => "blue",
+            Color::Green => "green",
+        }
+    }
+
+    pub fn other(self) -> Color {
+        match self {
+            Color::Blue => Color::Green,
+            Color::Green => Color::Blue,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Deployment {
@@ -302,6 +318,28 @@ pub struct Operation {
     /// Drift detection's per-resource results (drift checks).
     #[serde(default)]
     pub drift: Vec<ResourceDrift>,
+    /// Blue-green progress: which colour the operation builds and how far the cut-over got.
+    #[serde(default)]
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// A blue-green change: the new colour's stack is built, checked healthy, made active (the SSM
+/// parameter `/nexus/<deployment>/active`), and the old colour's stack deleted after the bake
+/// time. Each step is recorded so a resumed operation never repeats one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BlueGreen {
+    pub to: Color,
+    /// The colour serving before (none on a first deploy).
+    pub from: Option<Color>,
+    /// The stack of the old colour, deleted after the bake time.
+    pub old_stack: Option<String>,
+    #[serde(default)]
+    pub healthy: bool,
+    #[serde(default)]
+    pub switched_at: Option<Timestamp>,
+    #[serde(default)]
+    pub old_deleted: bool,
 }
 
 impl Operation {
@@ -341,6 +379,7 @@ impl Operation {
             attempts: 0,
             deadline: None,
             drift: Vec::new(),
+            blue_green: None,
         }
     }
 }

@@ -297,6 +297,12 @@ impl Config {
             lease: Duration::from_secs(number("NEXUS_LEASE_SECONDS", "30")?),
             follow: Duration::from_millis(number("NEXUS_STACK_POLL_MS", "2000")?),
             timeout: Duration::from_secs(60 * number("NEXUS_OPERATION_TIMEOUT_MINUTES", "60")?),
+            health_wait: Duration::from_secs(number("NEXUS_HEALTH_WAIT_SECONDS", "300")?),
+            bake: Duration::from_secs(
+                get_or("NEXUS_BAKE_SECONDS", "300")
+                    .parse()
+                    .map_err(|_| err("NEXUS_BAKE_SECONDS", "expected a whole number of seconds".into()))?,
+            ),
         };
         let parameter_key = get("NEXUS_PARAMETER_KEY").map(Secret);
         if parameter_key.as_ref().is_some_and(|k| k.expose().len() < 32) {

@@ -31,6 +31,17 @@ impl HttpClient {
         Ok(HttpClient { client: Client::builder(TokioExecutor::new()).build(connector) })
     }
 
+    /// GETs `url` and answers its status code (the body is dropped), within `timeout`.
+    pub async fn status(&self, url: &str, timeout: Duration) -> Result<u16, String> {
+        let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let request = axum::http::Request::get(uri).body(Empty::new()).map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(timeout, self.client.request(request))
+            .await
+            .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(response.status().as_u16())
+    }
+
     /// GETs a JSON document.
     pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
         let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;

@@ -280,6 +280,7 @@ impl AppState {
             artifacts.clone(),
             metrics.clone(),
             config.engine.clone(),
+            super::http_client::HttpClient::new().map_err(StartupError::Sso)?,
         ));
         if config.worker {
             tokio::spawn(engine.clone().run());

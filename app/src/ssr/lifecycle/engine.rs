@@ -20,10 +20,10 @@ use super::{
 use crate::{
     domain::{
         lifecycle::{
-            DeploymentStatus, Drift, OperationKind, OperationState, check_transition, is_worker_state,
-            status_after,
+            DeploymentStatus, Drift, Health, OperationKind, OperationState, check_transition,
+            is_worker_state, status_after,
         },
-        model::{Color, FailureCause, Operation},
+        model::{FailureCause, Operation},
         stacks::{self, StackPhase, TokenStep},
         time::Timestamp,
     },
@@ -49,6 +49,10 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// How long an operation may run before it is failed.
     pub timeout: Duration,
+    /// Blue-green: how long the new colour may take to answer healthy.
+    pub health_wait: Duration,
+    /// Blue-green: how long the old colour stays after the switch.
+    pub bake: Duration,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,8 @@ impl Default for EngineConfig {
             follow: Duration::from_secs(2),
             concurrency: 8,
             timeout: Duration::from_secs(3600),
+            health_wait: Duration::from_secs(300),
+            bake: Duration::from_secs(300),
         }
     }
 }
@@ -100,6 +106,19 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     worker_id: String,
     wake: Notify,
+    http: crate::ssr::http_client::HttpClient,
+}
+
+/// Health from a `HealthCheckUrl`: 2xx within the timeout is healthy, anything else degraded,
+/// no URL unknown.
+pub async fn probe(http: &crate::ssr::http_client::HttpClient, url: Option<&str>) -> Health {
+    match url.filter(|u| !u.is_empty()) {
+        None => Health::Unknown,
+        Some(u) => match http.status(u, Duration::from_secs(3)).await {
+            Ok(code) if (200..300).contains(&code) => Health::Healthy,
+            Ok(_) | Err(_) => Health::Degraded,
+        },
+    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -117,6 +136,7 @@ impl Engine {
         artifacts: Arc<dyn ArtifactStore>,
         metrics: Arc<Metrics>,
         config: EngineConfig,
+        http: crate::ssr::http_client::HttpClient,
     ) -> Self {
         let worker_id = format!("worker-{}", crate::ssr::ids::new_id());
         Engine {
@@ -130,6 +150,7 @@ impl Engine {
             config,
             worker_id,
             wake: Notify::new(),
+            http,
         }
     }
 
@@ -430,9 +451,6 @@ impl Engine {
         if op.kind == OperationKind::DriftCheck {
             return self.drift_check(op, &target).await;
         }
-        if op.kind == OperationKind::Switch {
-            return Err(StepError::Fatal("blue-green switching is not available yet".into()));
-        }
         let token = match op.kind {
             OperationKind::Delete => stacks::client_token(&op.id, TokenStep::Delete),
             _ => stacks::client_token(&op.id, TokenStep::Execute),
@@ -469,6 +487,9 @@ impl Engine {
                 op.stack_status = Some(s.status.clone());
                 match stacks::stack_phase(&s.status) {
                     StackPhase::InProgress => {}
+                    StackPhase::Complete if op.blue_green.is_some() && op.kind != OperationKind::Delete => {
+                        return self.cut_over(op, &target, s.clone()).await;
+                    }
                     StackPhase::Complete => {
                         let outputs = s.outputs.clone();
                         return self
@@ -569,6 +590,80 @@ impl Engine {
         }
     }
 
+    /// Blue-green, once the new colour's stack is complete: wait until it answers healthy,
+    /// switch the active colour, keep the old colour for the bake time, delete it. Each step is
+    /// saved before the next, so a resumed operation goes on where it stopped.
+    async fn cut_over(
+        &self,
+        op: &mut Operation,
+        target: &Target,
+        stack: super::deployer::StackInfo,
+    ) -> Result<(), StepError> {
+        let mut bg = op.blue_green.clone().expect("checked by the caller");
+        let url = stack.outputs.get("HealthCheckUrl").cloned();
+        if !bg.healthy {
+            let started = clock::now();
+            loop {
+                match probe(&self.http, url.as_deref()).await {
+                    Health::Healthy | Health::Unknown => break,
+                    Health::Degraded
+                        if clock::now().millis() - started.millis() < ms(self.config.health_wait) =>
+                    {
+                        self.renew(op).await?;
+                        tokio::time::sleep(self.config.follow).await;
+                    }
+                    Health::Degraded => {
+                        let from = bg.from.map(|c| c.as_str()).unwrap_or("nothing");
+                        return Err(StepError::Fatal(format!(
+                            "the {} stack did not answer healthy at {} within {} s: traffic stays on {from}",
+                            bg.to.as_str(),
+                            url.unwrap_or_default(),
+                            self.config.health_wait.as_secs()
+                        )));
+                    }
+                }
+            }
+            bg.healthy = true;
+            op.blue_green = Some(bg.clone());
+            self.renew(op).await?;
+        }
+        if bg.switched_at.is_none() {
+            let name = format!("/nexus/{}/active", op.deployment_id);
+            self.deployer.put_parameter(target, &name, bg.to.as_str()).await?;
+            bg.switched_at = Some(clock::now());
+            op.blue_green = Some(bg.clone());
+            self.renew(op).await?;
+        }
+        if let (Some(old), Some(from), false) = (bg.old_stack.clone(), bg.from, bg.old_deleted) {
+            let bake_end = bg.switched_at.map(|t| t.millis()).unwrap_or(0) + ms(self.config.bake);
+            while clock::now().millis() < bake_end {
+                let left = Duration::from_millis((bake_end - clock::now().millis()).max(0) as u64);
+                tokio::time::sleep(left.min(self.config.lease / 3)).await;
+                self.renew(op).await?;
+            }
+            if old != op.stack_name {
+                self.deployer
+                    .delete_stack(target, &old, &stacks::client_token(&op.id, TokenStep::DeleteStack(from)))
+                    .await?;
+                while let Some(s) = self.deployer.stack(target, &old).await? {
+                    if stacks::stack_phase(&s.status) == StackPhase::Failed {
+                        return Err(StepError::Fatal(format!(
+                            "the old {} stack could not be deleted: {}",
+                            from.as_str(),
+                            s.status
+                        )));
+                    }
+                    tokio::time::sleep(self.config.follow).await;
+                    self.renew(op).await?;
+                }
+            }
+            bg.old_deleted = true;
+            op.blue_green = Some(bg);
+            self.renew(op).await?;
+        }
+        self.finish(op, OperationState::Succeeded, Some((stack.stack_id, stack.outputs)), None).await
+    }
+
     async fn drift_check(&self, op: &mut Operation, target: &Target) -> Result<(), StepError> {
         let report = self.deployer.detect_drift(target, &op.stack_name).await?;
         op.drift = report.resources;
@@ -613,7 +708,12 @@ impl Engine {
             }
             let succeeded = matches!(end, OperationState::Succeeded | OperationState::NoChanges);
             match op.kind {
-                OperationKind::Deploy | OperationKind::Upgrade | OperationKind::Rollback if succeeded => {
+                OperationKind::Deploy
+                | OperationKind::Upgrade
+                | OperationKind::Rollback
+                | OperationKind::Switch
+                    if succeeded =>
+                {
                     if let Some(v) = &op.target_version
                         && (v != &d.version || op.parameters != d.parameters)
                     {
@@ -630,7 +730,7 @@ impl Engine {
                 OperationKind::Delete if succeeded => {
                     d.stack_id = None;
                     d.outputs.clear();
-                    d.health = crate::domain::lifecycle::Health::Unknown;
+                    d.health = Health::Unknown;
                     d.drift = Drift::NotChecked;
                 }
                 OperationKind::DriftCheck if succeeded => {
@@ -642,11 +742,10 @@ impl Engine {
                 }
                 _ => {}
             }
-            if op.kind == OperationKind::Switch && succeeded {
-                d.active_color = Some(match d.active_color {
-                    Some(Color::Blue) => Color::Green,
-                    _ => Color::Blue,
-                });
+            if let (Some(bg), true) = (&op.blue_green, succeeded && end == OperationState::Succeeded) {
+                d.stack_name = op.stack_name.clone();
+                d.active_color = Some(bg.to);
+                d.health = if bg.healthy { Health::Healthy } else { d.health };
             }
             d.last_operation_id = Some(op.id.clone());
             d.last_synced_at = Some(now);

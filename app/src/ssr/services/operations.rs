@@ -9,7 +9,8 @@ use crate::domain::{
     ids::Id,
     lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
     model::{
-        ConnectionStatus, DataClassification, Deployment, Environment, EnvironmentName, Operation, Strategy,
+        BlueGreen, Color, ConnectionStatus, DataClassification, Deployment, Environment, EnvironmentName,
+        Operation, Strategy,
     },
     permissions::{self, Action, Approver, Decision},
     semver::Version,
@@ -131,7 +132,49 @@ impl OperationService {
     fn new_operation(&self, actor: &Actor, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
         let now = clock::now();
         let state = initial_state(approver != Approver::None);
+        // Blue-green versions change by building the other colour's stack; a first deploy
+        // builds blue.
+        let blue_green = match (plan.kind, &plan.version) {
+            (OperationKind::Deploy, Some(v)) if self.blue_green(&d.capability, v) => Some(BlueGreen {
+                to: Color::Blue,
+                from: None,
+                old_stack: None,
+                healthy: false,
+                switched_at: None,
+                old_deleted: false,
+            }),
+            (OperationKind::Upgrade | OperationKind::Rollback | OperationKind::Switch, Some(v))
+                if self.blue_green(&d.capability, v) || self.blue_green(&d.capability, &d.version) =>
+            {
+                let from = d.active_color.unwrap_or(Color::Blue);
+                Some(BlueGreen {
+                    to: from.other(),
+                    from: Some(from),
+                    old_stack: d.stack_id.as_ref().map(|_| d.stack_name.clone()),
+                    healthy: false,
+                    switched_at: None,
+                    old_deleted: false,
+                })
+            }
+            _ => None,
+        };
+        // A template that takes its colour as a parameter gets the one it is built as.
+        let mut plan = plan;
+        if let Some(bg) = &blue_green
+            && let Some(c) = plan.parameters.get_mut("Color")
+        {
+            *c = bg.to.as_str().to_string();
+        }
+        // The other colour's stack: the same name with the other suffix.
+        let stack_name = match &blue_green {
+            Some(bg) if bg.from.is_some() => {
+                let base = d.stack_name.strip_suffix("-blue").or_else(|| d.stack_name.strip_suffix("-green"));
+                format!("{}-{}", base.unwrap_or(&d.stack_name), bg.to.as_str())
+            }
+            _ => d.stack_name.clone(),
+        };
         Operation {
+            blue_green,
             id: new_id(),
             deployment_id: d.id.clone(),
             customer_id: d.customer_id.clone(),
@@ -145,7 +188,7 @@ impl OperationService {
             auto_execute: plan.auto_execute,
             created_at: now,
             approver,
-            stack_name: d.stack_name.clone(),
+            stack_name,
             deadline: (state == OperationState::Queued).then(|| {
                 Timestamp::from_millis(now.millis() + self.engine.config.timeout.as_millis() as i64)
             }),
@@ -364,6 +407,35 @@ impl OperationService {
         };
         let plan = Plan {
             kind: OperationKind::Rollback,
+            version: Some(version),
+            parameters,
+            auto_execute: req.auto_execute,
+        };
+        let op = self.new_operation(actor, d, plan, approver);
+        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+    }
+
+    /// Blue-green: the other colour takes over with the previous version (a switch back is the
+    /// rollback of a blue-green capability).
+    pub async fn switch(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        req: ChangeRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let r = self.changeable(actor, id, OperationKind::Switch).await?;
+        let d = &r.deployment;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        let (version, parameters) = match &d.previous_version {
+            Some(v) => (v.clone(), d.previous_parameters.clone()),
+            None => (d.version.clone(), d.parameters.clone()),
+        };
+        let plan = Plan {
+            kind: OperationKind::Switch,
             version: Some(version),
             parameters,
             auto_execute: req.auto_execute,

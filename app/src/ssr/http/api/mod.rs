@@ -95,7 +95,7 @@ impl Modify for SessionAuth {
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
         users::list, users::create, users::update, users::reset_password, users::unlock,
-        operations::deploy, operations::upgrade, operations::rollback, operations::delete, operations::drift,
+        operations::deploy, operations::upgrade, operations::rollback, operations::switch, operations::delete, operations::drift,
         operations::execute, operations::approve, operations::reject, operations::cancel,
         operations::events, operations::stream, operations::connect,
     ),
@@ -137,6 +137,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deployments/{id}/upgrade", post(operations::upgrade))
         .route("/api/v1/deployments/{id}/rollback", post(operations::rollback))
         .route("/api/v1/deployments/{id}/drift", post(operations::drift))
+        .route("/api/v1/deployments/{id}/switch", post(operations::switch))
         .route("/api/v1/operations/{id}/execute", post(operations::execute))
         .route("/api/v1/operations/{id}/approve", post(operations::approve))
         .route("/api/v1/operations/{id}/reject", post(operations::reject))

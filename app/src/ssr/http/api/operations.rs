@@ -80,6 +80,21 @@ pub async fn rollback(
     Ok(accepted(state.operations.rollback(&actor, &parse_id("id", &id)?, body, key.as_deref()).await?))
 }
 
+/// Blue-green: the other colour takes over with the previous version.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/switch", tag = "lifecycle", request_body = Option<ChangeRequest>,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = Operation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn switch(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    OptionalJson(body): OptionalJson<ChangeRequest>,
+) -> Accepted {
+    Ok(accepted(state.operations.switch(&actor, &parse_id("id", &id)?, body, key.as_deref()).await?))
+}
+
 /// Deletes the stack; the deployment and its history stay. Prod needs `?confirm=<stack name>`.
 #[utoipa::path(delete, path = "/api/v1/deployments/{id}", tag = "lifecycle",
     params(("id" = String, Path), ("confirm" = Option<String>, Query, description = "the stack name (prod)"),

@@ -35,6 +35,9 @@ export NEXUS_STORE="${NEXUS_STORE:-embedded}"
 export NEXUS_CATALOG_DIR="${NEXUS_CATALOG_DIR:-$NEXUS_ROOT/catalog}"
 export NEXUS_DATA_DIR="${NEXUS_DATA_DIR:-$NEXUS_ROOT/.data/store}"
 export NEXUS_SEED_DEMO="${NEXUS_SEED_DEMO:-if-empty}"
+# The demo's seeded deployments have no stacks behind them: a reconciler pass would mark them all
+# missing. Deployments made in the demo are real (on the emulator); set a period to watch them.
+export NEXUS_RECONCILE_SECONDS="${NEXUS_RECONCILE_SECONDS:-0}"
 
 "$CARGO_TARGET_DIR/release/nexus-toolkit" &
 SERVER_PID=$!

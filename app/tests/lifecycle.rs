@@ -683,3 +683,70 @@ async fn blue_green_builds_the_other_colour_switches_when_healthy_and_removes_th
         "{d}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_finds_stacks_gone_out_of_band_and_polls_health() {
+    let app = app(&[("NEXUS_RECONCILE_RATE", "200")]).await;
+    let health = health_server().await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let mut deployments = Vec::new();
+    for (capability, url) in
+        [("churn-prediction", format!("{health}/ok")), ("lead-scoring", format!("{health}/down"))]
+    {
+        let a = post(&app, &exec, "/api/v1/deployments",
+            json!({"environment_id": c.dev, "capability": capability, "version": "1.0.0", "auto_execute": true,
+                   "parameters": {"Environment": "dev", "HealthEndpoint": url}})).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        assert_eq!(
+            wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"],
+            "succeeded"
+        );
+        deployments.push(a.body["deployment_id"].as_str().unwrap().to_string());
+    }
+    let report = app.state.reconciler.pass().await.unwrap();
+    assert!(report.checked >= 2, "{report:?}");
+    let get = |id: String| {
+        let app = &app;
+        let exec = exec.clone();
+        async move { app.get(&format!("/api/v1/deployments/{id}"), &exec).await.body }
+    };
+    let (ok, down) = (get(deployments[0].clone()).await, get(deployments[1].clone()).await);
+    assert_eq!((ok["status"].as_str(), ok["health"].as_str()), (Some("active"), Some("healthy")), "{ok}");
+    assert_eq!(
+        (down["status"].as_str(), down["health"].as_str()),
+        (Some("active"), Some("degraded")),
+        "{down}"
+    );
+
+    // Someone deletes the stack in the customer's account, outside the toolkit.
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target {
+        account_id: env.account_id,
+        region: env.region,
+        role_arn: env.role_arn,
+        external_id: env.external_id,
+        session_name: "someone-else".into(),
+    };
+    let stack = ok["stack_name"].as_str().unwrap();
+    app.state.engine.deployer().delete_stack(&target, stack, "outofband-1").await.unwrap();
+    let report = app.state.reconciler.pass().await.unwrap();
+    assert!(report.changed >= 1, "{report:?}");
+    let gone = get(deployments[0].clone()).await;
+    assert_eq!(
+        (gone["status"].as_str(), gone["health"].as_str()),
+        (Some("missing"), Some("unknown")),
+        "{gone}"
+    );
+    let summary = app.get("/api/v1/fleet/summary", &exec).await;
+    assert!(summary.text.contains("missing"), "{}", summary.text);
+    // A missing deployment can be deployed again.
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "churn-prediction", "version": "1.1.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["deployment_id"], deployments[0].as_str(), "the same deployment, not a second one");
+    assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
+    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    assert!(metrics.text.contains("nexus_reconcile_passes_total 2"), "{}", metrics.text);
+}

@@ -154,6 +154,9 @@ pub struct Config {
     /// `NEXUS_WORKER_CONCURRENCY` (8), `NEXUS_WORKER_POLL_MS` (1000), `NEXUS_LEASE_SECONDS` (30),
     /// `NEXUS_STACK_POLL_MS` (2000), `NEXUS_OPERATION_TIMEOUT_MINUTES` (60).
     pub engine: crate::ssr::lifecycle::engine::EngineConfig,
+    /// `NEXUS_RECONCILE_SECONDS` (300; `0`: off), `NEXUS_RECONCILE_RATE` (AWS calls per second
+    /// per account, 2).
+    pub reconciler: crate::ssr::lifecycle::reconciler::ReconcilerConfig,
     /// `NEXUS_EVENT_BUS`: the EventBridge bus operation events go to. Default none (logged only).
     pub event_bus: Option<String>,
     /// `NEXUS_SNS_TOPIC_ARN`: an SNS topic that also receives them. Default none.
@@ -304,11 +307,25 @@ impl Config {
                     .map_err(|_| err("NEXUS_BAKE_SECONDS", "expected a whole number of seconds".into()))?,
             ),
         };
+        let reconcile_secs: u64 = get_or("NEXUS_RECONCILE_SECONDS", "300").parse().map_err(|_| {
+            err("NEXUS_RECONCILE_SECONDS", "expected a whole number of seconds (0: off)".into())
+        })?;
+        let reconcile_rate: f64 = get_or("NEXUS_RECONCILE_RATE", "2")
+            .parse()
+            .ok()
+            .filter(|r: &f64| *r > 0.0 && r.is_finite())
+            .ok_or_else(|| err("NEXUS_RECONCILE_RATE", "expected calls per second above 0".into()))?;
+        let reconciler = crate::ssr::lifecycle::reconciler::ReconcilerConfig {
+            interval: (reconcile_secs > 0).then(|| Duration::from_secs(reconcile_secs)),
+            per_account_rate: reconcile_rate,
+            accounts_in_parallel: 8,
+        };
         let parameter_key = get("NEXUS_PARAMETER_KEY").map(Secret);
         if parameter_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(err("NEXUS_PARAMETER_KEY", "must be at least 32 characters".into()));
         }
         Ok(Config {
+            reconciler,
             worker,
             engine,
             event_bus: get("NEXUS_EVENT_BUS"),

@@ -13,6 +13,9 @@ struct Counters {
     aws_changes: BTreeMap<&'static str, u64>,
     /// (kind, state) -> operations that reached the state
     operations: BTreeMap<(&'static str, &'static str), u64>,
+    /// The last reconciler pass: seconds, deployments checked, deployments changed; passes.
+    reconcile_last: (f64, u64, u64),
+    reconcile_passes: u64,
 }
 
 #[derive(Default)]
@@ -45,6 +48,13 @@ impl Metrics {
         self.with(|c| *c.operations.entry((kind, state)).or_default() += 1);
     }
 
+    pub fn reconciled(&self, took: Duration, checked: u64, changed: u64) {
+        self.with(|c| {
+            c.reconcile_last = (took.as_secs_f64(), checked, changed);
+            c.reconcile_passes += 1;
+        });
+    }
+
     /// Successful calls of a changing AWS operation so far (tests compare it across replicas).
     pub fn changes(&self, operation: &str) -> u64 {
         self.with(|c| c.aws_changes.get(operation).copied().unwrap_or(0))
@@ -73,6 +83,12 @@ impl Metrics {
             for ((k, s), n) in &c.operations {
                 let _ = writeln!(out, "nexus_operations_total{{kind=\"{k}\",state=\"{s}\"}} {n}");
             }
+            let (secs, checked, changed) = c.reconcile_last;
+            let _ = writeln!(
+                out,
+                "# HELP nexus_reconcile_pass_seconds Duration of the last reconciler pass (its lag).\n# TYPE nexus_reconcile_pass_seconds gauge\nnexus_reconcile_pass_seconds {secs:.3}\n# TYPE nexus_reconcile_checked gauge\nnexus_reconcile_checked {checked}\n# TYPE nexus_reconcile_changed gauge\nnexus_reconcile_changed {changed}\n# TYPE nexus_reconcile_passes_total counter\nnexus_reconcile_passes_total {}",
+                c.reconcile_passes
+            );
         });
         out
     }

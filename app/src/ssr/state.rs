@@ -65,6 +65,7 @@ pub struct AppState {
     pub users: UserService,
     pub operations: OperationService,
     pub engine: Arc<Engine>,
+    pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
 }
@@ -271,19 +272,30 @@ impl AppState {
             )),
             None => Arc::new(LogNotifier),
         };
+        let deployer: Arc<dyn super::lifecycle::deployer::Deployer> =
+            Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone()));
+        let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
         let engine = Arc::new(Engine::new(
             repo.clone(),
             catalog.clone(),
-            Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone())),
+            deployer.clone(),
             notifier,
             ParameterCipher::new(&parameter_key(&config)?),
             artifacts.clone(),
             metrics.clone(),
             config.engine.clone(),
-            super::http_client::HttpClient::new().map_err(StartupError::Sso)?,
+            http.clone(),
+        ));
+        let reconciler = Arc::new(super::lifecycle::reconciler::Reconciler::new(
+            repo.clone(),
+            deployer,
+            http,
+            metrics.clone(),
+            config.reconciler.clone(),
         ));
         if config.worker {
             tokio::spawn(engine.clone().run());
+            tokio::spawn(reconciler.clone().run());
         }
         let operations = OperationService::new(
             repo.clone(),
@@ -295,6 +307,7 @@ impl AppState {
         Ok(Self {
             operations,
             engine,
+            reconciler,
             metrics,
             leptos_options,
             limits: Arc::new(Limits {

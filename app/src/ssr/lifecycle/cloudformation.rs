@@ -328,6 +328,7 @@ impl Deployer for CloudFormationDeployer {
                     Some((o.output_key()?.to_string(), o.output_value().unwrap_or_default().to_string()))
                 })
                 .collect::<BTreeMap<_, _>>(),
+            drift: s.drift_information().and_then(|d| d.stack_drift_status()).map(|d| d.as_str().to_string()),
         }))
     }
 

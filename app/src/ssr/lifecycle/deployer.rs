@@ -75,6 +75,8 @@ pub struct StackInfo {
     pub status: String,
     pub reason: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    /// The last drift detection's verdict (IN_SYNC, DRIFTED, NOT_CHECKED, UNKNOWN).
+    pub drift: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,4 +8,5 @@ pub mod crash;
 pub mod deployer;
 pub mod engine;
 pub mod notifier;
+pub mod reconciler;
 pub mod secrets;

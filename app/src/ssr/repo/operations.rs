@@ -172,6 +172,16 @@ impl Repo {
         p.items.iter().map(from_item).collect()
     }
 
+    /// Every deployment, a page at a time (the reconciler's walk; one index partition).
+    pub async fn all_deployments(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<crate::domain::model::Page<DeploymentRecord>, RepoError> {
+        let q = super::resume(Query::index(keys::GSI5, "DEPS").limit(limit), after)?;
+        super::page(self.store.query(q).await?)
+    }
+
     /// Records stack events of an operation (again is harmless: same keys, same content).
     pub async fn put_stack_events(&self, op: &Id, events: &[StackEvent]) -> Result<(), RepoError> {
         for chunk in events.chunks(super::super::store::MAX_TRANSACTION_ITEMS) {

@@ -11,3 +11,4 @@ export NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/emulator"
 trap '"$NEXUS_ROOT/scripts/emulator.sh" stop || true; rm -rf "$RUN_DIR"' EXIT INT TERM
 use_local_aws "$("$NEXUS_ROOT/scripts/emulator.sh" start)"
 cargo test --locked --release -p app --features app/ssr --test read_api_benchmark -- --ignored --nocapture --test-threads 1
+cargo test --locked --release -p app --features app/ssr --test lifecycle_benchmark -- --ignored --nocapture --test-threads 1

@@ -107,6 +107,10 @@ pub struct Engine {
     worker_id: String,
     wake: Notify,
     http: crate::ssr::http_client::HttpClient,
+    /// Operations this process drives at once (the worker loop and `start_now` share them).
+    slots: Arc<Semaphore>,
+    /// Whether this process runs a worker (`NEXUS_WORKER`).
+    running: std::sync::atomic::AtomicBool,
 }
 
 /// Health from a `HealthCheckUrl`: 2xx within the timeout is healthy, anything else degraded,
@@ -139,6 +143,7 @@ impl Engine {
         http: crate::ssr::http_client::HttpClient,
     ) -> Self {
         let worker_id = format!("worker-{}", crate::ssr::ids::new_id());
+        let config_concurrency = config.concurrency;
         Engine {
             repo,
             catalog,
@@ -151,6 +156,8 @@ impl Engine {
             worker_id,
             wake: Notify::new(),
             http,
+            slots: Arc::new(Semaphore::new(config_concurrency)),
+            running: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -163,10 +170,33 @@ impl Engine {
         self.wake.notify_one();
     }
 
+    /// A request just queued `op`: claim and drive it now instead of at the next poll (the
+    /// claim is the same conditional write, so the loop or another replica racing for it is
+    /// harmless). Nothing happens in a process without a worker.
+    pub fn start_now(self: &Arc<Self>, op: Operation) {
+        if !self.running.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
+                engine.wake();
+                return;
+            };
+            if let Some(op) = engine.claim(op).await {
+                engine.drive(op).await;
+            }
+            drop(permit);
+            // A slot is free: queued work need not wait for the next poll.
+            engine.wake();
+        });
+    }
+
     /// The worker loop: claims what is due and drives it, until the process ends.
     pub async fn run(self: Arc<Self>) {
         tracing::info!(worker = %self.worker_id, "lifecycle worker started");
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        self.running.store(true, std::sync::atomic::Ordering::Relaxed);
+        let slots = self.slots.clone();
         loop {
             match self.repo.work_queue(200).await {
                 Ok(ops) => {
@@ -183,6 +213,7 @@ impl Engine {
                             tokio::spawn(async move {
                                 engine.drive(op).await;
                                 drop(permit);
+                                engine.wake();
                             });
                         }
                     }

@@ -236,7 +236,7 @@ impl OperationService {
         });
         self.audit.append(event, clock::now()).await?;
         if op.state == OperationState::Queued {
-            self.engine.wake();
+            self.engine.start_now(op.clone());
         }
         Ok(self.deployments.mask(op))
     }
@@ -542,7 +542,7 @@ impl OperationService {
         event.details = serde_json::json!({"from": from, "to": to, "deployment": op.deployment_id});
         self.audit.append(event, clock::now()).await?;
         if crate::domain::lifecycle::is_worker_state(to) {
-            self.engine.wake();
+            self.engine.start_now(op.clone());
         }
         Ok(self.deployments.mask(op))
     }

@@ -228,6 +228,17 @@ impl Engine {
     }
 
     async fn claim(&self, mut op: Operation) -> Option<Operation> {
+        // Operations stored before these fields existed take them from their deployment.
+        if (op.capability.is_empty() || op.stack_name.is_empty())
+            && let Ok(r) = self.repo.deployment(&op.deployment_id).await
+        {
+            if op.capability.is_empty() {
+                op.capability = r.deployment.capability.clone();
+            }
+            if op.stack_name.is_empty() {
+                op.stack_name = r.deployment.stack_name.clone();
+            }
+        }
         op.lease_owner = Some(self.worker_id.clone());
         op.lease_until = Some(Timestamp::from_millis(clock::now().millis() + ms(self.config.lease)));
         op.attempts += 1;

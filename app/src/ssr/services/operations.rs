@@ -355,6 +355,30 @@ impl OperationService {
         Ok(r)
     }
 
+    /// The steps every change to an existing deployment shares: an earlier request with the
+    /// same key answers its operation; scope, status and approval are checked; `target` says
+    /// which version and parameters the change moves to.
+    async fn change(
+        &self,
+        actor: &Actor,
+        id: &Id,
+        kind: OperationKind,
+        auto_execute: bool,
+        idempotency_key: Option<&str>,
+        target: impl FnOnce(&Deployment) -> Result<(Option<Version>, BTreeMap<String, String>), ServiceError>,
+    ) -> Result<Operation, ServiceError> {
+        if let Some(op) = self.repeated(actor, idempotency_key).await? {
+            return Ok(op);
+        }
+        let r = self.changeable(actor, id, kind).await?;
+        let d = &r.deployment;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        let (version, parameters) = target(d)?;
+        let plan = Plan { kind, version, parameters, auto_execute };
+        let op = self.new_operation(actor, d, plan, approver);
+        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+    }
+
     pub async fn upgrade(
         &self,
         actor: &Actor,
@@ -362,22 +386,13 @@ impl OperationService {
         req: UpgradeRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Operation, ServiceError> {
-        if let Some(op) = self.repeated(actor, idempotency_key).await? {
-            return Ok(op);
-        }
-        let r = self.changeable(actor, id, OperationKind::Upgrade).await?;
-        let d = &r.deployment;
-        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
-        let version = self.parse_version(&d.capability, &req.version, true)?;
-        let parameters = self.resolve_parameters(&d.capability, &version, &req.parameters, &d.parameters)?;
-        let plan = Plan {
-            kind: OperationKind::Upgrade,
-            version: Some(version),
-            parameters,
-            auto_execute: req.auto_execute,
-        };
-        let op = self.new_operation(actor, d, plan, approver);
-        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+        self.change(actor, id, OperationKind::Upgrade, req.auto_execute, idempotency_key, |d| {
+            let version = self.parse_version(&d.capability, &req.version, true)?;
+            let parameters =
+                self.resolve_parameters(&d.capability, &version, &req.parameters, &d.parameters)?;
+            Ok((Some(version), parameters))
+        })
+        .await
     }
 
     /// Back to the previous successful version and parameters (after a failed upgrade, the
@@ -389,30 +404,16 @@ impl OperationService {
         req: ChangeRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Operation, ServiceError> {
-        if let Some(op) = self.repeated(actor, idempotency_key).await? {
-            return Ok(op);
-        }
-        let r = self.changeable(actor, id, OperationKind::Rollback).await?;
-        let d = &r.deployment;
-        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
-        let (version, parameters) = if d.status == crate::domain::lifecycle::DeploymentStatus::UpdateFailed {
-            (d.version.clone(), d.parameters.clone())
-        } else {
-            match &d.previous_version {
-                Some(v) => (v.clone(), d.previous_parameters.clone()),
-                None => {
-                    return Err(ServiceError::Conflict("there is no earlier version to roll back to".into()));
-                }
+        self.change(actor, id, OperationKind::Rollback, req.auto_execute, idempotency_key, |d| {
+            if d.status == crate::domain::lifecycle::DeploymentStatus::UpdateFailed {
+                return Ok((Some(d.version.clone()), d.parameters.clone()));
             }
-        };
-        let plan = Plan {
-            kind: OperationKind::Rollback,
-            version: Some(version),
-            parameters,
-            auto_execute: req.auto_execute,
-        };
-        let op = self.new_operation(actor, d, plan, approver);
-        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+            match &d.previous_version {
+                Some(v) => Ok((Some(v.clone()), d.previous_parameters.clone())),
+                None => Err(ServiceError::Conflict("there is no earlier version to roll back to".into())),
+            }
+        })
+        .await
     }
 
     /// Blue-green: the other colour takes over with the previous version (a switch back is the
@@ -424,24 +425,13 @@ impl OperationService {
         req: ChangeRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Operation, ServiceError> {
-        if let Some(op) = self.repeated(actor, idempotency_key).await? {
-            return Ok(op);
-        }
-        let r = self.changeable(actor, id, OperationKind::Switch).await?;
-        let d = &r.deployment;
-        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
-        let (version, parameters) = match &d.previous_version {
-            Some(v) => (v.clone(), d.previous_parameters.clone()),
-            None => (d.version.clone(), d.parameters.clone()),
-        };
-        let plan = Plan {
-            kind: OperationKind::Switch,
-            version: Some(version),
-            parameters,
-            auto_execute: req.auto_execute,
-        };
-        let op = self.new_operation(actor, d, plan, approver);
-        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+        self.change(actor, id, OperationKind::Switch, req.auto_execute, idempotency_key, |d| {
+            Ok(match &d.previous_version {
+                Some(v) => (Some(v.clone()), d.previous_parameters.clone()),
+                None => (Some(d.version.clone()), d.parameters.clone()),
+            })
+        })
+        .await
     }
 
     pub async fn delete(
@@ -451,30 +441,21 @@ impl OperationService {
         req: DeleteRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Operation, ServiceError> {
-        if let Some(op) = self.repeated(actor, idempotency_key).await? {
-            return Ok(op);
-        }
-        let r = self.changeable(actor, id, OperationKind::Delete).await?;
-        let d = &r.deployment;
-        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
-        if d.environment == EnvironmentName::Prod && req.confirm.as_deref() != Some(d.stack_name.as_str()) {
-            return Err(ServiceError::invalid(
-                "confirm",
-                "confirmation_required",
-                format!(
-                    "deleting a prod deployment needs its stack name typed as confirmation: `{}`",
-                    d.stack_name
-                ),
-            ));
-        }
-        let plan = Plan {
-            kind: OperationKind::Delete,
-            version: None,
-            parameters: BTreeMap::new(),
-            auto_execute: true,
-        };
-        let op = self.new_operation(actor, d, plan, approver);
-        self.start(actor, op, None, idempotency_key, &r.owner_id).await
+        self.change(actor, id, OperationKind::Delete, true, idempotency_key, |d| {
+            if d.environment == EnvironmentName::Prod && req.confirm.as_deref() != Some(d.stack_name.as_str())
+            {
+                return Err(ServiceError::invalid(
+                    "confirm",
+                    "confirmation_required",
+                    format!(
+                        "deleting a prod deployment needs its stack name typed as confirmation: `{}`",
+                        d.stack_name
+                    ),
+                ));
+            }
+            Ok((None, BTreeMap::new()))
+        })
+        .await
     }
 
     /// Drift detection reads only: anyone who sees the deployment may ask for it.

@@ -1,16 +1,21 @@
 // NexusAI Toolkit service worker: the app shell and last-known reads, for use without a network.
 //
-// - install: precache the start page, the offline page, the manifest and icons, and every hashed
-//   /pkg asset the start page references (hash-files makes those names change with each build).
+// - install: precache the sign-in page, the offline page, the manifest and icons, and every
+//   hashed /pkg asset the sign-in page references (hash-files makes those names change with each
+//   build). Nothing of a user's data is cached at install.
 // - /pkg/*: cache first (names are content hashes, so a cached file is never stale).
 // - pages and GET reads (/sfn/*, /api/v1/*): network first with a short timeout, cached copy
-//   when the network fails or is slow; the offline page for pages never visited.
-const VERSION = "v1";
+//   when the network fails or is slow; the offline page for pages never visited. Redirects
+//   (to sign-in) and errors are never cached. Event streams pass through untouched.
+// - a new version waits until the page asks it to take over ("Update available — reload").
+// - pages reached inside the app (history.pushState) are fetched and cached when the page asks.
+// - sign-out: the page asks for every cache to be dropped.
+const VERSION = "v2";
 const SHELL_CACHE = `nexus-shell-${VERSION}`;
 const DATA_CACHE = `nexus-data-${VERSION}`;
 const NETWORK_TIMEOUT_MS = 3000;
 const SHELL_URLS = [
-  "/",
+  "/login",
   "/offline.html",
   "/manifest.webmanifest",
   "/register-sw.js",
@@ -18,19 +23,18 @@ const SHELL_URLS = [
   "/icons/icon-512.png",
 ];
 
+async function precacheShell() {
+  const cache = await caches.open(SHELL_CACHE);
+  await cache.addAll(SHELL_URLS);
+  // The hashed bundle names are only known from the page that references them.
+  const page = await cache.match("/login");
+  const html = page ? await page.text() : "";
+  const assets = [...html.matchAll(/\/pkg\/[A-Za-z0-9._-]+/g)].map((m) => m[0]);
+  await cache.addAll([...new Set(assets)]);
+}
+
 self.addEventListener("install", (event) => {
-  event.waitUntil(
-    (async () => {
-      const cache = await caches.open(SHELL_CACHE);
-      await cache.addAll(SHELL_URLS);
-      // The hashed bundle names are only known from the page that references them.
-      const page = await cache.match("/");
-      const html = page ? await page.text() : "";
-      const assets = [...html.matchAll(/\/pkg\/[A-Za-z0-9._-]+/g)].map((m) => m[0]);
-      await cache.addAll([...new Set(assets)]);
-      await self.skipWaiting();
-    })(),
-  );
+  event.waitUntil(precacheShell());
 });
 
 self.addEventListener("activate", (event) => {
@@ -46,11 +50,28 @@ self.addEventListener("activate", (event) => {
 });
 
 self.addEventListener("message", (event) => {
-  // Sign-out: nothing of the user's data may stay on the device.
-  if (event.data && event.data.type === "clear-caches") {
+  const type = event.data && event.data.type;
+  if (type === "skip-waiting") {
+    self.skipWaiting();
+  } else if (type === "cache-page") {
+    const url = new URL(event.data.url, self.location.origin);
+    if (url.origin !== self.location.origin) return;
+    event.waitUntil(
+      (async () => {
+        try {
+          const response = await fetch(url, { credentials: "same-origin", headers: { accept: "text/html" } });
+          if (response.ok && !response.redirected) await (await caches.open(SHELL_CACHE)).put(url, response);
+        } catch (_) {
+          // Offline: nothing to remember.
+        }
+      })(),
+    );
+  } else if (type === "clear-caches") {
+    // Sign-out: nothing of the user's data may stay on the device; the shell comes back.
     event.waitUntil(
       (async () => {
         for (const key of await caches.keys()) await caches.delete(key);
+        await precacheShell();
       })(),
     );
   }
@@ -73,13 +94,15 @@ function withTimeout(promise, ms) {
 }
 
 async function networkFirst(request, cacheName, fallbackUrl) {
-  const cache = await caches.open(cacheName);
   try {
     const response = await withTimeout(fetch(request), NETWORK_TIMEOUT_MS);
-    if (response.ok) await cache.put(request, response.clone());
+    if (response.ok && !response.redirected) {
+      const cache = await caches.open(cacheName);
+      await cache.put(request, response.clone());
+    }
     return response;
   } catch (err) {
-    const cached = (await cache.match(request)) || (await caches.match(request));
+    const cached = await caches.match(request);
     if (cached) return cached;
     if (fallbackUrl) {
       const fallback = await caches.match(fallbackUrl);
@@ -105,6 +128,7 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  if ((request.headers.get("accept") || "").includes("text/event-stream")) return;
 
   if (url.pathname.startsWith("/pkg/")) {
     event.respondWith(cacheFirst(request));

@@ -3,12 +3,21 @@
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
-use crate::components::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFoundPage};
+use crate::components::{
+    connectivity::provide_online,
+    layout::Layout,
+    outbox::{OutboxPanel, provide_outbox},
+    session::provide_session,
+};
+use crate::pages::{
+    approvals::ApprovalsPage, audit::AuditPage, catalog::CatalogPage, customer::CustomerPage,
+    dashboard::DashboardPage, deploy::DeployPage, deployment::DeploymentPage, not_found::NotFoundPage,
+    sign_in::SignInPage, status::StatusPage,
+};
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -39,16 +48,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: routes and the chrome around every page.
+/// The application: routes and the chrome around every page. Pages render whole on the server
+/// (`SsrMode::Async`): readable without JavaScript, and a page's status (404 for a customer
+/// that is not the user's) is known before the first byte goes out.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_session();
+    provide_online();
+    provide_outbox();
     view! {
         <Title text="NexusAI Toolkit" />
         <Router>
             <Layout>
+                <OutboxPanel />
                 <Routes fallback=NotFoundPage>
-                    <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("login") view=SignInPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("status") view=StatusPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("approvals") view=ApprovalsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("catalog") view=CatalogPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("customers"), ParamSegment("id")) view=CustomerPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("customers"), ParamSegment("id"), StaticSegment("deploy"))
+                        view=DeployPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=(StaticSegment("deployments"), ParamSegment("id")) view=DeploymentPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

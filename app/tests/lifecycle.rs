@@ -140,6 +140,7 @@ async fn deploy_with_preview_then_upgrade_roll_back_and_delete() {
     let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
     assert_eq!(d.body["status"], "active", "{}", d.text);
     assert_eq!(d.body["version"], "1.0.0");
+    assert_eq!(d.body["previous_version"], Value::Null, "a first deploy has nothing to roll back to");
     assert!(d.body["outputs"]["ScoreTableName"].is_string(), "outputs stored: {}", d.text);
     assert!(
         d.body["stack_id"].as_str().unwrap().contains(&c.account),

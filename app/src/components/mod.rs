@@ -1,4 +1,9 @@
 //! Components shared by several pages.
 
+pub mod chips;
+pub mod connectivity;
 pub mod hydration;
+pub mod last_known;
 pub mod layout;
+pub mod outbox;
+pub mod session;

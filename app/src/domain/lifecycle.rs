@@ -311,6 +311,41 @@ pub enum Drift {
     Unknown,
 }
 
+impl DeploymentStatus {
+    /// For people: "in progress", "update failed".
+    pub fn label(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
+impl Drift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drift::NotChecked => "not checked",
+            Drift::InSync => "in sync",
+            Drift::Drifted => "drifted",
+            Drift::Unknown => "unknown",
+        }
+    }
+}
+
+impl OperationKind {
+    /// For people: "drift check".
+    pub fn label(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,3 +182,13 @@ pub struct DecisionRequest {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+/// One request in the approvals inbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct InboxItem {
+    pub operation: Operation,
+    pub customer_name: String,
+    /// The user may approve or reject it (otherwise it is their own, waiting on someone else).
+    pub may_decide: bool,
+}

@@ -1,4 +1,12 @@
 //! One page per file.
 
-pub mod home;
+pub mod approvals;
+pub mod audit;
+pub mod catalog;
+pub mod customer;
+pub mod dashboard;
+pub mod deploy;
+pub mod deployment;
 pub mod not_found;
+pub mod sign_in;
+pub mod status;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod security;
+pub mod server_fns;
 
 use axum::{Router, middleware::from_fn_with_state, routing::get};
 use leptos_axum::{LeptosRoutes, generate_route_list};

@@ -63,7 +63,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
                 .into_response();
         }
-        if matches!(req.uri().path(), "/api/v1/auth/login" | "/api/v1/auth/cognito")
+        if matches!(req.uri().path(), "/api/v1/auth/login" | "/api/v1/auth/cognito" | "/sfn/sign-in")
             && let Some(limiter) = &state.limits.login
             && let Err(secs) = limiter.check(ip, now)
         {
@@ -143,12 +143,22 @@ pub fn clear_session_cookie(secure: bool) -> HeaderValue {
         .expect("static")
 }
 
-/// Resolves the session (Bearer token first, then the cookie) for API and server-function
+/// Static files (`/pkg/…`, `/sw.js`, icons) need no session; pages, server functions and the
+/// API do.
+fn needs_session(path: &str) -> bool {
+    if path.starts_with("/api/") || path.starts_with("/sfn/") {
+        return true;
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    !(path.starts_with("/pkg/") || path == "/health" || path == "/metrics" || last.contains('.'))
+}
+
+/// Resolves the session (Bearer token first, then the cookie) for pages, API and server-function
 /// calls; handlers that need a user extract it (`Authed`) and answer 401 without one. A cookie
 /// session past half its life gets a fresh cookie on the way out (silent renewal).
 pub async fn session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !(path.starts_with("/api/") || path.starts_with("/sfn/")) {
+    if !needs_session(path) {
         return next.run(req).await;
     }
     let bearer = req
@@ -175,8 +185,10 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
         Err(e) => return ApiError::from(e).into_response(),
     }
     let mut response = next.run(req).await;
+    // Pages and server functions say "denied" with a header (they cannot set extensions).
+    let denied_by_page = response.headers_mut().remove(super::server_fns::DENIED_HEADER).is_some();
     if let Some(actor) = &actor
-        && response.extensions().get::<AccessDenied>().is_some()
+        && (denied_by_page || response.extensions().get::<AccessDenied>().is_some())
     {
         let mut event = actor.audit("access.denied", path.clone(), "denied");
         event.details = serde_json::json!({ "method": method.as_str(), "path": path, "status": response.status().as_u16() });
@@ -252,6 +264,16 @@ mod tests {
         assert_eq!(client_ip(Some(proxy), &headers, &trusted), Some("198.51.100.7".parse().unwrap()));
         assert_eq!(client_ip(Some(stranger), &headers, &trusted), Some(stranger));
         assert_eq!(client_ip(Some(proxy), &HeaderMap::new(), &trusted), Some(proxy));
+    }
+
+    #[test]
+    fn static_files_need_no_session() {
+        for path in ["/", "/customers/01J", "/login", "/api/v1/me", "/sfn/fleet"] {
+            assert!(needs_session(path), "{path}");
+        }
+        for path in ["/pkg/nexus-toolkit.abc.wasm", "/sw.js", "/icons/icon-192.png", "/health", "/metrics"] {
+            assert!(!needs_session(path), "{path}");
+        }
     }
 
     #[test]

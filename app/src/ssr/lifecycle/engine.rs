@@ -113,6 +113,9 @@ pub struct Engine {
     running: std::sync::atomic::AtomicBool,
 }
 
+/// The stack output a capability's health check is read from.
+pub const HEALTH_OUTPUT: &str = "HealthCheckUrl";
+
 /// Health from a `HealthCheckUrl`: 2xx within the timeout is healthy, anything else degraded,
 /// no URL unknown.
 pub async fn probe(http: &crate::ssr::http_client::HttpClient, url: Option<&str>) -> Health {
@@ -642,7 +645,7 @@ impl Engine {
         stack: super::deployer::StackInfo,
     ) -> Result<(), StepError> {
         let mut bg = op.blue_green.clone().expect("checked by the caller");
-        let url = stack.outputs.get("HealthCheckUrl").cloned();
+        let url = stack.outputs.get(HEALTH_OUTPUT).cloned();
         if !bg.healthy {
             let started = clock::now();
             loop {
@@ -737,6 +740,15 @@ impl Engine {
         cause: Option<FailureCause>,
     ) -> Result<(), StepError> {
         check_transition(op.kind, op.state, end).map_err(|e| StepError::Fatal(e.to_string()))?;
+        // A changed stack's health is checked once now, so its page says Healthy (or not) at
+        // the end of the change rather than at the reconciler's next pass. Blue-green changes
+        // checked theirs before the cut-over.
+        let health = match (&stack, &op.blue_green) {
+            (Some((_, outputs)), None) if end == OperationState::Succeeded => {
+                Some(probe(&self.http, outputs.get(HEALTH_OUTPUT).map(String::as_str)).await)
+            }
+            _ => None,
+        };
         let now = clock::now();
         for _ in 0..5 {
             let before = self.repo.deployment(&op.deployment_id).await?;
@@ -759,14 +771,20 @@ impl Engine {
                     if let Some(v) = &op.target_version
                         && (v != &d.version || op.parameters != d.parameters)
                     {
-                        d.previous_version = Some(d.version.clone());
-                        d.previous_parameters = d.parameters.clone();
+                        // A first deploy has nothing before it to roll back to.
+                        if op.kind != OperationKind::Deploy {
+                            d.previous_version = Some(d.version.clone());
+                            d.previous_parameters = d.parameters.clone();
+                        }
                         d.version = v.clone();
                         d.parameters = op.parameters.clone();
                     }
                     if let Some((id, outputs)) = &stack {
                         d.stack_id = Some(id.clone());
                         d.outputs = outputs.clone();
+                    }
+                    if let Some(h) = health {
+                        d.health = h;
                     }
                 }
                 OperationKind::Delete if succeeded => {

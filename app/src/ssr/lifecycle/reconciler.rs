@@ -201,7 +201,8 @@ impl Reconciler {
                     Some("DRIFTED") => Drift::Drifted,
                     _ => a.drift,
                 };
-                a.health = probe(&self.http, s.outputs.get("HealthCheckUrl").map(String::as_str)).await;
+                a.health =
+                    probe(&self.http, s.outputs.get(super::engine::HEALTH_OUTPUT).map(String::as_str)).await;
             }
         }
         let changed = observed(&before) != observed(&after);

@@ -172,6 +172,12 @@ impl Repo {
         p.items.iter().map(from_item).collect()
     }
 
+    /// Operations waiting for a user (approvals, previews), oldest first.
+    pub async fn waiting_operations(&self, limit: usize) -> Result<Vec<Operation>, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI2, keys::OPS_WAIT).limit(limit)).await?;
+        p.items.iter().map(from_item).collect()
+    }
+
     /// Every deployment, a page at a time (the reconciler's walk; one index partition).
     pub async fn all_deployments(
         &self,

@@ -3,20 +3,23 @@
 //! Each call is authorised here (scope, role, approvals) and stores an operation before any
 //! AWS call; the engine's workers do the rest.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use crate::domain::{
     ids::Id,
     lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
     model::{
-        BlueGreen, Color, ConnectionStatus, DataClassification, Deployment, Environment, EnvironmentName,
-        Operation, Strategy,
+        BlueGreen, Color, ConnectionStatus, Customer, DataClassification, Deployment, Environment,
+        EnvironmentName, Operation, Strategy,
     },
     permissions::{self, Action, Approver, Decision},
     semver::Version,
     stacks::{self, StackEvent},
     time::Timestamp,
-    views::{ChangeRequest, DecisionRequest, DeleteRequest, DeployRequest, UpgradeRequest},
+    views::{ChangeRequest, DecisionRequest, DeleteRequest, DeployRequest, InboxItem, UpgradeRequest},
 };
 
 use super::super::{
@@ -585,24 +588,41 @@ impl OperationService {
                 op.state.as_str()
             )));
         }
-        let own = op.requested_by == actor.user.id;
-        if own {
-            return Err(ServiceError::Forbidden("nobody approves or rejects their own request".into()));
-        }
-        // Requests stored before approvers were recorded: prod needs an Executive, the rest a
-        // Sales Manager (or an Executive).
-        let needed = match op.approver {
-            Approver::None if op.environment == EnvironmentName::Prod => Approver::Executive,
-            Approver::None => Approver::SalesManager,
-            a => a,
-        };
-        if !permissions::may_approve(actor.role(), actor.relation(&r.owner_id), op.environment, needed, own) {
-            return Err(ServiceError::Forbidden(match needed {
-                Approver::Executive => "only an Executive may approve this request".into(),
-                _ => "only the requester's Sales Manager or an Executive may approve this request".into(),
-            }));
-        }
+        may_decide(actor, &op, &r.owner_id)?;
         Ok((op, r))
+    }
+
+    /// Requests awaiting approval that the user may see, oldest first: the ones they may decide,
+    /// and their own (waiting on someone else).
+    pub async fn inbox(&self, actor: &Actor) -> Result<Vec<InboxItem>, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        let waiting = self.repo.waiting_operations(INBOX_LIMIT).await?;
+        let mut customers: HashMap<Id, Customer> = HashMap::new();
+        let mut items = Vec::new();
+        for op in waiting.into_iter().filter(|o| o.state == OperationState::AwaitingApproval) {
+            if !customers.contains_key(&op.customer_id) {
+                match self.repo.customer(&op.customer_id).await {
+                    Ok(c) => {
+                        customers.insert(op.customer_id.clone(), c);
+                    }
+                    Err(RepoError::NotFound) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let customer = &customers[&op.customer_id];
+            if actor.check_customer(Action::ViewCustomers, &customer.owner_id, "operation").is_err() {
+                continue;
+            }
+            let may = may_decide(actor, &op, &customer.owner_id).is_ok();
+            if may || op.requested_by == actor.user.id {
+                items.push(InboxItem {
+                    operation: self.deployments.mask(op),
+                    customer_name: customer.name.clone(),
+                    may_decide: may,
+                });
+            }
+        }
+        Ok(items)
     }
 
     /// Cancels before anything ran on AWS: the requester, or anyone who may run it.
@@ -686,4 +706,29 @@ impl OperationService {
         self.audit.append(event, clock::now()).await?;
         Ok(saved)
     }
+}
+
+/// The inbox reads at most this many waiting operations (approvals and previews together).
+pub const INBOX_LIMIT: usize = 500;
+
+/// Whether this user may approve or reject this request (the service's rule, once).
+fn may_decide(actor: &Actor, op: &Operation, owner: &Id) -> Result<(), ServiceError> {
+    let own = op.requested_by == actor.user.id;
+    if own {
+        return Err(ServiceError::Forbidden("nobody approves or rejects their own request".into()));
+    }
+    // Requests stored before approvers were recorded: prod needs an Executive, the rest a
+    // Sales Manager (or an Executive).
+    let needed = match op.approver {
+        Approver::None if op.environment == EnvironmentName::Prod => Approver::Executive,
+        Approver::None => Approver::SalesManager,
+        a => a,
+    };
+    if !permissions::may_approve(actor.role(), actor.relation(owner), op.environment, needed, own) {
+        return Err(ServiceError::Forbidden(match needed {
+            Approver::Executive => "only an Executive may approve this request".into(),
+            _ => "only the requester's Sales Manager or an Executive may approve this request".into(),
+        }));
+    }
+    Ok(())
 }

@@ -1,11 +1,11 @@
-//! The start page: the platform's status, fetched through a server function.
+//! Platform status: version, store and dependency checks, fetched through a server function.
 
 use leptos::prelude::*;
 
 use crate::api::{PlatformStatus, get_platform_status};
 
 #[component]
-pub fn HomePage() -> impl IntoView {
+pub fn StatusPage() -> impl IntoView {
     // Bumped by the refresh button; the resource refetches (over HTTP) whenever it changes.
     let refreshes = RwSignal::new(0u32);
     let status = Resource::new(move || refreshes.get(), |_| get_platform_status());

@@ -3,6 +3,18 @@
 //! Server functions are thin: they fetch the state from context, call one service and map its
 //! error. Reads are `GET` under `/sfn/` so the service worker can cache them for offline use.
 
+pub mod approvals;
+pub mod audit;
+pub mod catalog;
+pub mod customers;
+pub mod deploy;
+pub mod deployments;
+mod error;
+pub mod fleet;
+pub mod session;
+
+pub use error::AppError;
+
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,19 @@
+//! The catalog: capabilities, their versions and changelogs.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+use super::AppError;
+use crate::domain::views::CapabilityDetail;
+
+#[server(input = GetUrl, prefix = "/sfn", endpoint = "catalog")]
+pub async fn get_catalog() -> Result<Vec<CapabilityDetail>, AppError> {
+    use crate::ssr::http::server_fns;
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let capabilities = state.capabilities.list(&actor).map_err(server_fns::fail)?;
+    capabilities
+        .iter()
+        .map(|c| state.capabilities.get(&actor, &c.slug))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(server_fns::fail)
+}

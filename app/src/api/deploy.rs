@@ -1,0 +1,46 @@
+//! The deploy wizard: what can be deployed where, and the request itself.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::{GetUrl, Json};
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+use crate::domain::{
+    model::{Customer, Environment, Operation},
+    views::{CapabilityDetail, DeployRequest},
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployOptions {
+    pub customer: Customer,
+    pub environments: Vec<Environment>,
+    pub capabilities: Vec<CapabilityDetail>,
+}
+
+#[server(input = GetUrl, prefix = "/sfn", endpoint = "deploy-options")]
+pub async fn get_deploy_options(customer: String) -> Result<DeployOptions, AppError> {
+    use crate::{
+        domain::ids::Id,
+        ssr::{error::ServiceError, http::server_fns},
+    };
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let id = Id::parse(&customer).map_err(|_| server_fns::fail(ServiceError::NotFound("customer")))?;
+    let detail = state.customers.get(&actor, &id).await.map_err(server_fns::fail)?;
+    let capabilities = state.capabilities.list(&actor).map_err(server_fns::fail)?;
+    let capabilities = capabilities
+        .iter()
+        .map(|c| state.capabilities.get(&actor, &c.slug))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(server_fns::fail)?;
+    Ok(DeployOptions { customer: detail.customer, environments: detail.environments, capabilities })
+}
+
+/// Requests a deployment. `key` is generated in the browser once per request, so sending it
+/// again (a retry, a request queued while offline) never makes a second operation.
+#[server(input = Json, prefix = "/sfn", endpoint = "request-deployment")]
+pub async fn request_deployment(request: DeployRequest, key: String) -> Result<Operation, AppError> {
+    use crate::ssr::http::server_fns;
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let key = server_fns::idempotency_key(&key)?;
+    state.operations.deploy(&actor, request, Some(key)).await.map_err(server_fns::fail)
+}

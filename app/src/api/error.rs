@@ -1,0 +1,60 @@
+//! The one error the pages see from a server function: what went wrong in words a user can act
+//! on, and for bad input which field. It crosses the wire as JSON, so the browser can tell
+//! "the server said no" from "there is no network" (shown as offline, not as a failure).
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::parameters::FieldError;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("sign in first")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown, or not the user's to see (the same answer).
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{message}")]
+    Invalid { field: Option<String>, message: String, details: Vec<FieldError> },
+    #[error("{0}")]
+    Conflict(String),
+    /// Locked sign-in, rate limits, a store that is down: try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server could not be reached: the browser is offline or the server is down.
+    #[error("no connection to the server")]
+    Offline,
+    #[error("something went wrong: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The message for one form field, if the server named it.
+    pub fn field_message(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Invalid { details, .. } => {
+                details.iter().find(|d| d.field == field).map(|d| d.message.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Request(_) => AppError::Offline,
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
+                AppError::Invalid { field: None, message: m, details: Vec::new() }
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

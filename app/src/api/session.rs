@@ -1,0 +1,93 @@
+//! Signing in and out, and who is signed in.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+use crate::domain::{model::User, time::Timestamp};
+
+/// The signed-in user, and when the server answered (the "status as of" of a cached page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub user: User,
+    pub as_of: Timestamp,
+    /// Single sign-on is configured: the sign-in page offers it.
+    pub sso: bool,
+}
+
+/// `None` when nobody is signed in (the page then offers the sign-in form).
+#[server(input = GetUrl, prefix = "/sfn", endpoint = "session")]
+pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let state = server_fns::state();
+    Ok(server_fns::maybe_actor().map(|actor| SessionInfo {
+        user: actor.user,
+        as_of: clock::now(),
+        sso: state.config.cognito.is_some(),
+    }))
+}
+
+/// Signs in with email and password: sets the session cookie and goes to `next` (a path on this
+/// site), or back to the sign-in form with the reason. Works as a plain form post without
+/// JavaScript too.
+#[server(prefix = "/sfn", endpoint = "sign-in")]
+pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::ssr::{
+        auth::ClientInfo,
+        clock,
+        http::{security::session_cookie, server_fns},
+    };
+    use axum::http::{HeaderValue, header, request::Parts};
+    let state = server_fns::state();
+    let client =
+        use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
+    let now = clock::now();
+    let login = state.auth.login(&email, &password, &client, now).await.map_err(server_fns::fail)?;
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
+    response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
+    response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Ends the session; the page then clears what the browser kept (caches, last-known state).
+#[server(prefix = "/sfn", endpoint = "sign-out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    use crate::ssr::{
+        clock,
+        http::{security::clear_session_cookie, server_fns},
+    };
+    use axum::http::header;
+    let state = server_fns::state();
+    if let Some(actor) = server_fns::maybe_actor() {
+        state.auth.logout(&actor, clock::now()).await.map_err(server_fns::fail)?;
+    }
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    response.insert_header(header::SET_COOKIE, clear_session_cookie(state.config.https()));
+    leptos_axum::redirect("/login?signed_out=1");
+    Ok(())
+}
+
+/// Only a path on this site: never `//elsewhere` or `https://…` (an open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/customers/01J")), "/customers/01J");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,87 @@
+//! The approvals inbox: requests the user may decide, and their own that wait on someone else.
+
+use leptos::prelude::*;
+
+use crate::api::{
+    AppError,
+    approvals::get_approvals,
+    deployments::{ActOnOperation, OperationAction},
+};
+use crate::components::{
+    connectivity::{offline_reason, use_online},
+    session::{Loading, show},
+};
+use crate::domain::views::InboxItem;
+
+#[component]
+pub fn ApprovalsPage() -> impl IntoView {
+    let act = ServerAction::<ActOnOperation>::new();
+    let data = Resource::new(move || act.version().get(), |_| get_approvals());
+    let error = move || match act.value().get() {
+        Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <section class="panel" aria-labelledby="approvals-heading">
+            <h1 id="approvals-heading">"Approvals"</h1>
+            <p class="error" role="alert">{error}</p>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    show(data.await, move |items: Vec<InboxItem>| {
+                        if items.is_empty() {
+                            return view! { <p class="muted" data-testid="approvals-empty">"Nothing waits for a decision."</p> }.into_any();
+                        }
+                        view! {
+                            <ul class="cards" data-testid="approvals">
+                                {items.into_iter().map(|item| view! { <InboxCard item act /> }).collect_view()}
+                            </ul>
+                        }
+                            .into_any()
+                    })
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn InboxCard(item: InboxItem, act: ServerAction<ActOnOperation>) -> impl IntoView {
+    let online = use_online();
+    let op = item.operation;
+    let id = op.id.to_string();
+    let note_id = format!("note-{id}");
+    let note = RwSignal::new(String::new());
+    let decide = move |action: OperationAction, id: String| {
+        act.dispatch(ActOnOperation { id, action, note: Some(note.get_untracked()) });
+    };
+    let (id1, id2) = (id.clone(), id.clone());
+    view! {
+        <li class="card" data-testid="approval">
+            <p>
+                <strong>{op.kind.label()}</strong>
+                " " {op.capability.clone()}
+                {op.target_version.map(|v| format!(" v{v}"))}
+                " for " <strong>{item.customer_name}</strong> " " {op.environment.as_str()}
+            </p>
+            <p class="muted">"Requested " {op.created_at.to_string()} " · " <a href=format!("/deployments/{}", op.deployment_id)>"deployment"</a></p>
+            {if item.may_decide {
+                view! {
+                    <label for=note_id.clone()>"Note (optional)"</label>
+                    <input id=note_id type="text" on:input=move |ev| note.set(event_target_value(&ev)) />
+                    <div class="actions">
+                        <button type="button" class="button" data-testid="approve"
+                            disabled=move || act.pending().get() || !online.get()
+                            title=move || offline_reason(online.get()).unwrap_or_default()
+                            on:click=move |_| decide(OperationAction::Approve, id1.clone())>"Approve"</button>
+                        <button type="button" class="button button-quiet" data-testid="reject"
+                            disabled=move || act.pending().get() || !online.get()
+                            on:click=move |_| decide(OperationAction::Reject, id2.clone())>"Reject"</button>
+                    </div>
+                }.into_any()
+            } else {
+                view! { <p class="chip">"Waiting for approval"</p> }.into_any()
+            }}
+        </li>
+    }
+}

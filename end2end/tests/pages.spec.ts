@@ -1,0 +1,87 @@
+import { expect, test, type Page } from "@playwright/test";
+import { USERS, apiGet, hydrated, screenshot, signIn } from "./helpers";
+
+// The pages of each role against the server with the emulator and the demo data.
+
+type Customer = { id: string; name: string; owner_id: string };
+
+async function customers(page: Page): Promise<Customer[]> {
+  return (await apiGet(page, "/api/v1/customers?limit=200")).items;
+}
+
+for (const who of ["executive", "manager", "rep"] as const) {
+  test(`${who} signs in and sees the fleet and customers of their scope`, async ({ page }, testInfo) => {
+    await signIn(page, who);
+    await expect(page.getByTestId("fleet-totals")).toContainText("deployments");
+    const mine = await customers(page);
+    const listed = page.getByTestId("customer-list").getByRole("link");
+    await expect(listed).toHaveCount(mine.length);
+    // The navigation offers what the role may use (the server checks every call anyway).
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await expect(nav.getByRole("link", { name: "Approvals" })).toBeVisible();
+    await expect(nav.getByRole("link", { name: "Audit log" })).toHaveCount(who === "rep" ? 0 : 1);
+    await screenshot(page, `dashboard-${who}`, testInfo);
+  });
+}
+
+test("a Rep sees only their customers; another Rep's customer is 404", async ({ page }) => {
+  await signIn(page, "otherRep");
+  const theirs = await customers(page);
+  expect(theirs.length).toBeGreaterThan(0);
+  await signIn(page, "rep");
+  const mine = await customers(page);
+  const me = (await apiGet(page, "/api/v1/me")).user;
+  expect(mine.every((c) => c.owner_id === me.id)).toBe(true);
+  const names = await page.getByTestId("customer-list").getByRole("link").allTextContents();
+  for (const c of theirs) expect(names).not.toContain(c.name);
+
+  const response = await page.goto(`/customers/${theirs[0].id}`);
+  expect(response?.status()).toBe(404);
+  await expect(page.getByTestId("error-panel")).toContainText("not found");
+  await expect(page.getByText(theirs[0].name)).toHaveCount(0);
+});
+
+test("customer and deployment pages show environments, status, parameters and history", async ({ page }, testInfo) => {
+  await signIn(page, "rep");
+  await page.getByTestId("customer-list").getByRole("link").first().click();
+  await expect(page.getByTestId("customer-name")).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Environments" })).toBeVisible();
+  await screenshot(page, "customer", testInfo);
+  await page.getByTestId("deployment-list").getByRole("link").first().click();
+  await expect(page.getByTestId("deployment-status")).toBeVisible();
+  await expect(page.getByTestId("operations").getByRole("listitem").first()).toBeVisible();
+  await expect(page.getByTestId("tags")).toContainText("CostCenter");
+  await screenshot(page, "deployment", testInfo);
+});
+
+test("a Sales Manager decides a Rep's request from the inbox", async ({ page }, testInfo) => {
+  await signIn(page, "manager");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Approvals" }).click();
+  await hydrated(page);
+  const decidable = page.getByTestId("approval").filter({ has: page.getByTestId("reject") });
+  const before = await decidable.count();
+  expect(before).toBeGreaterThan(0);
+  await screenshot(page, "approvals", testInfo);
+  await decidable.first().getByLabel("Note (optional)").fill("not this quarter");
+  await decidable.first().getByTestId("reject").click();
+  await expect(decidable).toHaveCount(before - 1);
+});
+
+test("the catalog lists every capability with its versions", async ({ page }) => {
+  await signIn(page, "rep");
+  await page.goto("/catalog");
+  const caps = (await apiGet(page, "/api/v1/capabilities")).items;
+  await expect(page.getByTestId("catalog").getByRole("listitem").filter({ has: page.getByRole("heading") })).toHaveCount(
+    caps.length,
+  );
+});
+
+test("the audit log lists events and filters by action", async ({ page }) => {
+  await signIn(page, "executive");
+  await page.goto("/audit?action=auth.");
+  const rows = page.getByTestId("audit").locator("tbody tr");
+  await expect(rows.first()).toBeVisible();
+  for (const action of await rows.locator("td:nth-child(3)").allTextContents()) {
+    expect(action.startsWith("auth.")).toBe(true);
+  }
+});

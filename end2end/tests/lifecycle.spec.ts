@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { expect, test, type Page } from "@playwright/test";
 import { apiGet, hydrated, screenshot, signIn } from "./helpers";
 
@@ -30,7 +32,7 @@ async function freshCustomer(page: Page, baseURL: string) {
     },
   });
   expect(env.status(), await env.text()).toBe(201);
-  return { customer: c.id as string, env: (await env.json()).id as string };
+  return { customer: c.id as string, env: (await env.json()).id as string, account };
 }
 
 test("deploy with preview and live events to Healthy, upgrade, then roll back", async ({ page, baseURL }, testInfo) => {
@@ -77,4 +79,52 @@ test("deploy with preview and live events to Healthy, upgrade, then roll back", 
   expect(kinds[0]).toContain("rollback");
   expect(kinds[1]).toContain("upgrade");
   expect(kinds[2]).toContain("deploy");
+});
+
+test("a failing deploy shows the failing resource and the reason", async ({ page, baseURL }) => {
+  await signIn(page, "executive");
+  const headers = { origin: baseURL! };
+  // A version whose bucket has a fixed name: a second copy in the same account cannot have it.
+  const shipped = readFileSync(join(__dirname, "../../catalog/lead-scoring/1.1.0.yaml"), "utf8");
+  const template = shipped
+    .replace("Parameters:\n", "Parameters:\n  FixedBucketName:\n    Type: String\n    Description: A bucket name.\n")
+    .replace("    Properties:\n      VersioningConfiguration:", "    Properties:\n      BucketName: !Ref FixedBucketName\n      VersioningConfiguration:");
+  expect(template).not.toBe(shipped);
+  const version = `1.9.${Date.now() % 100000}`;
+  const published = await page.request.post("/api/v1/capabilities/lead-scoring/versions", {
+    headers,
+    data: { version, template },
+  });
+  expect(published.status(), await published.text()).toBe(201);
+  try {
+    const slot = await freshCustomer(page, baseURL!);
+    const staging = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
+      headers,
+      data: { name: "staging", account_id: slot.account, region: "us-east-1", role_arn: `arn:aws:iam::${slot.account}:role/NexusDeploymentRole`, external_id: "e2e" },
+    });
+    expect(staging.status(), await staging.text()).toBe(201);
+    const bucket = `taken-${slot.account}`;
+    const ids: string[] = [];
+    for (const [env, name] of [[slot.env, "dev"], [(await staging.json()).id, "staging"]]) {
+      const r = await page.request.post("/api/v1/deployments", {
+        headers,
+        data: { environment_id: env, capability: "lead-scoring", version, auto_execute: true, parameters: { Environment: name, FixedBucketName: bucket } },
+      });
+      expect(r.status(), await r.text()).toBe(202);
+      const op = await r.json();
+      await expect
+        .poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 120_000 })
+        .toMatch(/succeeded|rolled_back|failed/);
+      ids.push(op.deployment_id);
+    }
+    await page.goto(`/deployments/${ids[1]}`);
+    await hydrated(page);
+    await expect(page.getByTestId("deployment-status").locator("[data-status=failed]")).toBeVisible();
+    const history = page.getByTestId("operations");
+    await expect(history).toContainText("ModelBucket");
+    await expect(history).toContainText(bucket);
+    await expect(page.getByTestId("stack-events")).toContainText("CREATE_FAILED");
+  } finally {
+    await page.request.post(`/api/v1/capabilities/lead-scoring/versions/${version}/deprecate`, { headers });
+  }
 });

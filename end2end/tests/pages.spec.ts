@@ -85,3 +85,28 @@ test("the audit log lists events and filters by action", async ({ page }) => {
     expect(action.startsWith("auth.")).toBe(true);
   }
 });
+
+test("an Executive adds a Rep to a team and deactivates them; a Rep may not manage users", async ({ page }) => {
+  await signIn(page, "executive");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users" }).click();
+  await hydrated(page);
+  const email = `e2e-${Date.now()}@demo.nexus`;
+  const form = page.getByTestId("new-user");
+  await form.getByLabel("Email").fill(email);
+  await form.getByLabel("Name").fill("Eve Example");
+  await form.getByLabel("Role").selectOption("rep");
+  await form.getByLabel("Sales Manager (for a Rep)").selectOption({ label: "Morgan Manager" });
+  await form.getByLabel("First password").fill("E2e-Password-2026!");
+  await form.getByRole("button", { name: "Add user" }).click();
+  const row = page.getByTestId("user-row").filter({ hasText: email });
+  await expect(row).toContainText("Morgan Manager");
+  await expect(row).toContainText("active");
+  await row.getByRole("button", { name: "Deactivate" }).click();
+  await expect(row).toContainText("deactivated");
+
+  await signIn(page, "rep");
+  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users" })).toHaveCount(0);
+  const response = await page.goto("/users");
+  expect(response?.status()).toBe(403);
+  await expect(page.getByTestId("error-panel")).toContainText("Not allowed");
+});

@@ -12,6 +12,7 @@ pub mod deployments;
 mod error;
 pub mod fleet;
 pub mod session;
+pub mod users;
 
 pub use error::AppError;
 

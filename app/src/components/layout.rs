@@ -19,6 +19,9 @@ pub fn nav_items(role: Role) -> Vec<(&'static str, &'static str)> {
     if may(Action::ReadAudit) {
         items.push(("/audit", "Audit log"));
     }
+    if may(Action::ManageUsers) {
+        items.push(("/users", "Users"));
+    }
     items
 }
 
@@ -85,7 +88,7 @@ mod tests {
     #[test]
     fn each_role_sees_only_the_pages_it_may_use() {
         let paths = |r| nav_items(r).into_iter().map(|(p, _)| p).collect::<Vec<_>>();
-        assert_eq!(paths(Role::Executive), ["/", "/approvals", "/catalog", "/audit"]);
+        assert_eq!(paths(Role::Executive), ["/", "/approvals", "/catalog", "/audit", "/users"]);
         assert_eq!(paths(Role::SalesManager), ["/", "/approvals", "/catalog", "/audit"]);
         assert_eq!(paths(Role::Rep), ["/", "/approvals", "/catalog"]);
     }

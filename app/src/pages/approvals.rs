@@ -64,6 +64,14 @@ fn InboxCard(item: InboxItem, act: ServerAction<ActOnOperation>) -> impl IntoVie
                 {op.target_version.map(|v| format!(" v{v}"))}
                 " for " <strong>{item.customer_name}</strong> " " {op.environment.as_str()}
             </p>
+            {(!op.parameters.is_empty()).then(|| view! {
+                <details>
+                    <summary>"Parameters"</summary>
+                    <dl class="facts">
+                        {op.parameters.clone().into_iter().map(|(k, v)| view! { <dt>{k}</dt> <dd class="mono">{v}</dd> }).collect_view()}
+                    </dl>
+                </details>
+            })}
             <p class="muted">"Requested " {op.created_at.to_string()} " · " <a href=format!("/deployments/{}", op.deployment_id)>"deployment"</a></p>
             {if item.may_decide {
                 view! {

@@ -190,6 +190,7 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
         }
     };
     let changes = op.changes.clone();
+    let requested: Vec<(String, String)> = op.parameters.clone().into_iter().collect();
     let error = move || match act.value().get() {
         Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
         Some(Err(e)) => Some(e.to_string()),
@@ -200,6 +201,11 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
             <h2 id="current-op-heading">
                 "Latest operation: " {op.kind.label()} " " {move || view! { <OperationChip state=state.get() /> }}
             </h2>
+            {op.target_version.clone().map(|v| view! { <p>"To version " <strong>{format!("v{v}")}</strong></p> })}
+            {(!requested.is_empty()).then(|| view! {
+                <h3>"Parameters requested"</h3>
+                <KeyValues values=requested empty="" testid="operation-parameters" />
+            })}
             {(!changes.is_empty()).then(|| view! {
                 <h3>"Change-set preview"</h3>
                 <div class="table-wrap">

@@ -10,3 +10,4 @@ pub mod deployment;
 pub mod not_found;
 pub mod sign_in;
 pub mod status;
+pub mod users;

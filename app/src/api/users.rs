@@ -1,0 +1,61 @@
+//! Users (Executives): list, create, activate or deactivate, unlock.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+use super::AppError;
+use crate::domain::model::{Role, User};
+
+pub const USERS_PAGE: usize = 200;
+
+#[server(input = GetUrl, prefix = "/sfn", endpoint = "users")]
+pub async fn get_users() -> Result<Vec<User>, AppError> {
+    use crate::ssr::http::server_fns;
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let page = state.users.list(&actor, USERS_PAGE, None).await.map_err(server_fns::fail)?;
+    let mut users = page.items;
+    users.sort_by_key(|u| (u.role, u.name.to_lowercase()));
+    Ok(users)
+}
+
+/// A new user with a first password (they are told it out of band and change it).
+#[server(prefix = "/sfn", endpoint = "create-user")]
+pub async fn create_user(
+    email: String,
+    name: String,
+    role: Role,
+    manager_id: Option<String>,
+    password: String,
+) -> Result<User, AppError> {
+    use crate::ssr::{http::server_fns, services::users::NewUser};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let manager_id = manager_id.filter(|m| !m.trim().is_empty());
+    let input = NewUser { email, name, role, manager_id, password };
+    state.users.create(&actor, input).await.map_err(server_fns::fail)
+}
+
+/// Activates or deactivates a user (a deactivated user's sessions stop at once).
+#[server(prefix = "/sfn", endpoint = "set-user-active")]
+pub async fn set_user_active(id: String, rev: u64, active: bool) -> Result<User, AppError> {
+    use crate::{
+        domain::ids::Id,
+        ssr::{error::ServiceError, http::server_fns, services::users::UserChanges},
+    };
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
+    let changes = UserChanges { rev, name: None, role: None, manager_id: None, active: Some(active) };
+    state.users.update(&actor, &id, changes).await.map_err(server_fns::fail)
+}
+
+/// Lifts a sign-in lockout.
+#[server(prefix = "/sfn", endpoint = "unlock-user")]
+pub async fn unlock_user(id: String) -> Result<(), AppError> {
+    use crate::{
+        domain::ids::Id,
+        ssr::{clock, error::ServiceError, http::server_fns},
+    };
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
+    let email = state.users.email(&actor, &id).await.map_err(server_fns::fail)?;
+    state.auth.unlock(&actor, &email, clock::now()).await.map_err(server_fns::fail)
+}

@@ -1,0 +1,117 @@
+//! Users (Executives): who can sign in, with which role and team; create, deactivate, unlock.
+
+use leptos::prelude::*;
+
+use crate::api::{
+    AppError,
+    users::{CreateUser, SetUserActive, UnlockUser, get_users},
+};
+use crate::components::{
+    connectivity::use_online,
+    session::{Loading, show},
+};
+use crate::domain::model::{Role, User};
+
+fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
+    match value {
+        Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".into()),
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let set_active = ServerAction::<SetUserActive>::new();
+    let unlock = ServerAction::<UnlockUser>::new();
+    let data = Resource::new(move || (create.version().get(), set_active.version().get()), |_| get_users());
+    let online = use_online();
+    let errors = move || {
+        error_text(create.value().get())
+            .or_else(|| error_text(set_active.value().get()))
+            .or_else(|| error_text(unlock.value().get()))
+    };
+    let unlocked = move || matches!(unlock.value().get(), Some(Ok(()))).then_some("Unlocked.");
+    view! {
+        <section class="panel" aria-labelledby="users-heading">
+            <h1 id="users-heading">"Users"</h1>
+            <p class="error" role="alert" data-testid="users-error">{errors}</p>
+            <p class="muted" role="status">{unlocked}</p>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    show(data.await, move |users: Vec<User>| {
+                        let managers: Vec<User> = users.iter().filter(|u| u.role == Role::SalesManager).cloned().collect();
+                        let name_of = move |id: &Option<crate::domain::ids::Id>| {
+                            id.as_ref().and_then(|id| managers.iter().find(|m| &m.id == id)).map(|m| m.name.clone()).unwrap_or_default()
+                        };
+                        view! {
+                            <div class="table-wrap">
+                                <table class="grid" data-testid="users">
+                                    <thead>
+                                        <tr><th scope="col">"Name"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Manager"</th><th scope="col">"Status"</th><th scope="col">"Actions"</th></tr>
+                                    </thead>
+                                    <tbody>
+                                        {users.into_iter().map(|u| {
+                                            let (id1, id2) = (u.id.to_string(), u.id.to_string());
+                                            let (rev, active) = (u.rev, u.active);
+                                            view! {
+                                                <tr data-testid="user-row">
+                                                    <td>{u.name.clone()}</td>
+                                                    <td>{u.email.clone()}</td>
+                                                    <td>{u.role.label()}</td>
+                                                    <td>{name_of(&u.manager_id)}</td>
+                                                    <td>{if active { "active" } else { "deactivated" }}</td>
+                                                    <td class="actions">
+                                                        <button type="button" class="button button-quiet" disabled=move || !online.get()
+                                                            on:click=move |_| { set_active.dispatch(SetUserActive { id: id1.clone(), rev, active: !active }); }>
+                                                            {if active { "Deactivate" } else { "Activate" }}
+                                                        </button>
+                                                        <button type="button" class="button button-quiet" disabled=move || !online.get()
+                                                            on:click=move |_| { unlock.dispatch(UnlockUser { id: id2.clone() }); }>
+                                                            "Unlock"
+                                                        </button>
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }
+                    })
+                })}
+            </Transition>
+        </section>
+        <section class="panel narrow" aria-labelledby="new-user-heading">
+            <h2 id="new-user-heading">"Add a user"</h2>
+            <ActionForm action=create attr:class="form" attr:data-testid="new-user">
+                <label for="new-email">"Email"</label>
+                <input id="new-email" name="email" type="email" required autocomplete="off" />
+                <label for="new-name">"Name"</label>
+                <input id="new-name" name="name" type="text" required autocomplete="off" />
+                <label for="new-role">"Role"</label>
+                <select id="new-role" name="role">
+                    <option value="rep">"Rep"</option>
+                    <option value="sales_manager">"Sales Manager"</option>
+                    <option value="executive">"Executive"</option>
+                </select>
+                <label for="new-manager">"Sales Manager (for a Rep)"</label>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let managers: Vec<User> = data.await.map(|u| u.into_iter().filter(|u| u.role == Role::SalesManager).collect()).unwrap_or_default();
+                        view! {
+                            <select id="new-manager" name="manager_id">
+                                <option value="">"None"</option>
+                                {managers.into_iter().map(|m| view! { <option value=m.id.to_string()>{m.name}</option> }).collect_view()}
+                            </select>
+                        }
+                    })}
+                </Transition>
+                <label for="new-password">"First password"</label>
+                <input id="new-password" name="password" type="password" required autocomplete="new-password" />
+                <button type="submit" class="button" disabled=move || create.pending().get() || !online.get()>"Add user"</button>
+            </ActionForm>
+        </section>
+    }
+}

@@ -16,7 +16,7 @@ use crate::components::{
 use crate::pages::{
     approvals::ApprovalsPage, audit::AuditPage, catalog::CatalogPage, customer::CustomerPage,
     dashboard::DashboardPage, deploy::DeployPage, deployment::DeploymentPage, not_found::NotFoundPage,
-    sign_in::SignInPage, status::StatusPage, users::UsersPage,
+    notifications::NotificationsPage, sign_in::SignInPage, status::StatusPage, users::UsersPage,
 };
 
 /// The document around the app, rendered on the server only.
@@ -70,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("customers"), ParamSegment("id")) view=CustomerPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("customers"), ParamSegment("id"), StaticSegment("deploy"))

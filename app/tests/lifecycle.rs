@@ -480,7 +480,7 @@ async fn connecting_checks_the_account_behind_the_role() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_state_change_is_published_to_eventbridge() {
+async fn every_state_change_is_published_to_eventbridge_and_sns() {
     require_emulator();
     let sdk = app::ssr::aws::load_sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -523,7 +523,14 @@ async fn every_state_change_is_published_to_eventbridge() {
         .await
         .unwrap();
 
-    let app = app(&[("NEXUS_EVENT_BUS", bus.as_str())]).await;
+    // The SNS topic, read through a second queue subscribed to it.
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic =
+        sns.create_topic().name(unique("nexus-topic")).send().await.unwrap().topic_arn().unwrap().to_string();
+    let (topic_queue, topic_queue_arn) = queue_with_arn(&sqs, &unique("nexus-topic-q")).await;
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&topic_queue_arn).send().await.unwrap();
+
+    let app = app(&[("NEXUS_EVENT_BUS", bus.as_str()), ("NEXUS_SNS_TOPIC_ARN", topic.as_str())]).await;
     let exec = app.login(EXEC).await;
     let c = customer(&app, &exec).await;
     let a = post(
@@ -537,12 +544,53 @@ async fn every_state_change_is_published_to_eventbridge() {
     let op = a.body["id"].as_str().unwrap().to_string();
     assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
 
+    // The request itself (queued) is announced by the service, each later step by the worker.
+    let expected = ["queued", "creating_change_set", "executing", "succeeded"];
+    let states = read_states(&sqs, &queue, &op, |v| {
+        assert_eq!(v["source"], "nexus.toolkit");
+        assert_eq!(v["detail-type"], "Deployment Operation State Change");
+        v["detail"].clone()
+    })
+    .await;
+    assert_eq!(states, expected);
+    // SNS wraps the same detail in its envelope (`Message`), or delivers it raw.
+    let states = read_states(&sqs, &topic_queue, &op, |v| match v["Message"].as_str() {
+        Some(m) => serde_json::from_str(m).unwrap(),
+        None => v.clone(),
+    })
+    .await;
+    assert_eq!(states, expected);
+}
+
+async fn queue_with_arn(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url().unwrap().to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    (url, arn)
+}
+
+/// The states published for `op` on a queue, in order, until `succeeded` (15 s at most); `detail`
+/// takes the event out of a message body.
+async fn read_states(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    op: &str,
+    detail: impl Fn(&Value) -> Value,
+) -> Vec<String> {
     let mut states = Vec::new();
     let started = Instant::now();
     while !states.contains(&"succeeded".to_string()) && started.elapsed() < Duration::from_secs(15) {
         let got = sqs
             .receive_message()
-            .queue_url(&queue)
+            .queue_url(queue)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -550,15 +598,14 @@ async fn every_state_change_is_published_to_eventbridge() {
             .unwrap();
         for m in got.messages() {
             let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            assert_eq!(v["source"], "nexus.toolkit");
-            assert_eq!(v["detail-type"], "Deployment Operation State Change");
-            assert!(v["detail"].get("parameters").is_none(), "no parameter values leave: {v}");
-            if v["detail"]["operation_id"] == op.as_str() {
-                states.push(v["detail"]["state"].as_str().unwrap().to_string());
+            let d = detail(&v);
+            assert!(d.get("parameters").is_none(), "no parameter values leave: {v}");
+            if d["operation_id"] == op {
+                states.push(d["state"].as_str().unwrap().to_string());
             }
         }
     }
-    assert_eq!(states, ["creating_change_set", "executing", "succeeded"]);
+    states
 }
 
 /// A small health endpoint: `/ok` answers 200, `/down` 503.

@@ -35,3 +35,31 @@ export async function apiGet(page: Page, path: string) {
 export async function screenshot(page: Page, name: string, testInfo: { outputPath: (n: string) => string }) {
   await page.screenshot({ path: testInfo.outputPath(`${name}.png`), fullPage: true });
 }
+
+/** A new customer of the demo Rep with a dev environment in a fresh account (no stack collides); the page must be signed in as an Executive. */
+export async function freshCustomer(page: Page, baseURL: string, prefix = "E2E Foods") {
+  const headers = { origin: baseURL };
+  const users = (await apiGet(page, "/api/v1/users?limit=200")).items;
+  const rep = users.find((u: { email: string }) => u.email === "rep@demo.nexus");
+  const suffix = `${Date.now()}`.slice(-9);
+  const customer = await page.request.post("/api/v1/customers", {
+    headers,
+    data: { name: `${prefix} ${suffix}`, owner_id: rep.id, cost_center: "CC-E2E" },
+  });
+  expect(customer.status(), await customer.text()).toBe(201);
+  const c = await customer.json();
+  const account = `555${suffix}`;
+  const env = await page.request.post(`/api/v1/customers/${c.id}/environments`, {
+    headers,
+    data: {
+      name: "dev",
+      account_id: account,
+      region: "us-east-1",
+      role_arn: `arn:aws:iam::${account}:role/NexusDeploymentRole`,
+      external_id: `e2e-${suffix}`,
+    },
+  });
+  expect(env.status(), await env.text()).toBe(201);
+  return { customer: c.id as string, env: (await env.json()).id as string, account };
+}
+

@@ -1,39 +1,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect, test, type Page } from "@playwright/test";
-import { apiGet, hydrated, screenshot, signIn } from "./helpers";
+import { expect, test } from "@playwright/test";
+import { apiGet, freshCustomer, hydrated, screenshot, signIn } from "./helpers";
 
 // The whole deploy flow in the browser against the AWS emulator: preview, confirm, live stack
 // events, Healthy; then an upgrade and a rollback from the deployment's page.
 
 test.describe.configure({ timeout: 240_000 });
-
-/** A new customer of the demo Rep with a dev environment in a fresh account (no stack collides). */
-async function freshCustomer(page: Page, baseURL: string) {
-  const headers = { origin: baseURL };
-  const users = (await apiGet(page, "/api/v1/users?limit=200")).items;
-  const rep = users.find((u: { email: string }) => u.email === "rep@demo.nexus");
-  const suffix = `${Date.now()}`.slice(-9);
-  const customer = await page.request.post("/api/v1/customers", {
-    headers,
-    data: { name: `E2E Foods ${suffix}`, owner_id: rep.id, cost_center: "CC-E2E" },
-  });
-  expect(customer.status(), await customer.text()).toBe(201);
-  const c = await customer.json();
-  const account = `555${suffix}`;
-  const env = await page.request.post(`/api/v1/customers/${c.id}/environments`, {
-    headers,
-    data: {
-      name: "dev",
-      account_id: account,
-      region: "us-east-1",
-      role_arn: `arn:aws:iam::${account}:role/NexusDeploymentRole`,
-      external_id: `e2e-${suffix}`,
-    },
-  });
-  expect(env.status(), await env.text()).toBe(201);
-  return { customer: c.id as string, env: (await env.json()).id as string, account };
-}
 
 test("deploy with preview and live events to Healthy, upgrade, then roll back", async ({ page, baseURL }, testInfo) => {
   await signIn(page, "executive");

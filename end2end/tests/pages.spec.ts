@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { USERS, apiGet, hydrated, screenshot, signIn } from "./helpers";
+import { USERS, apiGet, freshCustomer, hydrated, screenshot, signIn } from "./helpers";
 
 // The pages of each role against the server with the emulator and the demo data.
 
@@ -109,4 +109,34 @@ test("an Executive adds a Rep to a team and deactivates them; a Rep may not mana
   const response = await page.goto("/users");
   expect(response?.status()).toBe(403);
   await expect(page.getByTestId("error-panel")).toContainText("Not allowed");
+});
+
+test("notifications follow a request: its approver sees it waiting, the Rep sees the decision", async ({ page, baseURL }) => {
+  await signIn(page, "executive");
+  const slot = await freshCustomer(page, baseURL!, "Notify Co");
+  await signIn(page, "rep");
+  const r = await page.request.post("/api/v1/deployments", {
+    headers: { origin: baseURL! },
+    data: { environment_id: slot.env, capability: "lead-scoring", version: "1.0.0", parameters: { Environment: "dev" } },
+  });
+  expect(r.status(), await r.text()).toBe(202);
+  const op = await r.json();
+
+  await signIn(page, "manager");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Notifications" }).click();
+  const mine = page.getByTestId("notification").filter({ hasText: "Notify Co" });
+  await expect(mine.first()).toContainText("awaiting approval");
+  const rejected = await page.request.post(`/api/v1/operations/${op.id}/reject`, { headers: { origin: baseURL! }, data: {} });
+  expect(rejected.status(), await rejected.text()).toBe(200);
+
+  await signIn(page, "rep");
+  await page.goto("/notifications");
+  await expect(mine.first()).toContainText("rejected");
+  await expect(mine).toHaveCount(2);
+
+  // Another team's Rep hears nothing of it.
+  await signIn(page, "otherRep");
+  await page.goto("/notifications");
+  await expect(page.getByRole("heading", { name: "Notifications" })).toBeVisible();
+  await expect(mine).toHaveCount(0);
 });

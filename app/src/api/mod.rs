@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod deployments;
 mod error;
 pub mod fleet;
+pub mod notifications;
 pub mod session;
 pub mod users;
 

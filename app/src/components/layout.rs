@@ -12,7 +12,8 @@ use crate::domain::{
 /// The navigation a role sees (the server enforces the same table on every call).
 pub fn nav_items(role: Role) -> Vec<(&'static str, &'static str)> {
     let may = |a: Action| permissions::grant(role, a) != Grant::No;
-    let mut items = vec![("/", "Dashboard"), ("/approvals", "Approvals")];
+    let mut items =
+        vec![("/", "Dashboard"), ("/approvals", "Approvals"), ("/notifications", "Notifications")];
     if may(Action::ViewCatalog) {
         items.push(("/catalog", "Catalog"));
     }
@@ -88,8 +89,11 @@ mod tests {
     #[test]
     fn each_role_sees_only_the_pages_it_may_use() {
         let paths = |r| nav_items(r).into_iter().map(|(p, _)| p).collect::<Vec<_>>();
-        assert_eq!(paths(Role::Executive), ["/", "/approvals", "/catalog", "/audit", "/users"]);
-        assert_eq!(paths(Role::SalesManager), ["/", "/approvals", "/catalog", "/audit"]);
-        assert_eq!(paths(Role::Rep), ["/", "/approvals", "/catalog"]);
+        assert_eq!(
+            paths(Role::Executive),
+            ["/", "/approvals", "/notifications", "/catalog", "/audit", "/users"]
+        );
+        assert_eq!(paths(Role::SalesManager), ["/", "/approvals", "/notifications", "/catalog", "/audit"]);
+        assert_eq!(paths(Role::Rep), ["/", "/approvals", "/notifications", "/catalog"]);
     }
 }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ids::Id,
-    lifecycle::DeploymentStatus,
+    lifecycle::{DeploymentStatus, OperationKind, OperationState},
     model::{Capability, CapabilityVersion, Customer, Deployment, Environment, EnvironmentName, Operation},
+    time::Timestamp,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,4 +192,23 @@ pub struct InboxItem {
     pub customer_name: String,
     /// The user may approve or reject it (otherwise it is their own, waiting on someone else).
     pub may_decide: bool,
+}
+
+/// One operation state change in a user's notification feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Notification {
+    pub operation_id: Id,
+    pub deployment_id: Id,
+    pub customer_id: Id,
+    pub customer_name: String,
+    pub environment: EnvironmentName,
+    pub capability: String,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    pub target_version: Option<String>,
+    pub requested_by: Id,
+    pub error: Option<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
 }

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod deploy;
 pub mod deployment;
 pub mod not_found;
+pub mod notifications;
 pub mod sign_in;
 pub mod status;
 pub mod users;

@@ -15,7 +15,7 @@ use super::{
     lifecycle::{
         cloudformation::CloudFormationDeployer,
         engine::Engine,
-        notifier::{EventBridgeNotifier, LogNotifier, Notifier},
+        notifier::{EventBridgeNotifier, FanoutNotifier, LogNotifier, Notifier, StoreNotifier},
         secrets::ParameterCipher,
     },
     metrics::Metrics,
@@ -263,7 +263,7 @@ impl AppState {
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
         let metrics = Arc::new(Metrics::default());
         let sdk = super::aws::load_sdk_config().await;
-        let notifier: Arc<dyn Notifier> = match &config.event_bus {
+        let external: Arc<dyn Notifier> = match &config.event_bus {
             Some(bus) => Arc::new(EventBridgeNotifier::new(
                 &sdk,
                 bus.clone(),
@@ -272,6 +272,9 @@ impl AppState {
             )),
             None => Arc::new(LogNotifier),
         };
+        // The in-app feed first, then the bus (or the log).
+        let notifier: Arc<dyn Notifier> =
+            Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), external]));
         let deployer: Arc<dyn super::lifecycle::deployer::Deployer> =
             Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone()));
         let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;

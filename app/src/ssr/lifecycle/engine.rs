@@ -323,7 +323,9 @@ impl Engine {
         self.repo.save_operation(op).await.map_err(Into::into)
     }
 
-    async fn published(&self, op: &Operation) {
+    /// Tells the notifiers (and the metrics) about the operation's new state; requests and user
+    /// decisions are announced by the service, worker steps here.
+    pub async fn published(&self, op: &Operation) {
         self.metrics.operation_state(op.kind.as_str(), op.state.as_str());
         if let Err(e) = self.notifier.publish(&OperationEvent::of(op, clock::now())).await {
             tracing::warn!(operation = %op.id, error = %e, "the operation event was not published");

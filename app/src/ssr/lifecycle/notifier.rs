@@ -9,8 +9,14 @@ use aws_config::SdkConfig;
 use serde::Serialize;
 
 use crate::{
-    domain::{ids::Id, model::Operation, time::Timestamp},
-    ssr::metrics::Metrics,
+    domain::{
+        ids::Id,
+        lifecycle::{OperationKind, OperationState},
+        model::{EnvironmentName, Operation},
+        time::Timestamp,
+        views::Notification,
+    },
+    ssr::{metrics::Metrics, repo::Repo},
 };
 
 pub const SOURCE: &str = "nexus.toolkit";
@@ -31,6 +37,9 @@ pub struct OperationEvent {
     pub stack_name: String,
     pub error: Option<String>,
     pub at: Timestamp,
+    /// The same as typed values, for the in-app feed (not published).
+    #[serde(skip)]
+    pub typed: (EnvironmentName, OperationKind, OperationState),
 }
 
 impl OperationEvent {
@@ -48,6 +57,7 @@ impl OperationEvent {
             stack_name: op.stack_name.clone(),
             error: op.error.clone(),
             at,
+            typed: (op.environment, op.kind, op.state),
         }
     }
 }
@@ -56,6 +66,51 @@ impl OperationEvent {
 pub trait Notifier: Send + Sync {
     /// Publishes one event; failures are logged by the caller, never fail the operation.
     async fn publish(&self, event: &OperationEvent) -> Result<(), String>;
+}
+
+/// Publishes to several notifiers; every one is tried, the errors are joined.
+pub struct FanoutNotifier(pub Vec<Arc<dyn Notifier>>);
+
+#[async_trait]
+impl Notifier for FanoutNotifier {
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for n in &self.0 {
+            if let Err(e) = n.publish(event).await {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+}
+
+/// The in-app feed: each state change stored for the customer's owner (and so their Sales
+/// Manager) and for Executives, read by the notifications page.
+pub struct StoreNotifier {
+    pub repo: Repo,
+}
+
+#[async_trait]
+impl Notifier for StoreNotifier {
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
+        let customer = self.repo.customer(&event.customer_id).await.map_err(|e| e.to_string())?;
+        let (environment, kind, state) = event.typed;
+        let n = Notification {
+            operation_id: event.operation_id.clone(),
+            deployment_id: event.deployment_id.clone(),
+            customer_id: event.customer_id.clone(),
+            customer_name: customer.name,
+            environment,
+            capability: event.capability.clone(),
+            kind,
+            state,
+            target_version: event.target_version.clone(),
+            requested_by: event.requested_by.clone(),
+            error: event.error.clone(),
+            at: event.at,
+        };
+        self.repo.put_notification(&customer.owner_id, &n).await.map_err(|e| e.to_string())
+    }
 }
 
 /// Logs only: no bus configured (local use).

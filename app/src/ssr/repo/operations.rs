@@ -10,7 +10,7 @@
 //! | idempotency key | `IDEM#<user id>#<key>` | `IDEM` (data: operation id) |
 //! | stack event of an operation | `OPEV#<operation id>` | `<timestamp ms, 13 digits>#<event id>` |
 
-use crate::domain::{ids::Id, model::Operation, stacks::StackEvent};
+use crate::domain::{ids::Id, model::Operation, stacks::StackEvent, views::Notification};
 
 use super::{
     super::store::{Cond, Item, Query, StoreError, Write, keys},
@@ -176,6 +176,40 @@ impl Repo {
     pub async fn waiting_operations(&self, limit: usize) -> Result<Vec<Operation>, RepoError> {
         let p = self.store.query(Query::index(keys::GSI2, keys::OPS_WAIT).limit(limit)).await?;
         p.items.iter().map(from_item).collect()
+    }
+
+    /// Adds a state change to the feed of the customer's owner and to everyone's (Executives').
+    pub async fn put_notification(&self, owner: &Id, n: &Notification) -> Result<(), RepoError> {
+        let sk = format!("{:013}#{}#{}", n.at.millis().max(0), n.operation_id, n.state.as_str());
+        let writes = [keys::notifications(Some(owner)), keys::notifications(None)]
+            .into_iter()
+            .map(|pk| Write::put(Item::new(pk, sk.clone(), 1, to_json(n)), Cond::None))
+            .collect();
+        Ok(self.store.transact(writes).await?)
+    }
+
+    /// The newest `limit` notifications of these owners' customers (`None`: everyone's).
+    pub async fn notifications(
+        &self,
+        owners: Option<&[Id]>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, RepoError> {
+        let partitions: Vec<String> = match owners {
+            None => vec![keys::notifications(None)],
+            Some(owners) => owners.iter().map(|o| keys::notifications(Some(o))).collect(),
+        };
+        let mut all = Vec::new();
+        for pk in partitions {
+            let p = self.store.query(Query::table(pk).descending().limit(limit)).await?;
+            for item in &p.items {
+                all.push(from_item::<Notification>(item)?);
+            }
+        }
+        all.sort_by(|a, b| {
+            b.at.cmp(&a.at).then_with(|| b.operation_id.as_str().cmp(a.operation_id.as_str()))
+        });
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// Every deployment, a page at a time (the reconciler's walk; one index partition).

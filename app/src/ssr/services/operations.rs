@@ -19,7 +19,9 @@ use crate::domain::{
     semver::Version,
     stacks::{self, StackEvent},
     time::Timestamp,
-    views::{ChangeRequest, DecisionRequest, DeleteRequest, DeployRequest, InboxItem, UpgradeRequest},
+    views::{
+        ChangeRequest, DecisionRequest, DeleteRequest, DeployRequest, InboxItem, Notification, UpgradeRequest,
+    },
 };
 
 use super::super::{
@@ -238,6 +240,7 @@ impl OperationService {
             "approver": op.approver, "stack": op.stack_name,
         });
         self.audit.append(event, clock::now()).await?;
+        self.engine.published(&op).await;
         if op.state == OperationState::Queued {
             self.engine.start_now(op.clone());
         }
@@ -525,6 +528,7 @@ impl OperationService {
         event.owner_id = Some(owner.clone());
         event.details = serde_json::json!({"from": from, "to": to, "deployment": op.deployment_id});
         self.audit.append(event, clock::now()).await?;
+        self.engine.published(&op).await;
         if crate::domain::lifecycle::is_worker_state(to) {
             self.engine.start_now(op.clone());
         }
@@ -625,6 +629,19 @@ impl OperationService {
         Ok(items)
     }
 
+    /// The newest operation state changes on the customers the user sees.
+    pub async fn notifications(&self, actor: &Actor) -> Result<Vec<Notification>, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        let owners = actor.visible_owners();
+        let mut items = self.repo.notifications(owners.as_deref(), NOTIFICATIONS_LIMIT).await?;
+        // A feed entry shows the first line of an error; the operation has all of it.
+        for n in &mut items {
+            n.error =
+                n.error.take().map(|e| e.lines().next().unwrap_or_default().chars().take(300).collect());
+        }
+        Ok(items)
+    }
+
     /// Cancels before anything ran on AWS: the requester, or anyone who may run it.
     pub async fn cancel(&self, actor: &Actor, id: &Id) -> Result<Operation, ServiceError> {
         let (op, r) = self.visible_operation(actor, id).await?;
@@ -707,6 +724,9 @@ impl OperationService {
         Ok(saved)
     }
 }
+
+/// The notifications page shows this many, newest first.
+pub const NOTIFICATIONS_LIMIT: usize = 50;
 
 /// The inbox reads at most this many waiting operations (approvals and previews together).
 pub const INBOX_LIMIT: usize = 500;

@@ -13,6 +13,7 @@
 //! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
 //! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
+//! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head | `AUDIT` | `HEAD` | | | | |
 //!
@@ -31,6 +32,14 @@ pub const GSI2: usize = 1;
 pub const GSI3: usize = 2;
 pub const GSI4: usize = 3;
 pub const GSI5: usize = 4;
+
+/// A customer owner's notification feed, or everyone's.
+pub fn notifications(owner: Option<&crate::domain::ids::Id>) -> String {
+    match owner {
+        Some(o) => format!("NOTE#OWNER#{o}"),
+        None => "NOTE#ALL".to_string(),
+    }
+}
 
 pub fn user(id: &str) -> String {
     format!("USER#{id}")

@@ -1,0 +1,53 @@
+//! Notifications: the newest operation state changes on the user's customers (requests,
+//! previews ready, approvals, results), each linking to its deployment.
+
+use leptos::prelude::*;
+
+use crate::api::notifications::get_notifications;
+use crate::components::{
+    chips::OperationChip,
+    last_known::{fetch_or_recall, remember},
+    session::{Loading, show},
+};
+use crate::domain::views::Notification;
+
+#[component]
+pub fn NotificationsPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| fetch_or_recall("notifications".into(), get_notifications()));
+    Effect::new(move |_| {
+        if let Some(Ok(n)) = data.get() {
+            remember("notifications", &n);
+        }
+    });
+    view! {
+        <section class="panel" aria-labelledby="notifications-heading">
+            <h1 id="notifications-heading">"Notifications"</h1>
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    show(data.await, |items: Vec<Notification>| {
+                        if items.is_empty() {
+                            return view! { <p class="muted">"Nothing has happened on your customers yet."</p> }.into_any();
+                        }
+                        view! {
+                            <ol class="timeline" data-testid="notifications">
+                                {items.into_iter().map(|n| view! {
+                                    <li data-testid="notification">
+                                        <a href=format!("/deployments/{}", n.deployment_id)>
+                                            {n.capability.clone()} " " {n.kind.label()}
+                                            {n.target_version.clone().map(|v| format!(" to v{v}"))}
+                                        </a>
+                                        " for " <strong>{n.customer_name.clone()}</strong> " " {n.environment.as_str()} " "
+                                        <OperationChip state=n.state />
+                                        <span class="muted small">" " {n.at.to_string()}</span>
+                                        {n.error.clone().map(|e| view! { <p class="error small">{e}</p> })}
+                                    </li>
+                                }).collect_view()}
+                            </ol>
+                        }
+                            .into_any()
+                    })
+                })}
+            </Suspense>
+        </section>
+    }
+}

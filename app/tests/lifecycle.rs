@@ -487,25 +487,7 @@ async fn every_state_change_is_published_to_eventbridge_and_sns() {
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let bus = unique("nexus-bus");
     events.create_event_bus().name(&bus).send().await.unwrap();
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("nexus-events"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
+    let (queue, arn) = queue_with_arn(&sqs, &unique("nexus-events")).await;
     events
         .put_rule()
         .name("to-queue")

@@ -10,10 +10,5 @@ use crate::domain::views::CapabilityDetail;
 pub async fn get_catalog() -> Result<Vec<CapabilityDetail>, AppError> {
     use crate::ssr::http::server_fns;
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let capabilities = state.capabilities.list(&actor).map_err(server_fns::fail)?;
-    capabilities
-        .iter()
-        .map(|c| state.capabilities.get(&actor, &c.slug))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(server_fns::fail)
+    state.capabilities.details(&actor).map_err(server_fns::fail)
 }

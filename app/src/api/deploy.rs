@@ -26,12 +26,7 @@ pub async fn get_deploy_options(customer: String) -> Result<DeployOptions, AppEr
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
     let id = Id::parse(&customer).map_err(|_| server_fns::fail(ServiceError::NotFound("customer")))?;
     let detail = state.customers.get(&actor, &id).await.map_err(server_fns::fail)?;
-    let capabilities = state.capabilities.list(&actor).map_err(server_fns::fail)?;
-    let capabilities = capabilities
-        .iter()
-        .map(|c| state.capabilities.get(&actor, &c.slug))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(server_fns::fail)?;
+    let capabilities = state.capabilities.details(&actor).map_err(server_fns::fail)?;
     Ok(DeployOptions { customer: detail.customer, environments: detail.environments, capabilities })
 }
 

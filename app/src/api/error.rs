@@ -33,18 +33,6 @@ pub enum AppError {
     Internal(String),
 }
 
-impl AppError {
-    /// The message for one form field, if the server named it.
-    pub fn field_message(&self, field: &str) -> Option<String> {
-        match self {
-            AppError::Invalid { details, .. } => {
-                details.iter().find(|d| d.field == field).map(|d| d.message.clone())
-            }
-            _ => None,
-        }
-    }
-}
-
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 

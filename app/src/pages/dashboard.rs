@@ -11,7 +11,7 @@ use crate::components::{
     last_known::fetch_or_recall,
     session::{Loading, show},
 };
-use crate::domain::{model::EnvironmentName, views::FleetRow};
+use crate::domain::views::FleetRow;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
@@ -98,7 +98,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                         <For each=visible_rows key=|r| (r.capability.clone(), r.environment, r.status) let:row>
                             <tr class=if row.problem { "problem" } else { "" }>
                                 <td>{row.capability.clone()}</td>
-                                <td>{env_label(row.environment)}</td>
+                                <td>{row.environment.as_str()}</td>
                                 <td><StatusChip status=row.status /></td>
                                 <td class="num">{row.count}</td>
                             </tr>
@@ -128,8 +128,4 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
             </Show>
         </section>
     }
-}
-
-pub fn env_label(env: EnvironmentName) -> &'static str {
-    env.as_str()
 }

@@ -127,6 +127,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// The idempotency key rule, for the API's header and the server functions' argument alike.
+pub fn valid_idempotency_key(k: &str) -> bool {
+    (1..=128).contains(&k.len()) && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
 /// The `Idempotency-Key` header: a repeated key returns the first request's result.
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -135,9 +140,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(v) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
-        let key = v.to_str().ok().filter(|k| {
-            (1..=128).contains(&k.len()) && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        });
+        let key = v.to_str().ok().filter(|k| valid_idempotency_key(k));
         match key {
             Some(k) => Ok(IdempotencyKey(Some(k.to_string()))),
             None => {

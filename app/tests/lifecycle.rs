@@ -780,3 +780,82 @@ async fn the_reconciler_finds_stacks_gone_out_of_band_and_polls_health() {
     let metrics = app.call(Method::GET, "/metrics", None, None).await;
     assert!(metrics.text.contains("nexus_reconcile_passes_total 2"), "{}", metrics.text);
 }
+
+/// The customer's side of the contract: `infra/customer-role.yaml`, created by CloudFormation in
+/// the customer's own account (the emulator takes the account from the access key id), gives the
+/// role ARN an Executive enters; the toolkit connects through it and deploys into that account.
+/// (The emulator does not evaluate trust policies or permissions: that the role's policy allows
+/// exactly what the catalog needs is checked by cfn-lint and review, not here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through() {
+    use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let account = fresh_account();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let in_customer_account = sdk
+        .to_builder()
+        .region(aws_sdk_cloudformation::config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
+            aws_sdk_cloudformation::config::Credentials::new(&account, "fake-local-secret-key", None, None, "test"),
+        ))
+        .build();
+    let cfn = aws_sdk_cloudformation::Client::new(&in_customer_account);
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/customer-role.yaml")).unwrap();
+    let param = |k: &str, v: &str| Parameter::builder().parameter_key(k).parameter_value(v).build();
+    cfn.create_stack()
+        .stack_name("nexus-customer-role")
+        .template_body(template)
+        .capabilities(Capability::CapabilityNamedIam)
+        .parameters(param("Environment", "dev"))
+        .parameters(param("ToolkitTaskRoleArn", "arn:aws:iam::000000000000:role/nexus-toolkit-dev-task"))
+        .parameters(param("ExternalId", "fake-external-id-5678"))
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let role_arn = loop {
+        let stacks = cfn.describe_stacks().stack_name("nexus-customer-role").send().await.unwrap();
+        let stack = &stacks.stacks()[0];
+        match stack.stack_status() {
+            Some(StackStatus::CreateComplete) => {
+                break stack
+                    .outputs()
+                    .iter()
+                    .find(|o| o.output_key() == Some("RoleArn"))
+                    .and_then(|o| o.output_value())
+                    .unwrap()
+                    .to_string();
+            }
+            Some(StackStatus::CreateInProgress) => {}
+            other => panic!("the customer role stack ended {other:?}: {:?}", stack.stack_status_reason()),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the customer role stack is stuck");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(role_arn, format!("arn:aws:iam::{account}:role/NexusDeploymentRole"));
+
+    let rep = user_id(&app, &exec, REP).await;
+    let c = post(&app, &exec, "/api/v1/customers",
+        json!({"name": format!("Role Co {account}"), "owner_id": rep, "cost_center": "CC-1042"})).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let e = post(&app, &exec, &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
+        json!({"name": "dev", "account_id": account, "region": "eu-west-1", "role_arn": role_arn,
+               "external_id": "fake-external-id-5678"})).await;
+    assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
+    let env = e.body["id"].as_str().unwrap().to_string();
+    let a = post(&app, &exec, &format!("/api/v1/environments/{env}/connect"), json!({})).await;
+    assert_eq!(a.body["connection"], "connected", "{}", a.text);
+
+    let a = post(&app, &exec, "/api/v1/deployments", json!({"environment_id": env, "capability": "lead-scoring",
+        "version": "1.0.0", "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    // The stack is in the customer's account, beside the role's own stack.
+    let d = app.get(&format!("/api/v1/deployments/{}", a.body["deployment_id"].as_str().unwrap()), &exec).await;
+    let stack_name = d.body["stack_name"].as_str().unwrap();
+    let stacks = cfn.describe_stacks().stack_name(stack_name).send().await.unwrap();
+    assert_eq!(stacks.stacks()[0].stack_status(), Some(&StackStatus::CreateComplete));
+    assert!(stacks.stacks()[0].stack_id().unwrap().contains(&account), "{:?}", stacks.stacks()[0].stack_id());
+}

@@ -30,7 +30,9 @@ cargo clippy --locked -p app -p frontend --features app/hydrate --target wasm32-
 RUN_DIR="$(mktemp -d /tmp/nexus-test.XXXXXX)"
 export NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/emulator"
 SERVER_PID=""
+SSO_PID=""
 cleanup() {
+  if [ -n "$SSO_PID" ]; then kill "$SSO_PID" 2>/dev/null || true; fi
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -63,6 +65,22 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 export LEPTOS_SITE_ROOT="$NEXUS_ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_HASH_FILES=true \
   LEPTOS_ENV=PROD LEPTOS_SITE_ADDR="127.0.0.1:$PORT"
 export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-empty NEXUS_CATALOG_DIR="$NEXUS_ROOT/catalog"
+# Every browser test signs in from 127.0.0.1 (about 40 sign-ins in two minutes): above the default
+# 30 per 5 minutes. The limit itself is proven by app/tests/api.rs.
+export NEXUS_LOGIN_RATE_LIMIT=300/300
+# Single sign-on: a real OpenID provider (npm oidc-provider) on Cognito's paths stands in for the
+# user pool's hosted UI, on localhost — another site than the toolkit on 127.0.0.1.
+SSO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+(cd end2end && exec node sso/provider.mjs "$SSO_PORT" "http://127.0.0.1:$PORT") >"$RUN_DIR/sso.log" 2>&1 &
+SSO_PID=$!
+for _ in $(seq 1 100); do
+  grep -q '^ready' "$RUN_DIR/sso.log" 2>/dev/null && break
+  kill -0 "$SSO_PID" 2>/dev/null || { cat "$RUN_DIR/sso.log"; die "the OpenID provider exited during start-up"; }
+  sleep 0.1
+done
+export NEXUS_PUBLIC_URL="http://127.0.0.1:$PORT" NEXUS_COGNITO_USER_POOL_ID=us-east-1_e2eLocal \
+  NEXUS_COGNITO_CLIENT_ID=nexus-e2e-client NEXUS_COGNITO_REGION=us-east-1 \
+  NEXUS_COGNITO_ISSUER="http://localhost:$SSO_PORT" NEXUS_COGNITO_DOMAIN="http://localhost:$SSO_PORT"
 "$CARGO_TARGET_DIR/release/nexus-toolkit" >"$RUN_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

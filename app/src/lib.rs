@@ -13,6 +13,7 @@ pub mod domain;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod url;
 
 pub use app::{App, shell};
 

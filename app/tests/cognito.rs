@@ -116,6 +116,8 @@ fn config(pool: &Pool) -> CognitoConfig {
         user_pool_id: pool.id.clone(),
         client_id: pool.client.clone(),
         jwks_url: Some(format!("{endpoint}/{}/.well-known/jwks.json", pool.id)),
+        issuer: None,
+        hosted_ui: None,
     }
 }
 

@@ -12,7 +12,12 @@ use crate::domain::{model::User, time::Timestamp};
 pub struct SessionInfo {
     pub user: User,
     pub as_of: Timestamp,
-    /// Single sign-on is configured: the sign-in page offers it.
+}
+
+/// What the sign-in page offers besides email and password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInMethods {
+    /// Cognito's hosted UI is configured: "Sign in with SSO" (`/auth/sso`).
     pub sso: bool,
 }
 
@@ -20,12 +25,13 @@ pub struct SessionInfo {
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "session")]
 pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
     use crate::ssr::{clock, http::server_fns};
-    let state = server_fns::state();
-    Ok(server_fns::maybe_actor().map(|actor| SessionInfo {
-        user: actor.user,
-        as_of: clock::now(),
-        sso: state.config.cognito.is_some(),
-    }))
+    Ok(server_fns::maybe_actor().map(|actor| SessionInfo { user: actor.user, as_of: clock::now() }))
+}
+
+#[server(input = GetUrl, prefix = "/sfn", endpoint = "sign-in-options")]
+pub async fn sign_in_options() -> Result<SignInMethods, AppError> {
+    let state = crate::ssr::http::server_fns::state();
+    Ok(SignInMethods { sso: state.config.cognito.as_ref().is_some_and(|c| c.hosted_ui.is_some()) })
 }
 
 /// Signs in with email and password: sets the session cookie and goes to `next` (a path on this

@@ -21,14 +21,14 @@ pub fn AuditPage() -> impl IntoView {
                 <label for="audit-action">"Action starts with"</label>
                 <input id="audit-action" name="action" type="search" placeholder="auth. or operation." value=action />
                 <button type="submit" class="button">"Filter"</button>
-                <a class="button button-quiet" href=move || format!("/api/v1/audit/export{}", action().map(|a| format!("?action={}", encode(&a))).unwrap_or_default())>"Export CSV"</a>
+                <a class="button button-quiet" href=move || format!("/api/v1/audit/export{}", action().map(|a| format!("?action={}", crate::url::encode(&a))).unwrap_or_default())>"Export CSV"</a>
             </form>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     show(data.await, move |page: Page<AuditEvent>| {
                         let next = page.next_cursor.clone().map(|c| {
-                            let a = action().map(|a| format!("&action={}", encode(&a))).unwrap_or_default();
-                            format!("/audit?cursor={}{a}", encode(&c))
+                            let a = action().map(|a| format!("&action={}", crate::url::encode(&a))).unwrap_or_default();
+                            format!("/audit?cursor={}{a}", crate::url::encode(&c))
                         });
                         view! {
                             <div class="table-wrap">
@@ -55,24 +55,5 @@ pub fn AuditPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
-    }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(super::encode("auth.login"), "auth.login");
-        assert_eq!(super::encode("a+b/c=&"), "a%2Bb%2Fc%3D%26");
     }
 }

@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{AppError, session::SignIn};
+use crate::api::{
+    AppError,
+    session::{SignIn, sign_in_options},
+};
 use crate::components::session::use_session;
 
 #[component]
@@ -12,8 +15,10 @@ pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/".to_string());
     let signed_out = move || query.with(|q| q.get("signed_out").is_some());
+    let sso_error = move || query.with(|q| q.get("sso_error")).map(|code| sso_error_text(&code));
     let action = ServerAction::<SignIn>::new();
     let session = use_session();
+    let options = Resource::new(|| (), |_| sign_in_options());
 
     // Signed in: a full page load, so the whole app (and its session) starts afresh.
     Effect::new(move |_| {
@@ -54,6 +59,34 @@ pub fn SignInPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <p class="error" role="alert" data-testid="sso-error">
+                {sso_error}
+            </p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match options.await {
+                        Ok(o) if o.sso => {
+                            view! {
+                                <p>
+                                    // rel=external: a full navigation to the server's redirect, not
+                                    // a client-side route.
+                                    <a
+                                        class="button"
+                                        rel="external"
+                                        data-testid="sso"
+                                        href=move || format!("/auth/sso?next={}", crate::url::encode(&next()))
+                                    >
+                                        "Sign in with SSO"
+                                    </a>
+                                </p>
+                                <p class="muted">"Or with your toolkit password:"</p>
+                            }
+                                .into_any()
+                        }
+                        _ => ().into_any(),
+                    }
+                })}
+            </Suspense>
             <ActionForm action=action attr:class="form" attr:data-testid="sign-in-form">
                 <input type="hidden" name="next" value=next />
                 <label for="email">"Email"</label>
@@ -69,4 +102,20 @@ pub fn SignInPage() -> impl IntoView {
             </ActionForm>
         </section>
     }
+}
+
+/// The sign-in callback's reason codes (`/auth/callback` sends only these, never provider text).
+fn sso_error_text(code: &str) -> String {
+    match code {
+        "denied" => "Single sign-on was cancelled or refused by your organisation's sign-in.",
+        "state" => "That single sign-on attempt expired or was started elsewhere. Please try again.",
+        "no_role" => {
+            "Your organisation's sign-in gives you no role in the toolkit (no role group, or no verified \
+             email). Ask an Executive for access."
+        }
+        "unavailable" => "Single sign-on is unavailable right now. Please try again shortly.",
+        "off" => "Single sign-on is not configured here.",
+        _ => "Single sign-on did not succeed. Please try again.",
+    }
+    .to_string()
 }

@@ -117,7 +117,9 @@ pub struct Config {
     /// the `artifacts` folder of `NEXUS_DATA_DIR`.
     pub artifacts_bucket: Option<String>,
     /// `NEXUS_COGNITO_USER_POOL_ID`, `NEXUS_COGNITO_CLIENT_ID`, `NEXUS_COGNITO_REGION` (default
-    /// `AWS_REGION`), `NEXUS_COGNITO_JWKS_URL` (default: the pool's): single sign-on. Default off.
+    /// `AWS_REGION`), `NEXUS_COGNITO_JWKS_URL` (default: the pool's), `NEXUS_COGNITO_ISSUER`
+    /// (default: the pool's), `NEXUS_COGNITO_DOMAIN` (the hosted UI; enables "Sign in with SSO"):
+    /// single sign-on. Default off.
     pub cognito: Option<crate::ssr::auth::cognito::CognitoConfig>,
     /// `NEXUS_CREATE_TABLE`: `true` creates the DynamoDB table when missing (local use; in
     /// production the table comes from `infra/`). Default `false`.
@@ -268,11 +270,31 @@ impl Config {
                 let region = get("NEXUS_COGNITO_REGION")
                     .or_else(|| pool.split_once('_').map(|(r, _)| r.to_string()))
                     .ok_or_else(|| err("NEXUS_COGNITO_REGION", "set the user pool's region".into()))?;
+                let url = |var: &'static str| -> Result<Option<String>, ConfigError> {
+                    match get(var).map(|u| u.trim_end_matches('/').to_string()) {
+                        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                            Err(err(var, format!("expected an http:// or https:// URL, got `{u}`")))
+                        }
+                        other => Ok(other),
+                    }
+                };
+                let hosted_ui = url("NEXUS_COGNITO_DOMAIN")?;
+                // The hosted UI sends the browser back to `<public URL>/auth/callback`, which must
+                // be registered with the app client: so the public URL has to be stated.
+                if hosted_ui.is_some() && public_url.is_none() {
+                    return Err(err(
+                        "NEXUS_PUBLIC_URL",
+                        "set it with NEXUS_COGNITO_DOMAIN: the sign-in callback is <NEXUS_PUBLIC_URL>/auth/callback"
+                            .into(),
+                    ));
+                }
                 Some(crate::ssr::auth::cognito::CognitoConfig {
                     region,
                     user_pool_id: pool,
                     client_id: client,
-                    jwks_url: get("NEXUS_COGNITO_JWKS_URL"),
+                    jwks_url: url("NEXUS_COGNITO_JWKS_URL")?,
+                    issuer: url("NEXUS_COGNITO_ISSUER")?,
+                    hosted_ui,
                 })
             }
             (None, Some(_)) => {

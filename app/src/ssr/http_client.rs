@@ -1,9 +1,10 @@
-//! Outbound HTTPS for the few calls that are not AWS SDK calls (Cognito's JWKS): hyper with
+//! Outbound HTTPS for the few calls that are not AWS SDK calls (Cognito's JWKS and token endpoint,
+//! health checks): hyper with
 //! rustls (ring) and the system's root certificates, a timeout and a response size limit.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -17,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<Https, Empty<axum::body::Bytes>>,
+    client: Client<Https, Full<axum::body::Bytes>>,
 }
 
 impl HttpClient {
@@ -34,7 +35,7 @@ impl HttpClient {
     /// GETs `url` and answers its status code (the body is dropped), within `timeout`.
     pub async fn status(&self, url: &str, timeout: Duration) -> Result<u16, String> {
         let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-        let request = axum::http::Request::get(uri).body(Empty::new()).map_err(|e| e.to_string())?;
+        let request = axum::http::Request::get(uri).body(Full::default()).map_err(|e| e.to_string())?;
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
             .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))?
@@ -45,7 +46,7 @@ impl HttpClient {
     /// GETs a JSON document.
     pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
         let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-        let request = axum::http::Request::get(uri).body(Empty::new()).map_err(|e| e.to_string())?;
+        let request = axum::http::Request::get(uri).body(Full::default()).map_err(|e| e.to_string())?;
         let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| format!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
@@ -59,5 +60,32 @@ impl HttpClient {
             .map_err(|e| format!("{url}: {e}"))?
             .to_bytes();
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` form and answers the status and the JSON body
+    /// (`null` when the body is not JSON): OAuth token endpoints answer errors as JSON too.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), String> {
+        let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let body = crate::url::query(form);
+        let request = axum::http::Request::post(uri)
+            .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(Full::from(body))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| format!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
     }
 }

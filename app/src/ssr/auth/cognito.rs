@@ -1,5 +1,6 @@
 //! Single sign-on through an Amazon Cognito user pool (which federates SAML/ADFS): verification
-//! of the pool's ID and access tokens against its JWKS.
+//! of the pool's ID and access tokens against its JWKS, and the hosted UI's token endpoint for
+//! the browser's authorization-code flow (see `hosted_ui` for PKCE and state).
 //!
 //! Checked: RS256 only; the key by `kid` from the pool's JWKS (cached for an hour, fetched again
 //! — at most once a minute — when a token names a key the cache does not know, so key rotation
@@ -29,11 +30,19 @@ pub struct CognitoConfig {
     pub client_id: String,
     /// Where the JWKS is; default `<issuer>/.well-known/jwks.json`.
     pub jwks_url: Option<String>,
+    /// The tokens' issuer; default the pool's (`https://cognito-idp.<region>.amazonaws.com/<pool>`).
+    /// Set only to sign in through another OpenID provider on Cognito's paths (the tests do).
+    pub issuer: Option<String>,
+    /// The hosted UI's base URL (`https://<domain>.auth.<region>.amazoncognito.com`): when set,
+    /// the sign-in page offers "Sign in with SSO" (authorization code + PKCE).
+    pub hosted_ui: Option<String>,
 }
 
 impl CognitoConfig {
     pub fn issuer(&self) -> String {
-        format!("https://cognito-idp.{}.amazonaws.com/{}", self.region, self.user_pool_id)
+        self.issuer.clone().unwrap_or_else(|| {
+            format!("https://cognito-idp.{}.amazonaws.com/{}", self.region, self.user_pool_id)
+        })
     }
 }
 
@@ -55,8 +64,14 @@ pub enum CognitoError {
     WrongTokenUse,
     #[error("the token has expired")]
     Expired,
+    #[error("the token was issued for another sign-in (nonce)")]
+    WrongNonce,
     #[error("the user pool's JWKS cannot be fetched: {0}")]
     Jwks(String),
+    #[error("the hosted UI refused the authorization code: {0}")]
+    CodeRefused(String),
+    #[error("the hosted UI cannot be reached: {0}")]
+    HostedUi(String),
 }
 
 /// Who a verified token names.
@@ -70,6 +85,8 @@ pub struct CognitoIdentity {
     pub email_verified: bool,
     pub groups: Vec<String>,
     pub token_use: String,
+    /// The `nonce` the browser's sign-in sent (ID tokens from the hosted UI only).
+    pub nonce: Option<String>,
 }
 
 impl CognitoIdentity {
@@ -96,6 +113,7 @@ struct Claims {
     username: Option<String>,
     #[serde(rename = "cognito:groups", default)]
     groups: Vec<String>,
+    nonce: Option<String>,
 }
 
 struct Keys {
@@ -197,7 +215,48 @@ impl CognitoVerifier {
                 || matches!(&claims.email_verified, Some(serde_json::Value::String(v)) if v == "true"),
             groups: claims.groups,
             token_use: claims.token_use,
+            nonce: claims.nonce,
         })
+    }
+
+    /// The hosted UI's half of the authorization-code flow: trades the code (with the PKCE
+    /// verifier that only this server and the browser's short-lived cookie knew) for the user's
+    /// ID token at `<hosted UI>/oauth2/token`. The token is then verified like any other.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String, CognitoError> {
+        let base = self
+            .config
+            .hosted_ui
+            .as_deref()
+            .ok_or_else(|| CognitoError::HostedUi("not configured".into()))?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", self.config.client_id.as_str()),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        let (status, body) = self
+            .http
+            .post_form(&format!("{base}/oauth2/token"), &form)
+            .await
+            .map_err(CognitoError::HostedUi)?;
+        if status >= 500 {
+            return Err(CognitoError::HostedUi(format!("HTTP {status}")));
+        }
+        if status != 200 {
+            // `invalid_grant` and friends: a replayed, expired or foreign code, or a wrong verifier.
+            let reason = body["error"].as_str().unwrap_or("refused").to_string();
+            return Err(CognitoError::CodeRefused(reason));
+        }
+        body["id_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CognitoError::CodeRefused("no id_token in the answer".into()))
     }
 }
 
@@ -214,6 +273,7 @@ mod tests {
             email_verified: false,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             token_use: "id".into(),
+            nonce: None,
         };
         assert_eq!(id(&["rep", "executive"]).role(), Some(Role::Executive));
         assert_eq!(id(&["sales_manager"]).role(), Some(Role::SalesManager));

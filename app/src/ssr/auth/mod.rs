@@ -8,6 +8,7 @@
 //!   token renewed from it, and a deactivated user's tokens stop working at once.
 
 pub mod cognito;
+pub mod hosted_ui;
 pub mod tokens;
 
 use std::{net::IpAddr, sync::Arc};
@@ -206,11 +207,67 @@ impl AuthService {
         client: &ClientInfo,
         now: Timestamp,
     ) -> Result<LoginResponse, ServiceError> {
-        let verifier = self
-            .cognito
+        self.cognito_session(token, None, client, now).await
+    }
+
+    /// The hosted UI's callback: trades the authorization code for the user's ID token (with the
+    /// flow's PKCE verifier) and opens a session for it when the token carries the flow's nonce.
+    pub async fn login_hosted_ui(
+        &self,
+        code: &str,
+        flow: &hosted_ui::Flow,
+        redirect_uri: &str,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginResponse, ServiceError> {
+        let verifier = self.cognito_verifier()?;
+        let id_token = match verifier.exchange_code(code, &flow.verifier, redirect_uri).await {
+            Ok(t) => t,
+            Err(cognito::CognitoError::HostedUi(e)) => {
+                tracing::error!(error = %e, "cannot reach the Cognito hosted UI's token endpoint");
+                return Err(ServiceError::Unavailable);
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "the hosted UI refused an authorization code");
+                self.record(self.sso_failure(client, &e), now).await;
+                return Err(ServiceError::Unauthenticated);
+            }
+        };
+        self.cognito_session(&id_token, Some(&flow.nonce), client, now).await
+    }
+
+    fn cognito_verifier(&self) -> Result<&cognito::CognitoVerifier, ServiceError> {
+        self.cognito
             .as_ref()
-            .ok_or_else(|| ServiceError::Forbidden("single sign-on is not configured".into()))?;
-        let identity = match verifier.verify(token, now).await {
+            .ok_or_else(|| ServiceError::Forbidden("single sign-on is not configured".into()))
+    }
+
+    fn sso_failure(&self, client: &ClientInfo, e: &cognito::CognitoError) -> NewEvent {
+        NewEvent {
+            source_ip: client.ip_string(),
+            action: "auth.sso".into(),
+            target: "cognito".into(),
+            outcome: "failure".into(),
+            details: serde_json::json!({"reason": e.to_string()}),
+            ..Default::default()
+        }
+    }
+
+    async fn cognito_session(
+        &self,
+        token: &str,
+        expected_nonce: Option<&str>,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<LoginResponse, ServiceError> {
+        let verifier = self.cognito_verifier()?;
+        let verified = verifier.verify(token, now).await.and_then(|identity| match expected_nonce {
+            Some(n) if !identity.nonce.as_deref().is_some_and(|got| hosted_ui::same(got, n)) => {
+                Err(cognito::CognitoError::WrongNonce)
+            }
+            _ => Ok(identity),
+        });
+        let identity = match verified {
             Ok(identity) => identity,
             Err(cognito::CognitoError::Jwks(e)) => {
                 tracing::error!(error = %e, "cannot verify Cognito tokens");
@@ -218,15 +275,7 @@ impl AuthService {
             }
             Err(e) => {
                 tracing::info!(reason = %e, "refused a Cognito token");
-                let event = NewEvent {
-                    source_ip: client.ip_string(),
-                    action: "auth.sso".into(),
-                    target: "cognito".into(),
-                    outcome: "failure".into(),
-                    details: serde_json::json!({"reason": e.to_string()}),
-                    ..Default::default()
-                };
-                self.record(event, now).await;
+                self.record(self.sso_failure(client, &e), now).await;
                 return Err(ServiceError::Unauthenticated);
             }
         };

@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 pub mod security;
 pub mod server_fns;
+mod sso;
 
 use axum::{Router, middleware::from_fn_with_state, routing::get};
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -22,6 +23,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics))
+        .route("/auth/sso", get(sso::start))
+        .route("/auth/callback", get(sso::callback))
         .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -63,8 +63,10 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
                 .into_response();
         }
-        if matches!(req.uri().path(), "/api/v1/auth/login" | "/api/v1/auth/cognito" | "/sfn/sign-in")
-            && let Some(limiter) = &state.limits.login
+        if matches!(
+            req.uri().path(),
+            "/api/v1/auth/login" | "/api/v1/auth/cognito" | "/sfn/sign-in" | "/auth/callback"
+        ) && let Some(limiter) = &state.limits.login
             && let Err(secs) = limiter.check(ip, now)
         {
             tracing::warn!(%ip, "sign-in rate limit reached");
@@ -75,7 +77,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -24,7 +24,8 @@ pub fn recall<T: DeserializeOwned>(key: &str) -> Option<T> {
     #[cfg(feature = "hydrate")]
     {
         use gloo_storage::Storage;
-        gloo_storage::LocalStorage::get(format!("{PREFIX}{key}")).ok()
+        let raw = gloo_storage::LocalStorage::raw().get_item(&format!("{PREFIX}{key}")).ok()??;
+        super::json_codec::decode(&raw).ok()
     }
     #[cfg(not(feature = "hydrate"))]
     {

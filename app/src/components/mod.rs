@@ -3,6 +3,7 @@
 pub mod chips;
 pub mod connectivity;
 pub mod hydration;
+pub mod json_codec;
 pub mod last_known;
 pub mod layout;
 pub mod outbox;

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
 
+use super::json_codec::{JsonBytes, json_resource};
 use crate::api::{
     AppError,
     session::{SessionInfo, get_session},
@@ -11,13 +12,13 @@ use crate::api::{
 
 /// The session resource every page reads (provided by the app).
 #[derive(Clone, Copy)]
-pub struct SessionResource(pub Resource<Result<Option<SessionInfo>, AppError>>);
+pub struct SessionResource(pub Resource<Result<Option<SessionInfo>, AppError>, JsonBytes>);
 
 pub fn provide_session() {
-    provide_context(SessionResource(Resource::new(|| (), |_| get_session())));
+    provide_context(SessionResource(json_resource(|| (), |_| get_session())));
 }
 
-pub fn use_session() -> Resource<Result<Option<SessionInfo>, AppError>> {
+pub fn use_session() -> Resource<Result<Option<SessionInfo>, AppError>, JsonBytes> {
     expect_context::<SessionResource>().0
 }
 

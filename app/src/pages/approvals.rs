@@ -7,6 +7,7 @@ use crate::api::{
     approvals::get_approvals,
     deployments::{ActOnOperation, OperationAction},
 };
+use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::{offline_reason, use_online},
     session::{Loading, show},
@@ -16,7 +17,7 @@ use crate::domain::views::InboxItem;
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
     let act = ServerAction::<ActOnOperation>::new();
-    let data = Resource::new(move || act.version().get(), |_| get_approvals());
+    let data = json_resource(move || act.version().get(), |_| get_approvals());
     let error = move || match act.value().get() {
         Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
         Some(Err(e)) => Some(e.to_string()),

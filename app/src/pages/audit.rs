@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::audit::get_audit;
+use crate::components::json_codec::json_resource;
 use crate::components::session::{Loading, show};
 use crate::domain::model::{AuditEvent, Page};
 
@@ -12,7 +13,7 @@ pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
     let action = move || query.with(|q| q.get("action"));
     let cursor = move || query.with(|q| q.get("cursor"));
-    let data = Resource::new(move || (action(), cursor()), |(a, c)| get_audit(a, c));
+    let data = json_resource(move || (action(), cursor()), |(a, c)| get_audit(a, c));
     view! {
         <section class="panel" aria-labelledby="audit-heading">
             <h1 id="audit-heading">"Audit log"</h1>

@@ -3,12 +3,13 @@
 use leptos::prelude::*;
 
 use crate::api::catalog::get_catalog;
+use crate::components::json_codec::json_resource;
 use crate::components::session::{Loading, show};
 use crate::domain::views::CapabilityDetail;
 
 #[component]
 pub fn CatalogPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| get_catalog());
+    let data = json_resource(|| (), |_| get_catalog());
     view! {
         <section class="panel" aria-labelledby="catalog-heading">
             <h1 id="catalog-heading">"Catalog"</h1>

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::customers::{CustomerPage, get_customer};
+use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::{HealthChip, StatusChip},
     connectivity::OfflineBanner,
@@ -20,7 +21,7 @@ use crate::domain::{
 pub fn CustomerPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
-    let data = Resource::new(id, |id| fetch_or_recall(format!("customer.{id}"), get_customer(id.clone())));
+    let data = json_resource(id, |id| fetch_or_recall(format!("customer.{id}"), get_customer(id.clone())));
     Effect::new(move |_| {
         if let Some(Ok(page)) = data.get() {
             remember(&format!("customer.{}", page.detail.customer.id), &page);

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use crate::api::fleet::{Dashboard, get_dashboard};
+use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::StatusChip,
     connectivity::OfflineBanner,
@@ -15,7 +16,7 @@ use crate::domain::views::FleetRow;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| fetch_or_recall("dashboard".into(), get_dashboard()));
+    let data = json_resource(|| (), |_| fetch_or_recall("dashboard".into(), get_dashboard()));
     remember_on_client(data);
     let as_of = Signal::derive(move || data.get().and_then(|r| r.ok()).map(|d| d.as_of));
     view! {
@@ -28,7 +29,9 @@ pub fn DashboardPage() -> impl IntoView {
 
 /// A page that hydrates from the server's HTML never runs its fetcher in the browser: keep its
 /// data as the last-known state from here.
-fn remember_on_client(data: Resource<Result<Dashboard, crate::api::AppError>>) {
+fn remember_on_client(
+    data: Resource<Result<Dashboard, crate::api::AppError>, crate::components::json_codec::JsonBytes>,
+) {
     Effect::new(move |_| {
         if let Some(Ok(d)) = data.get() {
             crate::components::last_known::remember("dashboard", &d);

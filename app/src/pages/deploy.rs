@@ -11,6 +11,7 @@ use crate::api::{
     AppError,
     deploy::{DeployOptions, get_deploy_options, request_deployment},
 };
+use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::use_online,
     last_known::{fetch_or_recall, remember},
@@ -29,7 +30,7 @@ pub fn DeployPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let data =
-        Resource::new(id, |id| fetch_or_recall(format!("deploy.{id}"), get_deploy_options(id.clone())));
+        json_resource(id, |id| fetch_or_recall(format!("deploy.{id}"), get_deploy_options(id.clone())));
     Effect::new(move |_| {
         if let Some(Ok(o)) = data.get() {
             remember(&format!("deploy.{}", o.customer.id), &o);

@@ -12,6 +12,7 @@ use crate::api::{
         get_operation_events,
     },
 };
+use crate::components::json_codec::json_resource;
 use crate::components::outbox::new_key;
 use crate::components::{
     chips::{DriftChip, HealthChip, OperationChip, StatusChip},
@@ -31,7 +32,7 @@ pub fn DeploymentPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     // Bumped when an operation ends or an action succeeds: the page reloads its data.
     let reloads = RwSignal::new(0u32);
-    let data = Resource::new(
+    let data = json_resource(
         move || (id(), reloads.get()),
         |(id, _)| fetch_or_recall(format!("deployment.{id}"), get_deployment(id.clone())),
     );
@@ -174,7 +175,7 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
     let op_id = op.id.to_string();
     let state = RwSignal::new(op.state);
     let events = RwSignal::new(Vec::<StackEvent>::new());
-    let stored = Resource::new(
+    let stored = json_resource(
         {
             let id = op_id.clone();
             move || id.clone()
@@ -300,13 +301,19 @@ fn live_events(
             return;
         };
         let on_event = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
-            if let Some(e) = m.data().as_string().and_then(|s| serde_json::from_str::<StackEvent>(&s).ok()) {
+            if let Some(e) = m
+                .data()
+                .as_string()
+                .and_then(|s| crate::components::json_codec::decode::<StackEvent>(&s).ok())
+            {
                 events.update(|all| all.push(e));
             }
         });
         let closer = source.clone();
         let on_operation = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
-            if let Some(op) = m.data().as_string().and_then(|s| serde_json::from_str::<Operation>(&s).ok()) {
+            if let Some(op) =
+                m.data().as_string().and_then(|s| crate::components::json_codec::decode::<Operation>(&s).ok())
+            {
                 let changed = state.get_untracked() != op.state;
                 state.set(op.state);
                 // A preview is ready or the operation ended: show the page's new state.

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::notifications::get_notifications;
+use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::OperationChip,
     last_known::{fetch_or_recall, remember},
@@ -13,7 +14,7 @@ use crate::domain::views::Notification;
 
 #[component]
 pub fn NotificationsPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| fetch_or_recall("notifications".into(), get_notifications()));
+    let data = json_resource(|| (), |_| fetch_or_recall("notifications".into(), get_notifications()));
     Effect::new(move |_| {
         if let Some(Ok(n)) = data.get() {
             remember("notifications", &n);

@@ -8,6 +8,7 @@ use crate::api::{
     AppError,
     session::{SignIn, sign_in_options},
 };
+use crate::components::json_codec::json_resource;
 use crate::components::session::use_session;
 
 #[component]
@@ -18,7 +19,7 @@ pub fn SignInPage() -> impl IntoView {
     let sso_error = move || query.with(|q| q.get("sso_error")).map(|code| sso_error_text(&code));
     let action = ServerAction::<SignIn>::new();
     let session = use_session();
-    let options = Resource::new(|| (), |_| sign_in_options());
+    let options = json_resource(|| (), |_| sign_in_options());
 
     // Signed in: a full page load, so the whole app (and its session) starts afresh.
     Effect::new(move |_| {

@@ -3,12 +3,13 @@
 use leptos::prelude::*;
 
 use crate::api::{PlatformStatus, get_platform_status};
+use crate::components::json_codec::json_resource;
 
 #[component]
 pub fn StatusPage() -> impl IntoView {
     // Bumped by the refresh button; the resource refetches (over HTTP) whenever it changes.
     let refreshes = RwSignal::new(0u32);
-    let status = Resource::new(move || refreshes.get(), |_| get_platform_status());
+    let status = json_resource(move || refreshes.get(), |_| get_platform_status());
 
     view! {
         <section class="panel" aria-labelledby="status-heading">

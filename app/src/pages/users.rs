@@ -6,6 +6,7 @@ use crate::api::{
     AppError,
     users::{CreateUser, SetUserActive, UnlockUser, get_users},
 };
+use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::use_online,
     session::{Loading, show},
@@ -25,7 +26,7 @@ pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
     let unlock = ServerAction::<UnlockUser>::new();
-    let data = Resource::new(move || (create.version().get(), set_active.version().get()), |_| get_users());
+    let data = json_resource(move || (create.version().get(), set_active.version().get()), |_| get_users());
     let online = use_online();
     let errors = move || {
         error_text(create.value().get())

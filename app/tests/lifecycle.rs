@@ -797,11 +797,18 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
         .to_builder()
         .region(aws_sdk_cloudformation::config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
-            aws_sdk_cloudformation::config::Credentials::new(&account, "fake-local-secret-key", None, None, "test"),
+            aws_sdk_cloudformation::config::Credentials::new(
+                &account,
+                "fake-local-secret-key",
+                None,
+                None,
+                "test",
+            ),
         ))
         .build();
     let cfn = aws_sdk_cloudformation::Client::new(&in_customer_account);
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/customer-role.yaml")).unwrap();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/customer-role.yaml")).unwrap();
     let param = |k: &str, v: &str| Parameter::builder().parameter_key(k).parameter_value(v).build();
     cfn.create_stack()
         .stack_name("nexus-customer-role")
@@ -836,24 +843,41 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
     assert_eq!(role_arn, format!("arn:aws:iam::{account}:role/NexusDeploymentRole"));
 
     let rep = user_id(&app, &exec, REP).await;
-    let c = post(&app, &exec, "/api/v1/customers",
-        json!({"name": format!("Role Co {account}"), "owner_id": rep, "cost_center": "CC-1042"})).await;
+    let c = post(
+        &app,
+        &exec,
+        "/api/v1/customers",
+        json!({"name": format!("Role Co {account}"), "owner_id": rep, "cost_center": "CC-1042"}),
+    )
+    .await;
     assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
-    let e = post(&app, &exec, &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
+    let e = post(
+        &app,
+        &exec,
+        &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
         json!({"name": "dev", "account_id": account, "region": "eu-west-1", "role_arn": role_arn,
-               "external_id": "fake-external-id-5678"})).await;
+               "external_id": "fake-external-id-5678"}),
+    )
+    .await;
     assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
     let env = e.body["id"].as_str().unwrap().to_string();
     let a = post(&app, &exec, &format!("/api/v1/environments/{env}/connect"), json!({})).await;
     assert_eq!(a.body["connection"], "connected", "{}", a.text);
 
-    let a = post(&app, &exec, "/api/v1/deployments", json!({"environment_id": env, "capability": "lead-scoring",
-        "version": "1.0.0", "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": env, "capability": "lead-scoring",
+        "version": "1.0.0", "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let done = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     // The stack is in the customer's account, beside the role's own stack.
-    let d = app.get(&format!("/api/v1/deployments/{}", a.body["deployment_id"].as_str().unwrap()), &exec).await;
+    let d =
+        app.get(&format!("/api/v1/deployments/{}", a.body["deployment_id"].as_str().unwrap()), &exec).await;
     let stack_name = d.body["stack_name"].as_str().unwrap();
     let stacks = cfn.describe_stacks().stack_name(stack_name).send().await.unwrap();
     assert_eq!(stacks.stacks()[0].stack_status(), Some(&StackStatus::CreateComplete));

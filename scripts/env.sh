@@ -22,6 +22,7 @@ MINISTACK_VERSION=1.5.33
 CFN_LINT_VERSION=1.58.0
 BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
+OHA_VERSION=1.16.0
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing need, each only when the pinned version is missing.
-# Usage: scripts/install-tools.sh [build] [emulator] [browser]   (no argument: all)
+# Usage: scripts/install-tools.sh [build] [emulator] [browser] [bench]   (no argument: all but bench)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -100,7 +100,16 @@ install_emulator() {
   done
 }
 
+install_oha() {
+  # The HTTP benchmark's load generator (make bench only; not installed by the default set).
+  if [ "$(oha --version 2>/dev/null | awk '{print $2}')" != "$OHA_VERSION" ]; then
+    log "installing oha $OHA_VERSION (cold: ~6 min)"
+    fast_tool_profile cargo install oha --version "$OHA_VERSION" --locked --force
+  fi
+}
+
 if want build; then install_wasm_target; install_wasm_bindgen; install_cargo_leptos; install_node_tools; fi
 if want emulator; then install_emulator; fi
 if want browser; then install_chromium; install_node_tools; fi
+if want bench; then install_oha; fi
 log "tools ready"

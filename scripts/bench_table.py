@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The table of one scripts/bench-http.sh run: p50/p95/p99 latency and requests/s per case, and
+throughput as a share of the bare-axum ceiling at the same concurrency.
+
+    python3 scripts/bench_table.py docs/bench/<run>/
+"""
+import json
+import pathlib
+import re
+import sys
+
+run = pathlib.Path(sys.argv[1])
+
+
+def load(path):
+    data = json.loads(path.read_text())
+    lat = data["latencyPercentiles"]
+    codes = data.get("statusCodeDistribution", {})
+    ok = sum(n for code, n in codes.items() if code.startswith("2"))
+    return {
+        "p50": lat["p50"] * 1000,
+        "p95": lat["p95"] * 1000,
+        "p99": lat["p99"] * 1000,
+        "rps": data["summary"]["requestsPerSec"],
+        "ok": ok,
+        "other": sum(codes.values()) - ok,
+        # In-flight requests cut off when the duration ends are not failures.
+        "errors": sum(n for e, n in data.get("errorDistribution", {}).items() if "deadline" not in e),
+    }
+
+
+cases = {}
+for f in sorted(run.glob("*-c*.json")):
+    m = re.match(r"(.+)-c(\d+)\.json$", f.name)
+    cases[(m.group(1), int(m.group(2)))] = load(f)
+
+print((run / "settings.txt").read_text().strip())
+print()
+print("| case | clients | p50 ms | p95 ms | p99 ms | req/s | % of ceiling | non-2xx | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (name, clients), r in sorted(cases.items(), key=lambda kv: (kv[0][0] == "ceiling", kv[0][0], kv[0][1])):
+    ceiling = cases.get(("ceiling", clients))
+    share = f"{100 * r['rps'] / ceiling['rps']:.0f}%" if ceiling and name != "ceiling" else ""
+    print(
+        f"| {name} | {clients} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['rps']:.0f} | {share} |"
+        f" {r['other']} | {r['errors']} |"
+    )
+print()
+for f in sorted(run.glob("*-process.txt")):
+    store = f.name.removesuffix("-process.txt")
+    v = dict(line.split() for line in f.read_text().split("\n") if line.strip())
+    print(
+        f"{store}: start-up {v['startup_ms']} ms (spawn to the first /health 200), RSS idle "
+        f"{int(v['rss_idle_kb']) / 1024:.1f} MiB, peak under load {int(v['rss_peak_kb']) / 1024:.1f} MiB"
+    )
+wasm = (run / "wasm.txt").read_text().split()
+print(f"wasm bundle: raw {int(wasm[1]):,} B, gzip -9 {int(wasm[2]):,} B, brotli (as served) {int(wasm[3]):,} B")
+body = (run / "deployments-body-bytes.txt").read_text().strip()
+print(f"ceiling body: {body} bytes (the size of GET /api/v1/deployments?customer=...)")

@@ -110,3 +110,25 @@ test("the status page at phone width", async ({ page }, testInfo) => {
   expect(overflow).toBeLessThanOrEqual(0);
   await page.screenshot({ path: testInfo.outputPath("status-360.png"), fullPage: true });
 });
+
+test("the bundle is served compressed and immutable; reads revalidate with an ETag", async ({ request }) => {
+  const html = await (await request.get("/status")).text();
+  const wasm = /\/pkg\/nexus-toolkit\.[A-Za-z0-9_-]+\.wasm/.exec(html)?.[0];
+  expect(wasm).toBeTruthy();
+  for (const encoding of ["br", "gzip"]) {
+    const r = await request.get(wasm!, { headers: { "accept-encoding": encoding } });
+    expect(r.status()).toBe(200);
+    expect(r.headers()["content-encoding"]).toBe(encoding);
+    expect(r.headers()["cache-control"]).toBe("public, max-age=31536000, immutable");
+  }
+
+  // A read: private, revalidated, 304 with nothing in it when unchanged.
+  const read = await request.get("/api/v1/openapi.json", { headers: { "accept-encoding": "br" } });
+  expect(read.status()).toBe(200);
+  expect(read.headers()["cache-control"]).toBe("private, no-cache");
+  const etag = read.headers()["etag"];
+  expect(etag).toMatch(/^W\/"[0-9a-f]{32}"$/);
+  const same = await request.get("/api/v1/openapi.json", { headers: { "if-none-match": etag } });
+  expect(same.status()).toBe(304);
+  expect((await same.body()).length).toBe(0);
+});

@@ -2,6 +2,7 @@
 //! layers (client IP, rate limits, Origin check, session, headers).
 
 pub mod api;
+mod caching;
 pub mod error;
 pub mod extract;
 mod health;
@@ -34,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), security::rate_limit))
         .layer(from_fn_with_state(state.clone(), security::client_info))
         .layer(from_fn_with_state(state.clone(), security::headers))
+        // Inside compression: ETags are of the content, not of one encoding of it.
+        .layer(axum::middleware::from_fn(caching::caching))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

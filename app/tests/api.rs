@@ -684,6 +684,31 @@ async fn security_headers_on_pages_and_api() {
     assert!(a.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none(), "no HSTS over plain HTTP");
 }
 
+/// Bodies above a packet are compressed in the encoding the client prefers (and say `Vary`);
+/// tiny ones are sent as they are, where compressing would only cost time.
+#[tokio::test]
+async fn large_bodies_are_compressed_and_tiny_ones_are_not() {
+    let app = TestApp::embedded(&[]).await;
+    let get = |path: &str, encoding: &str| {
+        Request::get(path).header(header::ACCEPT_ENCODING, encoding).body(Body::empty()).unwrap()
+    };
+    for encoding in ["br", "gzip"] {
+        let a = app.send(get("/api/v1/openapi.json", encoding)).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.headers[header::CONTENT_ENCODING], encoding);
+        assert_eq!(a.headers[header::VARY], "accept-encoding");
+        assert!(a.body.is_null(), "a compressed body is not JSON as sent");
+    }
+    let plain = app.send(get("/api/v1/openapi.json", "identity")).await;
+    assert!(plain.text.len() > usize::from(app::ssr::http::MIN_COMPRESSED), "{}", plain.text.len());
+
+    let small = app.send(get("/health", "br, gzip")).await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert!(small.headers.get(header::CONTENT_ENCODING).is_none());
+    assert!(small.text.len() < usize::from(app::ssr::http::MIN_COMPRESSED));
+    assert_eq!(small.body["status"], "ok");
+}
+
 /// 2,100 requests from one client IP: exactly 2,000 pass, the rest are 429 with Retry-After,
 /// and another IP is unaffected. (The limit is set explicitly: the other tests switch it off.)
 #[tokio::test]

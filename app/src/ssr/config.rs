@@ -151,6 +151,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `NEXUS_HEALTH_TIMEOUT_MS`: how long one health check may take. Default 2000.
     pub health_timeout: Duration,
+    /// `NEXUS_HEALTH_REUSE_MS`: how long a `/health` result is reused before the checks run
+    /// again (a load balancer polling every second costs one store probe). Default 1000; 0 runs
+    /// them on every call.
+    pub health_reuse: Duration,
     /// `NEXUS_WORKER`: `on` (default) runs the lifecycle worker in this process; `off` serves only.
     pub worker: bool,
     /// `NEXUS_WORKER_CONCURRENCY` (8), `NEXUS_WORKER_POLL_MS` (1000), `NEXUS_LEASE_SECONDS` (30),
@@ -239,6 +243,9 @@ impl Config {
             get_or("NEXUS_HEALTH_TIMEOUT_MS", "2000").parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
                 err("NEXUS_HEALTH_TIMEOUT_MS", "expected a positive number of milliseconds".into())
             })?;
+        let health_reuse_ms: u64 = get_or("NEXUS_HEALTH_REUSE_MS", "1000")
+            .parse()
+            .map_err(|_| err("NEXUS_HEALTH_REUSE_MS", "expected a number of milliseconds".into()))?;
         let table_name = get_or("NEXUS_TABLE", "nexus-toolkit");
         if !(3..=255).contains(&table_name.len())
             || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
@@ -372,6 +379,7 @@ impl Config {
             demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
             log_format,
             health_timeout: Duration::from_millis(health_timeout_ms),
+            health_reuse: Duration::from_millis(health_reuse_ms),
         })
     }
 }
@@ -395,6 +403,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.health_timeout, Duration::from_secs(2));
+        assert_eq!(c.health_reuse, Duration::from_secs(1));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Dependency checks behind `GET /health` and the status panel.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use futures::future::join_all;
@@ -16,19 +19,46 @@ pub trait HealthCheck: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// Runs every check concurrently, each bounded by a timeout.
+/// Runs every check concurrently, each bounded by a timeout; a result may be reused for a
+/// short while so that frequent probes do not each touch every dependency.
 pub struct HealthService {
     store: &'static str,
     checks: Vec<Arc<dyn HealthCheck>>,
     timeout: Duration,
+    reuse: Duration,
+    /// The last result and when its checks started. An async lock: callers arriving while the
+    /// checks run wait for that result instead of starting their own.
+    last: tokio::sync::Mutex<Option<(Instant, Vec<CheckReport>)>>,
 }
 
 impl HealthService {
     pub fn new(store: &'static str, checks: Vec<Arc<dyn HealthCheck>>, timeout: Duration) -> Self {
-        Self { store, checks, timeout }
+        Self { store, checks, timeout, reuse: Duration::ZERO, last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Reuses a result for `reuse` after its checks started (zero: never).
+    pub fn reusing_for(mut self, reuse: Duration) -> Self {
+        self.reuse = reuse;
+        self
     }
 
     pub async fn run(&self) -> Vec<CheckReport> {
+        if self.reuse.is_zero() {
+            return self.run_checks().await;
+        }
+        let mut last = self.last.lock().await;
+        if let Some((at, reports)) = last.as_ref()
+            && at.elapsed() < self.reuse
+        {
+            return reports.clone();
+        }
+        let started = Instant::now();
+        let reports = self.run_checks().await;
+        *last = Some((started, reports.clone()));
+        reports
+    }
+
+    async fn run_checks(&self) -> Vec<CheckReport> {
         join_all(self.checks.iter().map(|check| async move {
             let result = match tokio::time::timeout(self.timeout, check.check()).await {
                 Ok(result) => result,
@@ -98,5 +128,64 @@ impl HealthCheck for StoreCheck {
             StoreError::Unavailable(message) => message,
             other => other.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts its runs; fails when told to.
+    struct Counting {
+        runs: AtomicUsize,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl HealthCheck for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        async fn check(&self) -> Result<(), String> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) { Err("down".into()) } else { Ok(()) }
+        }
+    }
+
+    fn counted(reuse: Duration) -> (Arc<Counting>, HealthService) {
+        let check = Arc::new(Counting { runs: AtomicUsize::new(0), fail: false.into() });
+        let service =
+            HealthService::new("embedded", vec![check.clone()], Duration::from_secs(1)).reusing_for(reuse);
+        (check, service)
+    }
+
+    #[tokio::test]
+    async fn a_result_is_reused_within_its_window_and_only_then() {
+        let (check, service) = counted(Duration::from_secs(3600));
+        assert!(service.run().await[0].ok);
+        check.fail.store(true, Ordering::SeqCst);
+        // Within the window: the stored answer, no second probe.
+        assert!(service.run().await[0].ok);
+        assert_eq!(check.runs.load(Ordering::SeqCst), 1);
+
+        let (check, service) = counted(Duration::from_millis(1));
+        assert!(service.run().await[0].ok);
+        check.fail.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let report = &service.run().await[0];
+        assert_eq!((report.ok, report.error.as_deref()), (false, Some("down")));
+        assert_eq!(check.runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_window_every_call_runs_the_checks() {
+        let (check, service) = counted(Duration::ZERO);
+        for _ in 0..3 {
+            service.run().await;
+        }
+        assert_eq!(check.runs.load(Ordering::SeqCst), 3);
     }
 }

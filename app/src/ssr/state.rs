@@ -47,8 +47,26 @@ pub enum StartupError {
     Catalog(Vec<CatalogError>),
 }
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every request shares, behind one `Arc`: each middleware layer and handler takes its own
+/// copy of the state, so a clone must be one reference count, not twenty.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+pub struct Services {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
     pub health: Arc<HealthService>,
@@ -223,7 +241,8 @@ impl AppState {
             }
             Err(e) => return Err(e.into()),
         }
-        let health = HealthService::new(config.store.as_str(), checks, config.health_timeout);
+        let health = HealthService::new(config.store.as_str(), checks, config.health_timeout)
+            .reusing_for(config.health_reuse);
         let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(catalog));
         let audit = Arc::new(AuditLog::new(store.clone()));
         let artifacts: Arc<dyn ArtifactStore> = match &config.artifacts_bucket {
@@ -307,7 +326,7 @@ impl AppState {
             audit.clone(),
             deployments.clone(),
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             operations,
             engine,
             reconciler,
@@ -330,6 +349,6 @@ impl AppState {
             repo,
             catalog,
             artifacts,
-        })
+        })))
     }
 }

@@ -48,6 +48,8 @@ pub fn test_config(vars: &[(&str, &str)]) -> Config {
         // Tests that drive operations turn the lifecycle worker on; the others restart apps on
         // the same store, which a running worker would still hold.
         ("NEXUS_WORKER", "off"),
+        // Tests break a dependency and expect the very next /health to say so.
+        ("NEXUS_HEALTH_REUSE_MS", "0"),
     ];
     let mut all: Vec<(String, String)> = base.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));

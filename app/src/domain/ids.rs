@@ -17,11 +17,15 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 impl Id {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let valid = s.len() == 26
+        if Self::valid(s) { Ok(Id(s.to_string())) } else { Err(IdError(s.to_string())) }
+    }
+
+    fn valid(s: &str) -> bool {
+        s.len() == 26
             // The first character carries only 3 bits of the 48-bit timestamp.
             && matches!(s.as_bytes()[0], b'0'..=b'7')
-            && s.bytes().all(|b| CROCKFORD.contains(&b));
-        if valid { Ok(Id(s.to_string())) } else { Err(IdError(s.to_string())) }
+            // CROCKFORD's characters (no I, L, O, U), as ranges: ids are parsed on every read.
+            && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z'))
     }
 
     /// Builds an id from a millisecond timestamp and 80 random bits.
@@ -49,7 +53,7 @@ impl fmt::Display for Id {
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Id::parse(&s).map_err(serde::de::Error::custom)
+        if Id::valid(&s) { Ok(Id(s)) } else { Err(serde::de::Error::custom(IdError(s))) }
     }
 }
 
@@ -83,5 +87,13 @@ mod tests {
         }
         assert!(Id::parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").is_ok());
         assert!(serde_json::from_str::<Id>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn accepts_exactly_the_crockford_alphabet() {
+        for b in 0..=u8::MAX {
+            let s = format!("0{}", (b as char).to_string().repeat(25));
+            assert_eq!(Id::valid(&s), CROCKFORD.contains(&b), "byte {b}");
+        }
     }
 }

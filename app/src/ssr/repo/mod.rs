@@ -49,22 +49,64 @@ impl From<StoreError> for RepoError {
 /// What is stored for a user: the public record plus sign-in state. (Failed sign-ins live per
 /// submitted email in `LoginAttempts`; records written before that may still carry
 /// `failed_logins`/`locked_until`, which are ignored.)
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct UserRecord {
     #[serde(flatten)]
     pub user: User,
     pub password_hash: Option<String>,
     /// Sessions opened before this end (set by a password reset or a deactivation).
-    #[serde(default)]
     pub sessions_valid_after: Option<crate::domain::time::Timestamp>,
 }
 
+/// The fields of a [`UserRecord`] beside the user's.
+#[derive(Deserialize)]
+struct SignInState {
+    password_hash: Option<String>,
+    #[serde(default)]
+    sessions_valid_after: Option<crate::domain::time::Timestamp>,
+}
+
 /// What is stored for a deployment: the record plus its owner, for scoping and counters.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DeploymentRecord {
     #[serde(flatten)]
     pub deployment: Deployment,
     pub owner_id: Id,
+}
+
+#[derive(Deserialize)]
+struct Owner {
+    owner_id: Id,
+}
+
+/// Reads one flat JSON object as two structs, each taking its own fields. This is what
+/// `#[serde(flatten)]` does, without its buffering of every value into an intermediate tree,
+/// which made reading records the costliest part of a list request.
+fn read_flat<'de, D, A, B>(d: D) -> Result<(A, B), D::Error>
+where
+    D: serde::Deserializer<'de>,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+{
+    use serde::de::Error;
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    let a = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
+    let b = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
+    Ok((a, b))
+}
+
+impl<'de> Deserialize<'de> for UserRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (user, SignInState { password_hash, sessions_valid_after }) = read_flat(d)?;
+        Ok(Self { user, password_hash, sessions_valid_after })
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploymentRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (deployment, Owner { owner_id }) = read_flat(d)?;
+        Ok(Self { deployment, owner_id })
+    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -671,5 +713,31 @@ impl Repo {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_what_they_wrote_as_one_flat_object() {
+        let json = r#"{"id":"01KB0000000000000000000001","email":"rep@demo.nexus","name":"Rep",
+            "role":"rep","manager_id":null,"active":true,"created_at":"2026-11-28T10:00:00Z","rev":3,
+            "password_hash":"$argon2id$fake","failed_logins":2,"locked_until":null}"#;
+        // Written before sign-in state moved out: the extra fields are ignored.
+        let r: UserRecord = serde_json::from_str(json).unwrap();
+        assert_eq!((r.user.email.as_str(), r.user.rev), ("rep@demo.nexus", 3));
+        assert_eq!(r.password_hash.as_deref(), Some("$argon2id$fake"));
+        assert_eq!(r.sessions_valid_after, None);
+
+        let written = serde_json::to_string(&r).unwrap();
+        let flat: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(flat["email"], "rep@demo.nexus", "one flat object: {written}");
+        let again: UserRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!((again.user, again.password_hash), (r.user, r.password_hash));
+
+        let bad = r#"{"owner_id":"not-an-id"}"#;
+        assert!(serde_json::from_str::<DeploymentRecord>(bad).is_err());
     }
 }

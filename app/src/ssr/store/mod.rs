@@ -20,6 +20,7 @@
 
 pub mod dynamo_store;
 pub mod keys;
+mod redb_envelope;
 pub mod redb_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +38,10 @@ pub const INDEX_COUNT: usize = 5;
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The store layout version recorded in the store (`META`/`SCHEMA`). 2: deployments gained
 /// the `gsi5` (`DEPS`) index; 3: active operations split into the workers' and the users'
-/// queues. Older stores are re-indexed at start-up (`Repo::migrate`).
-pub const SCHEMA_VERSION: u64 = 3;
+/// queues; 4: the embedded store's binary item envelope (`redb_envelope`; older values still
+/// read, so nothing is rewritten, but a build before it cannot read the new values). Older
+/// stores are re-indexed at start-up (`Repo::migrate`).
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// One stored record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -9,14 +9,12 @@ use std::{
     sync::Arc,
 };
 
-use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
-
 use super::{
     CallCounter, CallCounts, Cond, INDEX_COUNT, Item, Query, QueryPage, Store, StoreError, Write,
-    validate_transaction,
+    redb_envelope::Stored, validate_transaction,
 };
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// (index pk, index sk, pk, sk)
 type IndexKey<'a> = (&'a str, &'a str, &'a str, &'a str);
@@ -37,32 +35,6 @@ const INDEXES: [TableDefinition<IndexKey<'static>, ()>; INDEX_COUNT] = [
 /// Above every character a key uses: the end of a prefix range.
 const HIGH: &str = "\u{10FFFF}";
 
-/// What is stored under (pk, sk).
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    rev: u64,
-    #[serde(default)]
-    n: i64,
-    #[serde(default)]
-    data: String,
-    /// A list, not an array: a store written with fewer indexes still reads.
-    #[serde(default)]
-    index: Vec<Option<(String, String)>>,
-}
-
-impl Stored {
-    fn into_item(self, pk: &str, sk: &str) -> Item {
-        Item {
-            pk: pk.to_string(),
-            sk: sk.to_string(),
-            rev: self.rev,
-            index: std::array::from_fn(|i| self.index.get(i).cloned().flatten()),
-            data: self.data,
-            n: self.n,
-        }
-    }
-}
-
 /// Details go to the logs; the error carries a user-safe message.
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     tracing::warn!(error = %e, "embedded store call failed");
@@ -70,7 +42,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    Stored::decode(bytes)
 }
 
 pub struct RedbStore {
@@ -194,9 +166,7 @@ impl RedbStore {
                             data: item.data.clone(),
                             index: item.index.to_vec(),
                         };
-                        let bytes =
-                            serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        items.insert((pk, sk), bytes.as_slice()).map_err(unavailable)?;
+                        items.insert((pk, sk), stored.encode().as_slice()).map_err(unavailable)?;
                         for (i, key) in item.index.iter().enumerate() {
                             if let Some((ipk, isk)) = key {
                                 indexes[i]
@@ -217,9 +187,7 @@ impl RedbStore {
                             index: Vec::new(),
                         });
                         stored.n += delta;
-                        let bytes =
-                            serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        items.insert((pk, sk), bytes.as_slice()).map_err(unavailable)?;
+                        items.insert((pk, sk), stored.encode().as_slice()).map_err(unavailable)?;
                     }
                     Write::Check { .. } => {}
                 }

@@ -11,6 +11,9 @@ use app::ssr::{
 };
 use leptos::config::get_configuration;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::from_env() {

@@ -211,6 +211,74 @@ async fn wrong_and_unknown_sign_ins_answer_alike_then_lock_with_the_unlock_time(
         failures.body["items"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "failure").count(), 5, "{outcomes:?}");
     assert!(!failures.text.contains("Wrong-Password-1!"), "passwords never enter the audit log");
+    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    assert!(metrics.text.contains("\nnexus_lockouts_total 2\n"), "{}", metrics.text);
+}
+
+/// `/metrics` names each request's route pattern (never the raw path with its ids), method and
+/// status in a latency histogram, and counts rate-limit refusals.
+#[tokio::test]
+async fn metrics_time_requests_by_route_and_count_refusals() {
+    let app = TestApp::embedded(&[("NEXUS_LOGIN_RATE_LIMIT", "3/300")]).await;
+    let exec = app.login(EXEC).await;
+    let customers = app.get("/api/v1/customers?limit=1", &exec).await;
+    let id = customers.body["items"][0]["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(app.get(&format!("/api/v1/customers/{id}"), &exec).await.status, StatusCode::OK);
+    }
+    let missing = app.get("/api/v1/customers/01KB0000000000000000000000", &exec).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let page = app
+        .send(
+            Request::get(format!("/customers/{id}"))
+                .header(header::COOKIE, format!("nexus_session={exec}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // The fourth sign-in attempt from this address (after `login` and two more) is refused.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let body = json!({"email": EXEC, "password": DEMO_PASSWORD});
+        statuses.push(app.call(Method::POST, "/api/v1/auth/login", None, Some(body)).await.status);
+    }
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+
+    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    let m = &metrics.text;
+    let series = |route: &str, method: &str, status: u16| {
+        format!("route=\"{route}\",method=\"{method}\",status=\"{status}\"")
+    };
+    let get_ok = series("/api/v1/customers/{id}", "GET", 200);
+    for expected in [
+        "# TYPE nexus_http_request_duration_seconds histogram".to_string(),
+        format!("nexus_http_request_duration_seconds_bucket{{{get_ok},le=\"+Inf\"}} 2\n"),
+        format!("nexus_http_request_duration_seconds_count{{{get_ok}}} 2\n"),
+        format!(
+            "nexus_http_request_duration_seconds_count{{{}}} 1\n",
+            series("/api/v1/customers/{id}", "GET", 404)
+        ),
+        format!("nexus_http_request_duration_seconds_count{{{}}} 1\n", series("/customers/{id}", "GET", 200)),
+        format!(
+            "nexus_http_request_duration_seconds_count{{{}}} 1\n",
+            series("/api/v1/auth/login", "POST", 429)
+        ),
+        "nexus_rate_limited_total{limit=\"login\"} 1\n".to_string(),
+        "nexus_rate_limited_total{limit=\"all\"} 0\n".to_string(),
+        "nexus_lockouts_total 0\n".to_string(),
+    ] {
+        assert!(m.contains(&expected), "{expected} missing:\n{m}");
+    }
+    assert!(!m.contains(&id), "ids never become label values");
+    // Buckets are cumulative: each is at least the one before.
+    let buckets: Vec<u64> = m
+        .lines()
+        .filter(|l| l.starts_with(&format!("nexus_http_request_duration_seconds_bucket{{{get_ok}")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 13);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
 }
 
 #[tokio::test]

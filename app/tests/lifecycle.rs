@@ -779,6 +779,14 @@ async fn the_reconciler_finds_stacks_gone_out_of_band_and_polls_health() {
     assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
     let metrics = app.call(Method::GET, "/metrics", None, None).await;
     assert!(metrics.text.contains("nexus_reconcile_passes_total 2"), "{}", metrics.text);
+    // AWS calls are timed per service and operation, as histograms.
+    for series in [
+        "nexus_aws_call_duration_seconds_count{service=\"cloudformation\",operation=\"CreateChangeSet\"}",
+        "nexus_aws_call_duration_seconds_bucket{service=\"cloudformation\",operation=\"ExecuteChangeSet\",le=\"+Inf\"}",
+        "nexus_operations_total{kind=\"deploy\",state=\"succeeded\"}",
+    ] {
+        assert!(metrics.text.contains(series), "{series} missing:\n{}", metrics.text);
+    }
 }
 
 /// The customer's side of the contract: `infra/customer-role.yaml`, created by CloudFormation in

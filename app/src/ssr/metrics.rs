@@ -1,7 +1,51 @@
-//! Process metrics in the Prometheus text format (`GET /metrics`): AWS calls by service,
-//! operation and outcome, and lifecycle operations by kind and state.
+//! Process metrics in the Prometheus text format (`GET /metrics`): HTTP request latency by route
+//! and status, AWS calls by service, operation and outcome, lifecycle operations by kind and
+//! state, the reconciler's lag, rate-limit rejections and sign-in lockouts.
 
-use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// Upper bounds (seconds) of the latency histograms' buckets: from a cached read (~1 ms) to a
+/// slow AWS call (seconds).
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// A Prometheus histogram updated without a lock (requests record into it concurrently).
+#[derive(Default)]
+struct Histogram {
+    /// Per bucket (not cumulative; summed when rendered), then +Inf.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum:.6}\n{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// (route, method, status) of a request.
+type RequestKey = (String, String, u16);
 
 #[derive(Default)]
 struct Counters {
@@ -16,11 +60,39 @@ struct Counters {
     /// The last reconciler pass: seconds, deployments checked, deployments changed; passes.
     reconcile_last: (f64, u64, u64),
     reconcile_passes: u64,
+    /// Requests refused by a rate limit, by limit (`all`, `login`).
+    rate_limited: BTreeMap<&'static str, u64>,
+    /// Sign-in lockouts started.
+    lockouts: u64,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
+    /// Read-locked on every request, written once per new (route, method, status).
+    requests: RwLock<HashMap<RequestKey, Arc<Histogram>>>,
+    /// (service, operation) -> call latency.
+    aws_latency: RwLock<HashMap<(&'static str, &'static str), Arc<Histogram>>>,
+}
+
+/// Finds or adds the histogram under `key`; a read lock in the common case.
+fn histogram<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, Arc<Histogram>>>, key: K) -> Arc<Histogram> {
+    if let Some(h) = map.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return h.clone();
+    }
+    map.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone()
+}
+
+fn sorted<K: Ord + Clone, V: Clone>(map: &RwLock<HashMap<K, V>>) -> Vec<(K, V)> {
+    let mut all: Vec<(K, V)> =
+        map.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+/// Escapes a label value (a route pattern may hold any character a path can).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -28,7 +100,23 @@ impl Metrics {
         f(&mut self.counters.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// One HTTP request: `route` is the matched route pattern (never the raw path, so
+    /// customer ids do not become series).
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let key = (route.to_string(), method.to_string(), status);
+        histogram(&self.requests, key).observe(took);
+    }
+
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.with(|c| *c.rate_limited.entry(limit).or_default() += 1);
+    }
+
+    pub fn lockout(&self) {
+        self.with(|c| c.lockouts += 1);
+    }
+
     pub fn aws_call(&self, service: &'static str, operation: &'static str, took: Duration) {
+        histogram(&self.aws_latency, (service, operation)).observe(took);
         self.with(|c| {
             let e = c.aws_calls.entry((service, operation)).or_default();
             e.0 += 1;
@@ -62,7 +150,30 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
+        out.push_str("# HELP nexus_http_request_duration_seconds Time to the response head, by route pattern, method and status.\n# TYPE nexus_http_request_duration_seconds histogram\n");
+        for ((route, method, status), h) in sorted(&self.requests) {
+            let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", label(&route));
+            h.render(&mut out, "nexus_http_request_duration_seconds", &labels);
+        }
+        out.push_str("# HELP nexus_aws_call_duration_seconds AWS API call latency.\n# TYPE nexus_aws_call_duration_seconds histogram\n");
+        for ((s, o), h) in sorted(&self.aws_latency) {
+            h.render(
+                &mut out,
+                "nexus_aws_call_duration_seconds",
+                &format!("service=\"{s}\",operation=\"{o}\""),
+            );
+        }
         self.with(|c| {
+            out.push_str("# HELP nexus_rate_limited_total Requests refused by a rate limit.\n# TYPE nexus_rate_limited_total counter\n");
+            for limit in ["all", "login"] {
+                let n = c.rate_limited.get(limit).copied().unwrap_or(0);
+                let _ = writeln!(out, "nexus_rate_limited_total{{limit=\"{limit}\"}} {n}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP nexus_lockouts_total Sign-in lockouts started.\n# TYPE nexus_lockouts_total counter\nnexus_lockouts_total {}",
+                c.lockouts
+            );
             out.push_str("# HELP nexus_aws_calls_total AWS API calls.\n# TYPE nexus_aws_calls_total counter\n");
             for ((s, o), (n, _)) in &c.aws_calls {
                 let _ = writeln!(out, "nexus_aws_calls_total{{service=\"{s}\",operation=\"{o}\"}} {n}");

@@ -264,13 +264,15 @@ impl AppState {
             lock_ms: i64::from(config.lockout_minutes) * 60_000,
         };
         let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
+        let metrics = Arc::new(Metrics::default());
         let auth = AuthService::new(
             repo.clone(),
             audit.clone(),
             TokenSigner::new(&signing_key(&config).await?),
             hasher.clone(),
             policy,
-        );
+        )
+        .with_metrics(metrics.clone());
         let auth = match &config.cognito {
             Some(c) => {
                 let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
@@ -280,7 +282,6 @@ impl AppState {
             None => auth,
         };
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
-        let metrics = Arc::new(Metrics::default());
         let sdk = super::aws::load_sdk_config().await;
         let external: Arc<dyn Notifier> = match &config.event_bus {
             Some(bus) => Arc::new(EventBridgeNotifier::new(

@@ -171,6 +171,7 @@ pub struct AuthService {
     dummy_hash: String,
     policy: LockoutPolicy,
     cognito: Option<cognito::CognitoVerifier>,
+    metrics: Arc<crate::ssr::metrics::Metrics>,
 }
 
 /// Emails are compared trimmed and lower-case.
@@ -189,7 +190,22 @@ impl AuthService {
         let mut random = [0u8; 24];
         getrandom::fill(&mut random).expect("the operating system's random source is unavailable");
         let dummy_hash = hasher.hash(&format!("{random:?}"));
-        AuthService { repo, audit, signer, hasher, dummy_hash, policy, cognito: None }
+        AuthService {
+            repo,
+            audit,
+            signer,
+            hasher,
+            dummy_hash,
+            policy,
+            cognito: None,
+            metrics: Default::default(),
+        }
+    }
+
+    /// Counts lockouts into the process's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<crate::ssr::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Turns on single sign-on with this user pool.
@@ -452,6 +468,7 @@ impl AuthService {
                 let details =
                     serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold});
                 self.record(event("auth.lockout", "success", details), now).await;
+                self.metrics.lockout();
                 return Err(ServiceError::Locked { until });
             }
             return Err(ServiceError::Unauthenticated);

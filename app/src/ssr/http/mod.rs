@@ -54,8 +54,25 @@ pub fn router(state: AppState) -> Router {
                 .quality(CompressionLevel::Precise(1))
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(MIN_COMPRESSED))),
         )
+        .layer(from_fn_with_state(state.clone(), request_metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Times every request to its response head, labelled with the route pattern it matched
+/// (static files and unknown paths share `(fallback)`).
+async fn request_metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let route = route.as_deref().unwrap_or("(fallback)");
+    state.metrics.request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Prometheus text format; counts only, nothing about customers.

@@ -60,6 +60,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             && let Err(secs) = limiter.check(ip, now)
         {
             tracing::warn!(%ip, "rate limit reached");
+            state.metrics.rate_limited("all");
             return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
                 .into_response();
         }
@@ -70,6 +71,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             && let Err(secs) = limiter.check(ip, now)
         {
             tracing::warn!(%ip, "sign-in rate limit reached");
+            state.metrics.rate_limited("login");
             return ApiError::from(crate::ssr::error::ServiceError::RateLimited { retry_after_secs: secs })
                 .into_response();
         }

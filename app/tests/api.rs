@@ -215,6 +215,62 @@ async fn wrong_and_unknown_sign_ins_answer_alike_then_lock_with_the_unlock_time(
     assert!(metrics.text.contains("\nnexus_lockouts_total 2\n"), "{}", metrics.text);
 }
 
+/// The dashboard lists customers a page at a time: every customer exactly once over the pages,
+/// each page sorted by name, the summary on every page, a bad cursor refused.
+#[tokio::test]
+async fn the_dashboard_pages_through_customers() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep_id =
+        app.get("/api/v1/me", &app.login(REP).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        let body =
+            json!({"name": format!("Paging Customer {i:02}"), "owner_id": rep_id, "cost_center": "CC-1"});
+        let a = app.call(Method::POST, "/api/v1/customers", Some(&exec), Some(body)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let all = app.get("/api/v1/customers?limit=200", &exec).await.body["items"].as_array().unwrap().len();
+    assert!(all > app::api::fleet::DASHBOARD_CUSTOMERS, "{all} customers fit on one page");
+
+    let dashboard = |after: Option<String>| {
+        let path = match after {
+            None => "/sfn/dashboard".to_string(),
+            Some(c) => format!("/sfn/dashboard?after={}", app::url::encode(&c)),
+        };
+        let req =
+            Request::get(path).header(header::COOKIE, format!("nexus_session={exec}")).body(Body::empty());
+        app.send(req.unwrap())
+    };
+    let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let a = dashboard(after.clone()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert!(a.body["summary"]["total"].as_i64().unwrap() > 0);
+        let names: Vec<String> = a.body["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.len() <= app::api::fleet::DASHBOARD_CUSTOMERS);
+        assert!(names.windows(2).all(|w| w[0].to_lowercase() <= w[1].to_lowercase()), "{names:?}");
+        seen.extend(
+            a.body["customers"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        match a.body["next_customers"].as_str() {
+            Some(c) => after = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, all.div_ceil(app::api::fleet::DASHBOARD_CUSTOMERS));
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (all, all), "every customer once");
+
+    let bad = dashboard(Some("not-a-cursor".into())).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
 /// `/metrics` names each request's route pattern (never the raw path with its ids), method and
 /// status in a latency histogram, and counts rate-limit refusals.
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The dashboard's data: the fleet summary (counters, never a walk over deployments) and the
-//! first page of the user's customers.
+//! The dashboard's data: the fleet summary (counters, never a walk over deployments) and one
+//! page of the user's customers (summary first, details on demand: an Executive's 1,000
+//! customers are never rendered at once).
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -8,25 +9,30 @@ use serde::{Deserialize, Serialize};
 use super::AppError;
 use crate::domain::{model::Customer, time::Timestamp, views::FleetSummary};
 
-/// How many customers the dashboard lists before "more".
-pub const DASHBOARD_CUSTOMERS: usize = 200;
+/// How many customers one dashboard page lists.
+pub const DASHBOARD_CUSTOMERS: usize = 24;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dashboard {
     pub summary: FleetSummary,
     pub customers: Vec<Customer>,
-    /// More customers than listed exist.
-    pub more_customers: bool,
+    /// The cursor of the next page of customers, if there is one.
+    pub next_customers: Option<String>,
     pub as_of: Timestamp,
 }
 
+/// The summary and the page of customers after `after` (the first page without it).
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "dashboard")]
-pub async fn get_dashboard() -> Result<Dashboard, AppError> {
+pub async fn get_dashboard(after: Option<String>) -> Result<Dashboard, AppError> {
     use crate::ssr::{clock, http::server_fns};
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
     let summary = state.fleet.summary(&actor).await.map_err(server_fns::fail)?;
-    let page = state.customers.list(&actor, DASHBOARD_CUSTOMERS, None).await.map_err(server_fns::fail)?;
+    let page = state
+        .customers
+        .list(&actor, DASHBOARD_CUSTOMERS, after.as_deref())
+        .await
+        .map_err(server_fns::fail)?;
     let mut customers = page.items;
     customers.sort_by_key(|c| c.name.to_lowercase());
-    Ok(Dashboard { summary, customers, more_customers: page.next_cursor.is_some(), as_of: clock::now() })
+    Ok(Dashboard { summary, customers, next_customers: page.next_cursor, as_of: clock::now() })
 }

@@ -1,8 +1,9 @@
 //! The fleet dashboard, scoped by role: capability x environment counts with problems first,
-//! then the user's customers. Counts come from counters, so it stays quick at 15,000
-//! deployments; details are one click away.
+//! then the user's customers a page at a time (`?after=<cursor>`). Counts come from counters, so
+//! it stays quick at 15,000 deployments; details are one click away.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::fleet::{Dashboard, get_dashboard};
 use crate::components::json_codec::json_resource;
@@ -16,8 +17,16 @@ use crate::domain::views::FleetRow;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let data = json_resource(|| (), |_| fetch_or_recall("dashboard".into(), get_dashboard()));
-    remember_on_client(data);
+    let query = use_query_map();
+    let after = move || query.with(|q| q.get("after"));
+    // Only the first page is kept as the last-known state (it is what opens offline).
+    let data = json_resource(after, |after| async move {
+        match after {
+            None => fetch_or_recall("dashboard".into(), get_dashboard(None)).await,
+            Some(a) => get_dashboard(Some(a)).await,
+        }
+    });
+    remember_on_client(data, after);
     let as_of = Signal::derive(move || data.get().and_then(|r| r.ok()).map(|d| d.as_of));
     view! {
         <OfflineBanner as_of />
@@ -31,9 +40,12 @@ pub fn DashboardPage() -> impl IntoView {
 /// data as the last-known state from here.
 fn remember_on_client(
     data: Resource<Result<Dashboard, crate::api::AppError>, crate::components::json_codec::JsonBytes>,
+    after: impl Fn() -> Option<String> + 'static,
 ) {
     Effect::new(move |_| {
-        if let Some(Ok(d)) = data.get() {
+        if let Some(Ok(d)) = data.get()
+            && after().is_none()
+        {
             crate::components::last_known::remember("dashboard", &d);
         }
     });
@@ -44,8 +56,8 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
     let filter = RwSignal::new(String::new());
     let problems_only = RwSignal::new(false);
     let problem_class = if d.summary.problems > 0 { "text-bad" } else { "" };
-    let (no_rows, no_customers, more_customers) =
-        (d.summary.rows.is_empty(), d.customers.is_empty(), d.more_customers);
+    let (no_rows, no_customers) = (d.summary.rows.is_empty(), d.customers.is_empty());
+    let next = d.next_customers.clone().map(|c| format!("/?after={}", crate::url::encode(&c)));
     let rows = d.summary.rows.clone();
     let customers = d.customers.clone();
     let visible_rows = move || {
@@ -126,9 +138,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
             <Show when=move || no_customers>
                 <p class="muted">"No customers to show."</p>
             </Show>
-            <Show when=move || more_customers>
-                <p class="muted">"Showing the first customers only: search narrows the list."</p>
-            </Show>
+            {next.map(|href| view! { <p><a href=href data-testid="more-customers">"More customers"</a></p> })}
         </section>
     }
 }

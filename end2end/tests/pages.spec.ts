@@ -84,6 +84,34 @@ test("the audit log lists events and filters by action", async ({ page }) => {
   for (const action of await rows.locator("td:nth-child(3)").allTextContents()) {
     expect(action.startsWith("auth.")).toBe(true);
   }
+
+  // The form's other filters: a target, and days (UTC) — a GET form, so the URL carries them.
+  await hydrated(page);
+  const today = new Date().toISOString().slice(0, 10);
+  await page.getByLabel("Target").fill("user/exec@demo.nexus");
+  await page.getByLabel("From").fill(today);
+  await page.getByLabel("To").fill(today);
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page).toHaveURL(/target=user%2Fexec%40demo\.nexus/);
+  await expect(rows.first()).toBeVisible();
+  for (const target of await rows.locator("td:nth-child(4)").allTextContents()) {
+    expect(target).toBe("user/exec@demo.nexus");
+  }
+  const href = await page.getByTestId("audit-export").getAttribute("href");
+  expect(href).toContain("target=user%2Fexec%40demo.nexus");
+  expect(href).toContain(`from=${today}T00%3A00%3A00.000Z`);
+  const exported = await page.request.get(href!);
+  expect(exported.status()).toBe(200);
+  const lines = (await exported.text()).trim().split("\n");
+  expect(lines.length).toBeGreaterThan(1);
+  expect(lines.slice(1).every((l) => l.includes("user/exec@demo.nexus"))).toBe(true);
+
+  // Nothing happened tomorrow; a day that is not a date is refused by name.
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  await page.goto(`/audit?from=${tomorrow}`);
+  await expect(page.getByTestId("audit-empty")).toBeVisible();
+  await page.goto("/audit?from=2026-02-30");
+  await expect(page.getByText("is not a date")).toBeVisible();
 });
 
 test("an Executive adds a Rep to a team and deactivates them; a Rep may not manage users", async ({ page }) => {

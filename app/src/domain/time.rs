@@ -42,6 +42,13 @@ impl Timestamp {
         self.0
     }
 
+    /// The start (00:00 UTC) of a calendar day written `YYYY-MM-DD` (what a date input sends).
+    pub fn parse_day(s: &str) -> Option<Self> {
+        let t = Self::parse(&format!("{}T00:00:00Z", s.trim()))?;
+        // `parse` takes day 31 of any month: a day that does not exist does not round-trip.
+        (t.to_string().get(..10) == Some(s.trim())).then_some(t)
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (also with a `+00:00` offset).
     pub fn parse(s: &str) -> Option<Self> {
         let b = s.as_bytes();
@@ -120,6 +127,16 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calendar_day_parses_to_its_start() {
+        let t = Timestamp::parse_day("2026-11-28").unwrap();
+        assert_eq!(t, Timestamp::parse("2026-11-28T00:00:00Z").unwrap());
+        assert_eq!(Timestamp::parse_day(" 2024-02-29 "), Timestamp::parse("2024-02-29T00:00:00Z"));
+        for bad in ["", "2026-11", "2026-02-30", "2026-13-01", "28/11/2026", "2026-11-28T10:00:00Z"] {
+            assert_eq!(Timestamp::parse_day(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

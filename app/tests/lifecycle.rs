@@ -444,6 +444,41 @@ async fn a_failed_stack_names_the_resource_and_the_reason() {
     assert_eq!(d.body["status"], "failed", "{}", d.text);
 }
 
+/// A template over CloudFormation's 51,200-byte inline limit cannot be sent inline: without an
+/// artifacts bucket to pass it by URL from, the operation fails saying what to set, before any
+/// change set exists. (The URL path itself is not proven here: the emulator's CloudFormation does
+/// not find the object the toolkit wrote, see the issue notes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_over_the_inline_limit_needs_the_artifacts_bucket() {
+    let app = app(&[]).await;
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/lead-scoring/1.1.0.yaml"))
+            .unwrap();
+    // YAML comments: the same resources, over 51,200 bytes of text.
+    let padding: String =
+        (0..900).map(|i| format!("# padding line {i:04} of a large template, kept for its size\n")).collect();
+    let template = format!("{shipped}{padding}");
+    assert!(template.len() > 51_200, "{}", template.len());
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/capabilities/lead-scoring/versions",
+        json!({"version": "1.4.0", "template": template}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.4.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(op["error"].as_str().unwrap_or_default().contains("NEXUS_ARTIFACTS_BUCKET"), "{op}");
+    assert_eq!(app.state.metrics.changes("CreateChangeSet"), 0, "nothing deployed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_checks_the_account_behind_the_role() {
     let app = app(&[]).await;

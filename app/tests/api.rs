@@ -327,6 +327,11 @@ async fn metrics_time_requests_by_route_and_count_refusals() {
         assert!(m.contains(&expected), "{expected} missing:\n{m}");
     }
     assert!(!m.contains(&id), "ids never become label values");
+    // A made-up method does not make a series of its own.
+    let odd = app.send(Request::builder().method("BREW").uri("/health").body(Body::empty()).unwrap()).await;
+    assert_ne!(odd.status, StatusCode::OK);
+    let m = app.call(Method::GET, "/metrics", None, None).await.text;
+    assert!(!m.contains("BREW") && m.contains("method=\"OTHER\""), "{m}");
     // Buckets are cumulative: each is at least the one before.
     let buckets: Vec<u64> = m
         .lines()

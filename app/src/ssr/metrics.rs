@@ -45,7 +45,7 @@ impl Histogram {
 }
 
 /// (route, method, status) of a request.
-type RequestKey = (String, String, u16);
+type RequestKey = (String, &'static str, u16);
 
 #[derive(Default)]
 struct Counters {
@@ -102,8 +102,8 @@ impl Metrics {
 
     /// One HTTP request: `route` is the matched route pattern (never the raw path, so
     /// customer ids do not become series).
-    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
-        let key = (route.to_string(), method.to_string(), status);
+    pub fn request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
+        let key = (route.to_string(), method, status);
         histogram(&self.requests, key).observe(took);
     }
 

@@ -68,10 +68,21 @@ async fn request_metrics(
 ) -> axum::response::Response {
     let started = std::time::Instant::now();
     let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
-    let method = req.method().clone();
+    // Only the methods the API uses name a series: any other token a client sends (hyper takes
+    // extension methods) would otherwise add a series each.
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
     let response = next.run(req).await;
     let route = route.as_deref().unwrap_or("(fallback)");
-    state.metrics.request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    state.metrics.request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -23,7 +23,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    let telemetry = match telemetry::init(config.log_format, config.otlp_traces) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("nexus-toolkit: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match Command::parse(&args) {
@@ -34,11 +40,16 @@ async fn main() -> ExitCode {
         }
     };
     let outcome = match command {
-        Command::Serve => return serve(config).await,
+        Command::Serve => {
+            let code = serve(config).await;
+            telemetry.shutdown().await;
+            return code;
+        }
         Command::Backup(target) => commands::backup(&config, &target),
         Command::Restore(source) => commands::restore(&config, &source).await,
         Command::Seed { scale, customers } => commands::seed(&config, scale, customers).await,
     };
+    telemetry.shutdown().await;
     match outcome {
         Ok(message) => {
             println!("{message}");

@@ -149,6 +149,12 @@ pub struct Config {
     pub demo_password: Secret,
     /// `NEXUS_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// OpenTelemetry trace export over OTLP/HTTP (protobuf), from the standard variables: on when
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set, unless
+    /// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`. The SDK reads the rest itself
+    /// (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+    /// `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, ...). Default off.
+    pub otlp_traces: bool,
     /// `NEXUS_HEALTH_TIMEOUT_MS`: how long one health check may take. Default 2000.
     pub health_timeout: Duration,
     /// `NEXUS_HEALTH_REUSE_MS`: how long a `/health` result is reused before the checks run
@@ -172,6 +178,30 @@ pub struct Config {
     pub parameter_key: Option<Secret>,
 }
 
+/// Whether the `OTEL_*` variables ask for trace export, refusing what this build cannot do
+/// (gRPC and HTTP/JSON: only OTLP over HTTP with protobuf is compiled in).
+fn otlp_traces(get: &dyn Fn(&str) -> Option<String>) -> Result<bool, (&'static str, String)> {
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(false);
+    }
+    match get("OTEL_TRACES_EXPORTER").as_deref() {
+        None | Some("otlp") => {}
+        Some("none") => return Ok(false),
+        Some(other) => {
+            return Err(("OTEL_TRACES_EXPORTER", format!("expected `otlp` or `none`, got `{other}`")));
+        }
+    }
+    for var in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        if let Some(protocol) = get(var) {
+            if protocol != "http/protobuf" {
+                return Err((var, format!("only `http/protobuf` is supported, got `{protocol}`")));
+            }
+            break;
+        }
+    }
+    Ok(get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() || get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
+}
+
 impl Config {
     /// Whether users reach the toolkit over HTTPS (Secure cookies, HSTS).
     pub fn https(&self) -> bool {
@@ -185,8 +215,10 @@ impl Config {
 
     /// Reads the given variables (tests pass their own).
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars: HashMap<String, String> =
-            vars.into_iter().filter(|(k, v)| k.starts_with("NEXUS_") && !v.trim().is_empty()).collect();
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, v)| (k.starts_with("NEXUS_") || k.starts_with("OTEL_")) && !v.trim().is_empty())
+            .collect();
         let get = |var: &str| vars.get(var).map(|v| v.trim().to_string());
         let get_or = |var: &str, default: &str| get(var).unwrap_or_else(|| default.to_string());
         let err = |var: &'static str, message: String| ConfigError { var, message };
@@ -239,6 +271,7 @@ impl Config {
                 return Err(err("NEXUS_LOG_FORMAT", format!("expected `text` or `json`, got `{other}`")));
             }
         };
+        let otlp_traces = otlp_traces(&get).map_err(|(var, m)| err(var, m))?;
         let health_timeout_ms: u64 =
             get_or("NEXUS_HEALTH_TIMEOUT_MS", "2000").parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
                 err("NEXUS_HEALTH_TIMEOUT_MS", "expected a positive number of milliseconds".into())
@@ -378,6 +411,7 @@ impl Config {
             demo_seed,
             demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
             log_format,
+            otlp_traces,
             health_timeout: Duration::from_millis(health_timeout_ms),
             health_reuse: Duration::from_millis(health_reuse_ms),
         })
@@ -426,6 +460,32 @@ mod tests {
         assert_eq!(c.demo_seed, DemoSeed::IfEmpty);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.jwt_secret.as_ref().map(Secret::expose), Some("fake-test-signing-key"));
+    }
+
+    #[test]
+    fn trace_export_follows_the_standard_otel_variables() {
+        assert!(!config(&[]).unwrap().otlp_traces);
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        assert!(config(&[endpoint]).unwrap().otlp_traces);
+        assert!(
+            config(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")]).unwrap().otlp_traces
+        );
+        assert!(config(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap().otlp_traces);
+        assert!(!config(&[endpoint, ("OTEL_SDK_DISABLED", "true")]).unwrap().otlp_traces);
+        assert!(!config(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]).unwrap().otlp_traces);
+        // The signal's own protocol wins over the general one, and unsupported ones are named.
+        let traces_grpc = config(&[
+            endpoint,
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ])
+        .unwrap_err();
+        assert_eq!(traces_grpc.var, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+        assert!(traces_grpc.message.contains("grpc"), "{}", traces_grpc.message);
+        let json = config(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap_err();
+        assert_eq!(json.var, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        let zipkin = config(&[endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")]).unwrap_err();
+        assert_eq!(zipkin.var, "OTEL_TRACES_EXPORTER");
     }
 
     #[test]

@@ -62,6 +62,25 @@ impl HttpClient {
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
+    /// Sends a prepared request and answers the whole response (the OTLP exporter's transport).
+    pub async fn send(
+        &self,
+        request: axum::http::Request<axum::body::Bytes>,
+        timeout: Duration,
+    ) -> Result<axum::http::Response<axum::body::Bytes>, String> {
+        let url = request.uri().to_string();
+        let response = tokio::time::timeout(timeout, async {
+            let response =
+                self.client.request(request.map(Full::new)).await.map_err(|e| format!("{url}: {e}"))?;
+            let (head, body) = response.into_parts();
+            let body = Limited::new(body, MAX_BODY).collect().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok::<_, String>(axum::http::Response::from_parts(head, body.to_bytes()))
+        })
+        .await
+        .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))??;
+        Ok(response)
+    }
+
     /// POSTs an `application/x-www-form-urlencoded` form and answers the status and the JSON body
     /// (`null` when the body is not JSON): OAuth token endpoints answer errors as JSON too.
     pub async fn post_form(

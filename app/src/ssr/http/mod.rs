@@ -55,7 +55,11 @@ pub fn router(state: AppState) -> Router {
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(MIN_COMPRESSED))),
         )
         .layer(from_fn_with_state(state.clone(), request_metrics))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(super::telemetry::request_span::<axum::body::Body>)
+                .on_response(super::telemetry::record_response::<axum::body::Body>),
+        )
         .with_state(state)
 }
 

@@ -1243,3 +1243,69 @@ async fn parallel_guesses_do_not_get_around_the_lockout() {
         .await;
     assert_eq!(right.status, StatusCode::LOCKED, "the right password does not get through the lock");
 }
+
+#[tokio::test]
+async fn hot_reads_are_kept_per_user_until_a_write_or_a_catalog_change() {
+    let app = TestApp::embedded(&[]).await;
+    let (exec, rep, rep2) = (app.login(EXEC).await, app.login(REP).await, app.login(REP2).await);
+    let customers = app.get("/api/v1/customers", &rep).await;
+    let customer = customers.body["items"][0]["id"].as_str().unwrap().to_string();
+    let list = format!("/api/v1/deployments?customer={customer}");
+    let detail = format!("/api/v1/customers/{customer}");
+
+    let first = app.get(&list, &rep).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let before = app.get(&detail, &rep).await;
+    let queries = app.state.repo.store().calls().query;
+    let again = app.get(&list, &rep).await;
+    assert_eq!(again.text, first.text);
+    assert_eq!(app.state.repo.store().calls().query, queries, "the second read was answered from memory");
+    assert!(app.state.read_cache.len() >= 3, "customers, deployments and detail kept");
+
+    // Another user asking the very same URL gets their own answer: not the Rep's customer.
+    let other = app.get(&list, &rep2).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);
+
+    // A write anywhere makes the kept answers stale: the next read shows it.
+    let rename = app
+        .call(
+            Method::PATCH,
+            &detail,
+            Some(&exec),
+            Some(json!({"rev": before.body["rev"], "name": "Renamed While Cached"})),
+        )
+        .await;
+    assert_eq!(rename.status, StatusCode::OK, "{}", rename.text);
+    let after = app.get(&detail, &rep).await;
+    assert_eq!(after.body["name"], "Renamed While Cached", "{}", after.text);
+    let listed = app.get("/api/v1/customers", &rep).await;
+    let renamed =
+        listed.body["items"].as_array().unwrap().iter().find(|c| c["id"] == customer.as_str()).unwrap();
+    assert_eq!(renamed["name"], "Renamed While Cached", "{}", listed.text);
+
+    // So does a catalog change that writes nothing to the store (the in-memory catalog alone).
+    let kept = app.get(&list, &rep).await;
+    let deployment = &kept.body["items"][0];
+    assert_eq!(deployment["version_deprecated"], false, "{}", kept.text);
+    let (slug, version) =
+        (deployment["capability"].as_str().unwrap(), deployment["version"].as_str().unwrap());
+    let queries = app.state.repo.store().calls().query;
+    app.state.catalog.write().unwrap().set_deprecated(slug, &version.parse().unwrap()).unwrap();
+    let flagged = app.get(&list, &rep).await;
+    assert!(app.state.repo.store().calls().query > queries, "computed again");
+    let id = &deployment["id"];
+    let same = flagged.body["items"].as_array().unwrap().iter().find(|d| &d["id"] == id).unwrap();
+    assert_eq!(same["version_deprecated"], true, "{}", flagged.text);
+}
+
+#[tokio::test]
+async fn the_read_cache_can_be_turned_off() {
+    let app = TestApp::embedded(&[("NEXUS_READ_CACHE_MB", "0")]).await;
+    let token = app.login(EXEC).await;
+    let first = app.get("/api/v1/fleet/summary", &token).await;
+    let queries = app.state.repo.store().calls().query;
+    let second = app.get("/api/v1/fleet/summary", &token).await;
+    assert_eq!(second.text, first.text);
+    assert!(app.state.repo.store().calls().query > queries, "read again from the store");
+    assert!(app.state.read_cache.is_empty());
+}

@@ -79,6 +79,8 @@ pub type SharedCatalog = std::sync::Arc<std::sync::RwLock<Catalog>>;
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     entries: BTreeMap<String, CatalogEntry>,
+    /// Bumped by every change, so answers derived from the catalog can tell they are stale.
+    revision: u64,
 }
 
 fn valid_slug(s: &str) -> bool {
@@ -394,6 +396,7 @@ impl Catalog {
         }
         entry.capability.versions = entry.versions.iter().map(|v| v.meta.version.clone()).collect();
         entry.capability.latest = latest(&entry.versions);
+        self.revision += 1;
         Ok(())
     }
 
@@ -408,7 +411,13 @@ impl Catalog {
         v.meta.deprecated = true;
         let meta = v.meta.clone();
         entry.capability.latest = latest(&entry.versions);
+        self.revision += 1;
         Ok(meta)
+    }
+
+    /// How many changes the catalog has seen.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn capabilities(&self) -> impl Iterator<Item = &Capability> {

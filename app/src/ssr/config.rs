@@ -161,6 +161,10 @@ pub struct Config {
     /// again (a load balancer polling every second costs one store probe). Default 1000; 0 runs
     /// them on every call.
     pub health_reuse: Duration,
+    /// `NEXUS_READ_CACHE_MB`: memory for kept answers of the hottest reads (deployment lists,
+    /// the fleet summary, customers), dropped at the next write; embedded store only. Default 32;
+    /// 0 turns it off.
+    pub read_cache_mb: usize,
     /// `NEXUS_WORKER`: `on` (default) runs the lifecycle worker in this process; `off` serves only.
     pub worker: bool,
     /// `NEXUS_WORKER_CONCURRENCY` (8), `NEXUS_WORKER_POLL_MS` (1000), `NEXUS_LEASE_SECONDS` (30),
@@ -271,6 +275,10 @@ impl Config {
                 return Err(err("NEXUS_LOG_FORMAT", format!("expected `text` or `json`, got `{other}`")));
             }
         };
+        let read_cache_mb: usize =
+            get_or("NEXUS_READ_CACHE_MB", "32").parse().ok().filter(|mb| *mb <= 4096).ok_or_else(|| {
+                err("NEXUS_READ_CACHE_MB", "expected a number of MiB from 0 to 4096".into())
+            })?;
         let otlp_traces = otlp_traces(&get).map_err(|(var, m)| err(var, m))?;
         let health_timeout_ms: u64 =
             get_or("NEXUS_HEALTH_TIMEOUT_MS", "2000").parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
@@ -412,6 +420,7 @@ impl Config {
             demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
             log_format,
             otlp_traces,
+            read_cache_mb,
             health_timeout: Duration::from_millis(health_timeout_ms),
             health_reuse: Duration::from_millis(health_reuse_ms),
         })
@@ -438,6 +447,7 @@ mod tests {
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.health_timeout, Duration::from_secs(2));
         assert_eq!(c.health_reuse, Duration::from_secs(1));
+        assert_eq!(c.read_cache_mb, 32);
     }
 
     #[test]
@@ -496,6 +506,7 @@ mod tests {
             ("NEXUS_RATE_LIMIT", "0/300"),
             ("NEXUS_TRUSTED_PROXIES", "not-an-ip"),
             ("NEXUS_SEED_DEMO", "yes"),
+            ("NEXUS_READ_CACHE_MB", "lots"),
             ("NEXUS_LOG_FORMAT", "xml"),
             ("NEXUS_TABLE", "a"),
             ("NEXUS_HEALTH_TIMEOUT_MS", "0"),

@@ -72,6 +72,8 @@ pub struct Services {
     pub health: Arc<HealthService>,
     pub repo: Repo,
     pub catalog: SharedCatalog,
+    /// The hottest API reads' answers (embedded store only; see `http::read_cache`).
+    pub read_cache: super::http::read_cache::ReadCache,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub audit: Arc<AuditLog>,
     pub auth: Arc<AuthService>,
@@ -327,7 +329,13 @@ impl AppState {
             audit.clone(),
             deployments.clone(),
         );
+        let read_cache = super::http::read_cache::ReadCache::new(
+            store.clone(),
+            catalog.clone(),
+            config.read_cache_mb * 1024 * 1024,
+        );
         Ok(Self(Arc::new(Services {
+            read_cache,
             operations,
             engine,
             reconciler,

@@ -293,6 +293,11 @@ pub fn parse_id(field: &str, s: &str) -> Result<Id, ApiError> {
         .map_err(|_| ApiError::bad_field(field.to_string(), "invalid_id", format!("`{s}` is not a valid id")))
 }
 
+/// A request's path and query as one string (what a kept answer is filed under).
+pub fn path_and_query(uri: &axum::http::Uri) -> &str {
+    uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod caching;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod read_cache;
 pub mod security;
 pub mod server_fns;
 mod sso;

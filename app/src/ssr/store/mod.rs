@@ -303,6 +303,12 @@ pub trait Store: Send + Sync {
     /// A cheap round trip proving the store answers (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
     fn calls(&self) -> CallCounts;
+    /// A number that grows after every write that may have changed something, when this store
+    /// is the only writer of its data (the embedded store: one process holds the file). `None`
+    /// when other processes write too (DynamoDB replicas): then nothing may be cached against it.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Records the layout version in an empty store, and refuses a store written by a newer one.

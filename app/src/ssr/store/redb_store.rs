@@ -6,7 +6,10 @@
 use std::{
     ops::Bound,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use super::{
@@ -49,6 +52,8 @@ pub struct RedbStore {
     db: Arc<Database>,
     path: PathBuf,
     calls: Arc<CallCounter>,
+    /// Bumped after each write transaction, committed or not (see `Store::generation`).
+    generation: Arc<AtomicU64>,
 }
 
 impl RedbStore {
@@ -73,7 +78,7 @@ impl RedbStore {
             }
         }
         txn.commit().map_err(unavailable)?;
-        Ok(RedbStore { db: Arc::new(db), path, calls: Arc::default() })
+        Ok(RedbStore { db: Arc::new(db), path, calls: Arc::default(), generation: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -317,7 +322,11 @@ impl Store for RedbStore {
         CallCounter::bump(&self.calls.transact);
         validate_transaction(&writes)?;
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || Self::run_transaction(&db, &writes)).await.map_err(unavailable)?
+        let outcome = tokio::task::spawn_blocking(move || Self::run_transaction(&db, &writes)).await;
+        // After the commit is visible and before the writer hears of it: a reader that sees the
+        // new number reads the new data; failed transactions bump too (cheap, and never stale).
+        self.generation.fetch_add(1, Ordering::Release);
+        outcome.map_err(unavailable)?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -334,5 +343,9 @@ impl Store for RedbStore {
 
     fn calls(&self) -> CallCounts {
         self.calls.snapshot()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire))
     }
 }

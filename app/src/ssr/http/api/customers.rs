@@ -2,8 +2,9 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{OriginalUri, Path, State},
     http::StatusCode,
+    response::Response,
 };
 
 use crate::{
@@ -14,7 +15,7 @@ use crate::{
     ssr::{
         http::{
             error::{ApiResult, ErrorBody},
-            extract::{ApiJson, Authed, Params, parse_id},
+            extract::{ApiJson, Authed, Params, parse_id, path_and_query},
         },
         state::AppState,
     },
@@ -28,10 +29,17 @@ use crate::{
 pub async fn list(
     State(state): State<AppState>,
     Authed(actor): Authed,
+    OriginalUri(uri): OriginalUri,
     params: Params,
-) -> ApiResult<Json<Page<Customer>>> {
+) -> ApiResult<Response> {
     params.allow(&["limit", "cursor"])?;
-    Ok(Json(state.customers.list(&actor, params.limit()?, params.cursor()).await?))
+    let limit = params.limit()?;
+    state
+        .read_cache
+        .json(&actor, path_and_query(&uri), || async {
+            Ok(state.customers.list(&actor, limit, params.cursor()).await?)
+        })
+        .await
 }
 
 /// A customer with its environments and deployments.
@@ -42,9 +50,14 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Authed(actor): Authed,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
-) -> ApiResult<Json<CustomerDetail>> {
-    Ok(Json(state.customers.get(&actor, &parse_id("id", &id)?).await?))
+) -> ApiResult<Response> {
+    let id = parse_id("id", &id)?;
+    state
+        .read_cache
+        .json(&actor, path_and_query(&uri), || async { Ok(state.customers.get(&actor, &id).await?) })
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,

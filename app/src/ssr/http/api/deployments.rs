@@ -2,7 +2,8 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{OriginalUri, Path, State},
+    response::Response,
 };
 
 use crate::{
@@ -13,7 +14,7 @@ use crate::{
     ssr::{
         http::{
             error::{ApiResult, ErrorBody},
-            extract::{Authed, Params, parse_id},
+            extract::{Authed, Params, parse_id, path_and_query},
         },
         services::deployments::DeploymentFilter,
         state::AppState,
@@ -29,8 +30,9 @@ use crate::{
 pub async fn list(
     State(state): State<AppState>,
     Authed(actor): Authed,
+    OriginalUri(uri): OriginalUri,
     params: Params,
-) -> ApiResult<Json<Page<DeploymentView>>> {
+) -> ApiResult<Response> {
     params.allow(&["customer", "environment", "capability", "status", "limit", "cursor"])?;
     let filter = DeploymentFilter {
         customer: params.id("customer")?,
@@ -38,7 +40,13 @@ pub async fn list(
         capability: params.string("capability").map(str::to_string),
         status: params.status()?,
     };
-    Ok(Json(state.deployments.list(&actor, &filter, params.limit()?, params.cursor()).await?))
+    let limit = params.limit()?;
+    state
+        .read_cache
+        .json(&actor, path_and_query(&uri), || async {
+            Ok(state.deployments.list(&actor, &filter, limit, params.cursor()).await?)
+        })
+        .await
 }
 
 /// A deployment with its most recent operations.
@@ -86,8 +94,12 @@ pub async fn operation(
 pub async fn fleet_summary(
     State(state): State<AppState>,
     Authed(actor): Authed,
+    OriginalUri(uri): OriginalUri,
     params: Params,
-) -> ApiResult<Json<FleetSummary>> {
+) -> ApiResult<Response> {
     params.allow(&[])?;
-    Ok(Json(state.fleet.summary(&actor).await?))
+    state
+        .read_cache
+        .json(&actor, path_and_query(&uri), || async { Ok(state.fleet.summary(&actor).await?) })
+        .await
 }

@@ -221,8 +221,7 @@ async fn wrong_and_unknown_sign_ins_answer_alike_then_lock_with_the_unlock_time(
 async fn the_dashboard_pages_through_customers() {
     let app = TestApp::embedded(&[]).await;
     let exec = app.login(EXEC).await;
-    let rep_id =
-        app.get("/api/v1/me", &app.login(REP).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    let rep_id = app.user_id(REP).await;
     for i in 0..10 {
         let body =
             json!({"name": format!("Paging Customer {i:02}"), "owner_id": rep_id, "cost_center": "CC-1"});
@@ -511,10 +510,8 @@ async fn every_role_against_every_action_and_out_of_scope_customer() {
     let app = TestApp::embedded(&[]).await;
     let exec = app.login(EXEC).await;
     let all = app.get("/api/v1/customers?limit=200", &exec).await.body;
-    let users: Value = app.get("/api/v1/me", &app.login(REP).await).await.body;
-    let rep_id = users["user"]["id"].as_str().unwrap().to_string();
-    let rep3_id =
-        app.get("/api/v1/me", &app.login(REP3).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    let rep_id = app.user_id(REP).await;
+    let rep3_id = app.user_id(REP3).await;
     let of = |owner: &str| {
         all["items"].as_array().unwrap().iter().find(|c| c["owner_id"] == owner).unwrap()["id"]
             .as_str()
@@ -606,10 +603,8 @@ async fn every_role_against_every_action_and_out_of_scope_customer() {
 async fn executives_create_and_update_customers_and_environments_with_versioning() {
     let app = TestApp::embedded(&[]).await;
     let exec = app.login(EXEC).await;
-    let rep_id =
-        app.get("/api/v1/me", &app.login(REP).await).await.body["user"]["id"].as_str().unwrap().to_string();
-    let rep3_id =
-        app.get("/api/v1/me", &app.login(REP3).await).await.body["user"]["id"].as_str().unwrap().to_string();
+    let rep_id = app.user_id(REP).await;
+    let rep3_id = app.user_id(REP3).await;
 
     // Every bad field is named at once.
     let a = app
@@ -921,10 +916,7 @@ async fn a_layout_1_store_is_migrated_at_start_up() {
 async fn executives_manage_users_roles_teams_passwords_and_locks() {
     let app = TestApp::embedded(&[]).await;
     let exec = app.login(EXEC).await;
-    let manager_id = app.get("/api/v1/me", &app.login(MANAGER).await).await.body["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let manager_id = app.user_id(MANAGER).await;
 
     // Others may not.
     let rep = app.login(REP).await;
@@ -1308,4 +1300,73 @@ async fn the_read_cache_can_be_turned_off() {
     assert_eq!(second.text, first.text);
     assert!(app.state.repo.store().calls().query > queries, "read again from the store");
     assert!(app.state.read_cache.is_empty());
+}
+
+#[tokio::test]
+async fn the_catalog_says_which_customers_run_which_version() {
+    let app = TestApp::embedded(&[]).await;
+    let (exec, rep) = (app.login(EXEC).await, app.login(REP).await);
+    for (token, who) in [(&rep, "rep"), (&exec, "executive")] {
+        let usage = app.get("/api/v1/capabilities/lead-scoring/usage", token).await;
+        assert_eq!(usage.status, StatusCode::OK, "{}", usage.text);
+        // Every deployment the caller may see that still runs, counted once under its version.
+        let list = app.get("/api/v1/deployments?capability=lead-scoring&limit=200", token).await;
+        let running: Vec<&Value> =
+            list.body["items"].as_array().unwrap().iter().filter(|d| d["status"] != "deleted").collect();
+        let versions = usage.body["versions"].as_array().unwrap();
+        let counted: u64 = versions.iter().map(|v| v["deployments"].as_u64().unwrap()).sum();
+        assert_eq!(counted as usize, running.len(), "{who}: {}", usage.text);
+        assert!(counted > 0, "{who}: the demo runs lead scoring");
+        for v in versions {
+            let at: HashSet<&str> = running
+                .iter()
+                .filter(|d| d["version"] == v["version"])
+                .map(|d| d["customer_id"].as_str().unwrap())
+                .collect();
+            let shown: HashSet<&str> =
+                v["customers"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+            assert_eq!(shown, at, "{who}: customers of v{}", v["version"]);
+            assert!(
+                v["customers"].as_array().unwrap().iter().all(|c| !c["name"].as_str().unwrap().is_empty())
+            );
+        }
+        assert_eq!(usage.body["truncated"], false);
+    }
+    // Newest version first.
+    let usage = app.get("/api/v1/capabilities/lead-scoring/usage", &exec).await;
+    let shown: Vec<app::domain::semver::Version> = usage.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(shown.windows(2).all(|w| w[0] > w[1]), "{shown:?}");
+    let unknown = app.get("/api/v1/capabilities/no-such-thing/usage", &exec).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+}
+
+#[tokio::test]
+async fn the_audit_log_is_searched_by_words() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    app.login(REP).await;
+    let found = app.get("/api/v1/audit?q=REP%40demo.nexus%20login&limit=200", &exec).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    let items = found.body["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "the Rep's sign-in: {}", found.text);
+    for e in items {
+        let text =
+            format!("{} {} {} {}", e["actor_email"], e["action"], e["target"], e["outcome"]).to_lowercase();
+        assert!(text.contains("rep@demo.nexus") && text.contains("login"), "{text}");
+    }
+    let csv = app.get("/api/v1/audit/export?q=rep%40demo.nexus%20login", &exec).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.text.trim().lines().count(),
+        items.len() + 1,
+        "the export has the same events: {}",
+        csv.text
+    );
+    let none = app.get("/api/v1/audit?q=rep%40demo.nexus%20no-such-word", &exec).await;
+    assert_eq!(none.body["items"].as_array().unwrap().len(), 0, "{}", none.text);
 }

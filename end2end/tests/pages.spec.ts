@@ -76,7 +76,36 @@ test("the catalog lists every capability with its versions", async ({ page }) =>
   );
 });
 
-test("the audit log lists events and filters by action", async ({ page }) => {
+test("the catalog says which of the user's customers run which version", async ({ page }, testInfo) => {
+  await signIn(page, "rep");
+  await page.goto("/catalog");
+  await hydrated(page);
+  const card = page.getByTestId("capability").filter({ has: page.getByRole("heading", { name: "AI Lead Scoring" }) });
+  await expect(page.getByTestId("usage")).toHaveCount(0);
+  await card.getByTestId("usage-link").click();
+  await expect(page).toHaveURL(/\/catalog\?usage=lead-scoring/);
+  const usage = card.getByTestId("usage");
+  await expect(usage).toBeVisible();
+
+  // The same counts the API gives for the Rep's running deployments, by version.
+  const deployments = (await apiGet(page, "/api/v1/deployments?capability=lead-scoring&limit=200")).items.filter(
+    (d: { status: string }) => d.status !== "deleted",
+  );
+  const byVersion = new Map<string, number>();
+  for (const d of deployments) byVersion.set(d.version, (byVersion.get(d.version) ?? 0) + 1);
+  const rows = usage.getByTestId("usage-version");
+  await expect(rows).toHaveCount(byVersion.size);
+  for (const [version, count] of byVersion) {
+    const row = rows.filter({ hasText: `v${version}` });
+    await expect(row.getByTestId("usage-count")).toHaveText(String(count));
+  }
+  // Each customer links to its page.
+  const first = usage.getByRole("link").first();
+  await expect(first).toHaveAttribute("href", /^\/customers\/[0-9A-Z]{26}$/);
+  await screenshot(page, "catalog-usage", testInfo);
+});
+
+test("the audit log lists events, filters, searches and exports", async ({ page }) => {
   await signIn(page, "executive");
   await page.goto("/audit?action=auth.");
   const rows = page.getByTestId("audit").locator("tbody tr");
@@ -105,6 +134,20 @@ test("the audit log lists events and filters by action", async ({ page }) => {
   const lines = (await exported.text()).trim().split("\n");
   expect(lines.length).toBeGreaterThan(1);
   expect(lines.slice(1).every((l) => l.includes("user/exec@demo.nexus"))).toBe(true);
+
+  // Search: every word somewhere in who, action, target or outcome.
+  await page.goto("/audit");
+  await hydrated(page);
+  await page.getByLabel("Search").fill("exec@demo.nexus login");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page).toHaveURL(/q=exec%40demo\.nexus(\+|%20)login/);
+  await expect(rows.first()).toBeVisible();
+  for (const row of await rows.all()) {
+    const text = (await row.locator("td").allTextContents()).slice(1).join(" ").toLowerCase();
+    expect(text).toContain("exec@demo.nexus");
+    expect(text).toContain("login");
+  }
+  expect(await page.getByTestId("audit-export").getAttribute("href")).toContain("q=exec%40demo.nexus%20login");
 
   // Nothing happened tomorrow; a day that is not a date is refused by name.
   const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);

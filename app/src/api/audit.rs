@@ -15,6 +15,8 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Events about exactly this target (`user/rep@demo.nexus`, `deployment/<id>`).
     pub target: Option<String>,
+    /// Words found in who did it, the action, the target, the outcome or the source address.
+    pub q: Option<String>,
     /// First and last day (`YYYY-MM-DD`, UTC), both included.
     pub from: Option<String>,
     pub to: Option<String>,
@@ -38,6 +40,7 @@ impl AuditQuery {
         let pairs: Vec<(&str, &str)> = [
             ("action", Self::field(&self.action)),
             ("target", Self::field(&self.target)),
+            ("q", Self::field(&self.q)),
             ("from", from.as_deref()),
             ("to", to.as_deref()),
         ]
@@ -69,6 +72,7 @@ pub async fn get_audit(query: AuditQuery, cursor: Option<String>) -> Result<Page
     let filter = AuditFilter {
         action: AuditQuery::field(&query.action).map(str::to_string),
         target: AuditQuery::field(&query.target).map(str::to_string),
+        search: AuditQuery::field(&query.q).map(str::to_string),
         from: day("from", &query.from)?,
         to: day("to", &query.to)?.map(|t| Timestamp::from_millis(t.millis() + DAY_MS)),
         ..AuditFilter::default()
@@ -89,12 +93,13 @@ mod tests {
         let q = AuditQuery {
             action: Some(" auth. ".into()),
             target: Some("user/rep@demo.nexus".into()),
+            q: Some("rep denied".into()),
             from: Some("2026-11-01".into()),
             to: Some("2026-11-28".into()),
         };
         assert_eq!(
             q.export_query(),
-            "action=auth.&target=user%2Frep%40demo.nexus&from=2026-11-01T00%3A00%3A00.000Z&to=2026-11-29T00%3A00%3A00.000Z"
+            "action=auth.&target=user%2Frep%40demo.nexus&q=rep%20denied&from=2026-11-01T00%3A00%3A00.000Z&to=2026-11-29T00%3A00%3A00.000Z"
         );
         // Empty fields and a day that is not a date add nothing.
         let q =

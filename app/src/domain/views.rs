@@ -19,6 +19,40 @@ pub struct CapabilityDetail {
     pub releases: Vec<CapabilityVersion>,
 }
 
+/// Deployments one usage answer reads at most (a capability at the 15,000-deployment scale
+/// has about 3,000).
+pub const USAGE_LIMIT: usize = 5_000;
+
+/// Who runs which version of a capability (within what the asker may see).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CapabilityUsage {
+    pub capability: String,
+    /// Versions in use, newest first.
+    pub versions: Vec<VersionUsage>,
+    /// More deployments than one answer reads: the counts are of the first ones only.
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionUsage {
+    pub version: crate::domain::semver::Version,
+    pub deprecated: bool,
+    pub deployments: usize,
+    /// By name.
+    pub customers: Vec<UsageCustomer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UsageCustomer {
+    pub id: Id,
+    pub name: String,
+    /// The environments running this version, dev first.
+    pub environments: Vec<EnvironmentName>,
+}
+
 /// A deployment as lists show it: `NoEcho` parameters masked, deprecated versions flagged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -16,6 +16,7 @@ pub fn AuditPage() -> impl IntoView {
         query.with(|q| AuditQuery {
             action: q.get("action"),
             target: q.get("target"),
+            q: q.get("q"),
             from: q.get("from"),
             to: q.get("to"),
         })
@@ -30,6 +31,8 @@ pub fn AuditPage() -> impl IntoView {
             <form method="get" action="/audit" class="toolbar">
                 <label for="audit-action">"Action starts with"</label>
                 <input id="audit-action" name="action" type="search" placeholder="auth. or operation." value=value(|f| f.action) />
+                <label for="audit-search">"Search"</label>
+                <input id="audit-search" name="q" type="search" placeholder="rep@demo.nexus denied" value=value(|f| f.q) />
                 <label for="audit-target">"Target"</label>
                 <input id="audit-target" name="target" type="search" placeholder="user/rep@demo.nexus" value=value(|f| f.target) />
                 <label for="audit-from">"From"</label>
@@ -44,7 +47,7 @@ pub fn AuditPage() -> impl IntoView {
                     show(data.await, move |page: Page<AuditEvent>| {
                         let next = page.next_cursor.clone().map(|c| {
                             let f = filters();
-                            let pairs: Vec<(&str, String)> = [("action", f.action), ("target", f.target), ("from", f.from), ("to", f.to)]
+                            let pairs: Vec<(&str, String)> = [("action", f.action), ("target", f.target), ("q", f.q), ("from", f.from), ("to", f.to)]
                                 .into_iter()
                                 .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
                                 .collect();

@@ -77,6 +77,9 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub actor: Option<Id>,
     pub target: Option<String>,
+    /// Words found (case-insensitively) in who did it, the action, the target, the outcome or
+    /// the source address; every word must be found.
+    pub search: Option<String>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     /// `None`: everyone's; `Some(ids)`: events by, or about customers of, these users.
@@ -88,6 +91,7 @@ impl AuditFilter {
         self.action.as_deref().is_none_or(|a| e.action.starts_with(a))
             && self.actor.as_ref().is_none_or(|a| e.actor_id.as_ref() == Some(a))
             && self.target.as_deref().is_none_or(|t| e.target == t)
+            && self.search.as_deref().is_none_or(|q| found(q, e))
             && self.from.is_none_or(|f| e.at >= f)
             && self.to.is_none_or(|t| e.at < t)
             && self.people.as_ref().is_none_or(|ids| {
@@ -95,6 +99,20 @@ impl AuditFilter {
                     || e.owner_id.as_ref().is_some_and(|o| ids.contains(o))
             })
     }
+}
+
+fn found(query: &str, e: &AuditEvent) -> bool {
+    let fields = [
+        e.actor_email.as_deref().unwrap_or("system"),
+        &e.action,
+        &e.target,
+        &e.outcome,
+        e.source_ip.as_deref().unwrap_or(""),
+    ];
+    query.split_whitespace().all(|word| {
+        let word = word.to_lowercase();
+        fields.iter().any(|f| f.to_lowercase().contains(&word))
+    })
 }
 
 /// The hash of an event: SHA-256 over the previous hash and the event's JSON without its hash.
@@ -333,6 +351,34 @@ mod tests {
         assert_eq!(v["parameters"]["CrmApiToken"], "****");
         assert_eq!(v["parameters"]["Region"], "eu-west-1");
         assert_eq!(v["list"][0]["ExternalId"], "****");
+    }
+
+    #[test]
+    fn search_finds_every_word_in_who_what_and_outcome() {
+        let e = AuditEvent {
+            seq: 1,
+            at: Timestamp::from_millis(1),
+            actor_id: None,
+            actor_email: Some("Rep@Demo.Nexus".into()),
+            actor_role: Some(Role::Rep),
+            source_ip: Some("10.1.2.3".into()),
+            action: "access.denied".into(),
+            target: "/api/v1/users".into(),
+            outcome: "denied".into(),
+            owner_id: None,
+            details: serde_json::Value::Null,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let search = |q: &str| AuditFilter { search: Some(q.into()), ..AuditFilter::default() }.matches(&e);
+        assert!(search("rep@demo.nexus"));
+        assert!(search("  REP   denied "), "every word, any case, anywhere");
+        assert!(search("10.1.2"));
+        assert!(search("api/v1/users"));
+        assert!(!search("rep approved"), "one word missing");
+        assert!(!search("exec@demo.nexus"));
+        let system = AuditEvent { actor_email: None, ..e.clone() };
+        assert!(AuditFilter { search: Some("system".into()), ..AuditFilter::default() }.matches(&system));
     }
 
     #[test]

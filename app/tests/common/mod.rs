@@ -143,6 +143,13 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// A demo user's id (signs them in and asks `/api/v1/me`).
+    pub async fn user_id(&self, email: &str) -> String {
+        let me = self.get("/api/v1/me", &self.login(email).await).await;
+        assert_eq!(me.status, StatusCode::OK, "{email}: {}", me.text);
+        me.body["user"]["id"].as_str().unwrap().to_string()
+    }
+
     /// Signs in a demo user; returns the bearer token.
     pub async fn login(&self, email: &str) -> String {
         let a = self

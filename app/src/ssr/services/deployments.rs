@@ -9,8 +9,13 @@ use crate::domain::{
     lifecycle::DeploymentStatus,
     model::{EnvironmentName, Operation, Page},
     permissions::Action,
-    views::{DeploymentDetail, DeploymentView},
+    semver::Version,
+    views::{CapabilityUsage, DeploymentDetail, DeploymentView, USAGE_LIMIT, UsageCustomer, VersionUsage},
 };
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::{StreamExt, TryStreamExt};
 
 use super::super::{
     auth::Actor,
@@ -124,6 +129,67 @@ impl DeploymentService {
             items: page.items.into_iter().map(|r| self.view(r)).collect(),
             next_cursor: page.next_cursor,
         })
+    }
+
+    /// Which customers run which version of `slug` (deleted deployments run nothing), reading at
+    /// most `USAGE_LIMIT` deployments.
+    pub async fn usage(&self, actor: &Actor, slug: &str) -> Result<CapabilityUsage, ServiceError> {
+        actor.require(Action::ViewCustomers)?;
+        if self.catalog.read().unwrap_or_else(|p| p.into_inner()).get(slug).is_none() {
+            return Err(ServiceError::NotFound("capability"));
+        }
+        let filter = DeploymentFilter { capability: Some(slug.to_string()), ..DeploymentFilter::default() };
+        let queries = self.queries(actor, &filter);
+        let keep = |r: &DeploymentRecord| {
+            r.deployment.capability == slug && r.deployment.status != DeploymentStatus::Deleted
+        };
+        let (mut records, mut cursor, mut truncated) = (Vec::new(), None::<String>, false);
+        loop {
+            let page = self.repo.query_many(&queries, keep, 200, cursor.as_deref()).await?;
+            records.extend(page.items);
+            match page.next_cursor {
+                Some(next) if records.len() < USAGE_LIMIT => cursor = Some(next),
+                Some(_) => {
+                    truncated = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        // version -> customer -> environments
+        let mut by_version: BTreeMap<Version, (usize, BTreeMap<Id, Vec<EnvironmentName>>)> = BTreeMap::new();
+        for r in &records {
+            let d = &r.deployment;
+            let (count, customers) = by_version.entry(d.version.clone()).or_default();
+            *count += 1;
+            customers.entry(d.customer_id.clone()).or_default().push(d.environment);
+        }
+        let ids: BTreeSet<Id> = by_version.values().flat_map(|(_, c)| c.keys().cloned()).collect();
+        let names: HashMap<Id, String> = futures::stream::iter(ids)
+            .map(|id| async move { self.repo.customer(&id).await.map(|c| (id, c.name)) })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let versions = by_version
+            .into_iter()
+            .rev()
+            .map(|(version, (deployments, customers))| {
+                let mut customers: Vec<UsageCustomer> = customers
+                    .into_iter()
+                    .map(|(id, mut environments)| {
+                        environments.sort();
+                        environments.dedup();
+                        let name = names.get(&id).cloned().unwrap_or_default();
+                        UsageCustomer { id, name, environments }
+                    })
+                    .collect();
+                customers.sort_by(|a, b| a.name.cmp(&b.name));
+                let deprecated = catalog.version(slug, &version).is_some_and(|v| v.meta.deprecated);
+                VersionUsage { version, deprecated, deployments, customers }
+            })
+            .collect();
+        Ok(CapabilityUsage { capability: slug.to_string(), versions, truncated })
     }
 
     /// A deployment the actor may see (404 otherwise).

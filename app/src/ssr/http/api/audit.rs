@@ -20,13 +20,14 @@ use crate::{
     },
 };
 
-const FILTERS: [&str; 5] = ["action", "actor", "target", "from", "to"];
+const FILTERS: [&str; 6] = ["action", "actor", "target", "q", "from", "to"];
 
 fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
     Ok(AuditFilter {
         action: params.string("action").map(str::to_string),
         actor: params.id("actor")?,
         target: params.string("target").map(str::to_string),
+        search: params.string("q").map(str::to_string),
         from: params.timestamp("from")?,
         to: params.timestamp("to")?,
         people: None,
@@ -37,6 +38,7 @@ fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
 /// `from` / `to` (RFC 3339).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     params(("action" = Option<String>, Query), ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
+           ("q" = Option<String>, Query, description = "words found in who, action, target, outcome or source address"),
            ("from" = Option<String>, Query), ("to" = Option<String>, Query),
            ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<AuditEvent>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -62,7 +64,8 @@ pub async fn verify(State(state): State<AppState>, Authed(actor): Authed) -> Api
 /// Every matching event as `format=csv` (default) or `format=json`.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
     params(("format" = Option<String>, Query, description = "csv or json"), ("action" = Option<String>, Query),
-           ("actor" = Option<String>, Query), ("target" = Option<String>, Query), ("from" = Option<String>, Query),
+           ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
+           ("q" = Option<String>, Query, description = "words found in who, action, target, outcome or source address"), ("from" = Option<String>, Query),
            ("to" = Option<String>, Query)),
     responses((status = 200, description = "text/csv or application/json"), (status = 403, body = ErrorBody)),
     security(("session" = [])))]

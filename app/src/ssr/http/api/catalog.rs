@@ -9,7 +9,7 @@ use axum::{
 use crate::{
     domain::{
         model::{Capability, CapabilityVersion, Page},
-        views::CapabilityDetail,
+        views::{CapabilityDetail, CapabilityUsage},
     },
     ssr::{
         http::{
@@ -44,6 +44,21 @@ pub async fn get(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CapabilityDetail>> {
     Ok(Json(state.capabilities.get(&actor, &slug)?))
+}
+
+/// Which customers run which version (within what the caller may see), newest version first.
+#[utoipa::path(get, path = "/api/v1/capabilities/{slug}/usage", tag = "catalog",
+    params(("slug" = String, Path)),
+    responses((status = 200, body = CapabilityUsage), (status = 404, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(slug): Path<String>,
+    params: Params,
+) -> ApiResult<Json<CapabilityUsage>> {
+    params.allow(&[])?;
+    Ok(Json(state.deployments.usage(&actor, &slug).await?))
 }
 
 /// Publishes a new version: the template (YAML or JSON with `Metadata.Nexus`) is validated like

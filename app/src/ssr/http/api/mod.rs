@@ -89,7 +89,7 @@ impl Modify for SessionAuth {
         Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
     paths(
         auth::login, auth::cognito, auth::logout, auth::me,
-        catalog::list, catalog::get, catalog::publish, catalog::deprecate,
+        catalog::list, catalog::get, catalog::usage, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
@@ -120,6 +120,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/capabilities", get(catalog::list))
         .route("/api/v1/capabilities/{slug}", get(catalog::get))
+        .route("/api/v1/capabilities/{slug}/usage", get(catalog::usage))
         .route("/api/v1/capabilities/{slug}/versions", post(catalog::publish))
         .route("/api/v1/capabilities/{slug}/versions/{version}/deprecate", post(catalog::deprecate))
         .route("/api/v1/customers", get(customers::list).post(customers::create))

@@ -29,14 +29,6 @@ fn fresh_account() -> String {
     format!("{:012}", 400_000_000_000u64 + (n % 99_999_999_999) as u64)
 }
 
-async fn user_id(app: &TestApp, exec: &str, email: &str) -> String {
-    let users = app.get("/api/v1/users?limit=200", exec).await;
-    users.body["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// A customer owned by the demo Rep with dev and prod environments in a fresh account.
 struct Customer {
     id: String,
@@ -46,7 +38,7 @@ struct Customer {
 }
 
 async fn customer(app: &TestApp, exec: &str) -> Customer {
-    let rep = user_id(app, exec, REP).await;
+    let rep = app.user_id(REP).await;
     let slug = unique("c").replace('-', "").chars().rev().take(12).collect::<String>();
     let slug = format!("t{slug}");
     let c = app
@@ -340,7 +332,7 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let done = wait_for(&app, &exec, &op, terminal).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["approved_by"], user_id(&app, &exec, MANAGER).await.as_str());
+    assert_eq!(done["approved_by"], app.user_id(MANAGER).await.as_str());
 
     // Prod: only an Executive approves; a rejection is recorded with who rejected.
     let a = post(
@@ -360,7 +352,7 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
             .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["state"], "rejected");
-    assert_eq!(a.body["rejected_by"], user_id(&app, &exec, EXEC).await.as_str());
+    assert_eq!(a.body["rejected_by"], app.user_id(EXEC).await.as_str());
     assert_eq!(approve(exec.clone(), op.clone()).await.status, StatusCode::CONFLICT, "already decided");
 
     // A Sales Manager's prod change waits for an Executive, who approves it.
@@ -824,6 +816,95 @@ async fn the_reconciler_finds_stacks_gone_out_of_band_and_polls_health() {
     }
 }
 
+/// Stack status events (EventBridge -> SQS) make the reconciler look at once: no pass runs in
+/// this test. The emulator's CloudFormation emits no events, so the test puts on the queue the
+/// message EventBridge delivers for a stack deleted in the customer's account (AWS's documented
+/// shape, with the emulator's real stack ARN); receiving, reconciling and deleting are real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_status_event_on_the_queue_reconciles_its_deployment_at_once() {
+    require_emulator();
+    let sqs = aws_sdk_sqs::Client::new(&app::ssr::aws::load_sdk_config().await);
+    let (queue, _) = queue_with_arn(&sqs, &unique("nexus-stack-events")).await;
+    let app =
+        app(&[("NEXUS_STACK_EVENTS_QUEUE_URL", queue.as_str()), ("NEXUS_RECONCILE_SECONDS", "0")]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
+    let id = a.body["deployment_id"].as_str().unwrap().to_string();
+    let deployment = app.get(&format!("/api/v1/deployments/{id}"), &exec).await.body;
+    let (stack, stack_id) =
+        (deployment["stack_name"].as_str().unwrap(), deployment["stack_id"].as_str().unwrap());
+
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target {
+        account_id: env.account_id.clone(),
+        region: env.region.clone(),
+        role_arn: env.role_arn,
+        external_id: env.external_id,
+        session_name: "someone-else".into(),
+    };
+    app.state.engine.deployer().delete_stack(&target, stack, "outofband-2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = || {
+        let (app, exec, id) = (&app, exec.clone(), id.clone());
+        async move {
+            app.get(&format!("/api/v1/deployments/{id}"), &exec).await.body["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(status().await, "active", "nothing looked yet");
+
+    let event = |stack_id: &str| {
+        json!({"version": "0", "id": unique("event"), "detail-type": "CloudFormation Stack Status Change",
+               "source": "aws.cloudformation", "account": env.account_id, "time": "2026-11-28T12:00:00Z",
+               "region": env.region, "resources": [stack_id],
+               "detail": {"stack-id": stack_id, "status-details": {"status": "DELETE_COMPLETE", "status-reason": ""}}})
+        .to_string()
+    };
+    // A stranger's stack and a message that is no event are dropped, not retried forever.
+    let foreign =
+        format!("arn:aws:cloudformation:{}:{}:stack/someone-elses-stack/1234", env.region, env.account_id);
+    for body in [event(&foreign), "not an event".to_string(), event(stack_id)] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
+    }
+    let started = Instant::now();
+    while status().await != "missing" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the event did not reach the deployment");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let left = || {
+        let (sqs, queue) = (&sqs, &queue);
+        async move {
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(queue.as_str())
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let n = |k: aws_sdk_sqs::types::QueueAttributeName| {
+                attrs.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            };
+            n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        }
+    };
+    let started = Instant::now();
+    while left().await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "handled messages were not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    assert!(metrics.text.contains("operation=\"ReceiveMessage\""), "{}", metrics.text);
+    assert!(!metrics.text.contains("nexus_reconcile_passes_total 1"), "no pass ran");
+}
+
 /// The customer's side of the contract: `infra/customer-role.yaml`, created by CloudFormation in
 /// the customer's own account (the emulator takes the account from the access key id), gives the
 /// role ARN an Executive enters; the toolkit connects through it and deploys into that account.
@@ -885,7 +966,7 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
     };
     assert_eq!(role_arn, format!("arn:aws:iam::{account}:role/NexusDeploymentRole"));
 
-    let rep = user_id(&app, &exec, REP).await;
+    let rep = app.user_id(REP).await;
     let c = post(
         &app,
         &exec,

@@ -373,6 +373,18 @@ def check_events(out, forwarders):
         "Deployment Operation State Change" in pattern and '"failed"' in pattern and "nexus.toolkit" in pattern,
         rules,
     )
+    check(
+        "events: forwarded 'CloudFormation Stack Status Change' events go to the stack-events queue",
+        any(
+            "CloudFormation Stack Status Change" in r.get("EventPattern", "")
+            and any(t["Arn"] == out["StackEventsQueueArn"] for t in client("events").list_targets_by_rule(
+                Rule=r["Name"], EventBusName=out["EventBusName"])["Targets"])
+            for r in rules
+        ),
+        rules,
+    )
+    queue = client("sqs").get_queue_attributes(QueueUrl=out["StackEventsQueueUrl"], AttributeNames=["All"])["Attributes"]
+    check("events: the stack-events queue exists", queue.get("QueueArn") == out["StackEventsQueueArn"], queue)
     sns = client("sns")
     resources = declared("events")["Resources"]
     for key, logical in (("OperationsTopicArn", "OperationsTopic"), ("AlarmTopicArn", "AlarmTopic")):

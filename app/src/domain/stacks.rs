@@ -149,9 +149,60 @@ pub fn failure_cause(events: &[StackEvent], token: Option<&str>, final_status: O
     }
 }
 
+/// One reading of a stack name: capability, customer slug, environment, colour.
+pub type StackNameParts = (String, String, EnvironmentName, Option<Color>);
+
+/// What a stack name may say, read back: capability and customer slug both hold hyphens, so
+/// `nexus-crm-sync-labs-dev` is `crm` at `sync-labs` or `crm-sync` at `labs` — every split is
+/// given (the store knows which customer and deployment are real). Empty for a name the toolkit
+/// did not make.
+pub fn parse_stack_name(name: &str) -> Vec<StackNameParts> {
+    let Some(rest) = name.strip_prefix("nexus-") else { return Vec::new() };
+    let (rest, color) = match (rest.strip_suffix("-blue"), rest.strip_suffix("-green")) {
+        (Some(r), _) => (r, Some(Color::Blue)),
+        (_, Some(r)) => (r, Some(Color::Green)),
+        _ => (rest, None),
+    };
+    let Some((rest, env)) = EnvironmentName::ALL
+        .into_iter()
+        .find_map(|e| rest.strip_suffix(e.as_str()).and_then(|r| r.strip_suffix('-')).map(|r| (r, e)))
+    else {
+        return Vec::new();
+    };
+    rest.match_indices('-')
+        .map(|(i, _)| (&rest[..i], &rest[i + 1..]))
+        .filter(|(capability, slug)| !capability.is_empty() && !slug.is_empty())
+        .map(|(capability, slug)| (capability.to_string(), slug.to_string(), env, color))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_names_read_back_into_every_possible_split() {
+        let parts = |c: &str, s: &str, e, k| (c.to_string(), s.to_string(), e, k);
+        let name = stack_name("lead-scoring", "acme", EnvironmentName::Prod, None);
+        assert_eq!(
+            parse_stack_name(&name),
+            [
+                parts("lead", "scoring-acme", EnvironmentName::Prod, None),
+                parts("lead-scoring", "acme", EnvironmentName::Prod, None)
+            ]
+        );
+        let name = stack_name("crm", "delta", EnvironmentName::Staging, Some(Color::Green));
+        assert_eq!(
+            parse_stack_name(&name),
+            [parts("crm", "delta", EnvironmentName::Staging, Some(Color::Green))]
+        );
+        let name = stack_name("crm", "x", EnvironmentName::Dev, Some(Color::Blue));
+        assert_eq!(parse_stack_name(&name), [parts("crm", "x", EnvironmentName::Dev, Some(Color::Blue))]);
+        assert!(parse_stack_name("other-stack-dev").is_empty());
+        assert!(parse_stack_name("nexus-lead-acme").is_empty(), "no environment");
+        assert!(parse_stack_name("nexus-acme-dev").is_empty(), "one word: no split");
+        assert!(parse_stack_name("nexus-a--dev").is_empty(), "an empty slug");
+    }
 
     /// The fixtures hold events as DescribeStackEvents returns them (newest first).
     #[derive(Deserialize)]

@@ -173,6 +173,10 @@ pub struct Config {
     /// `NEXUS_RECONCILE_SECONDS` (300; `0`: off), `NEXUS_RECONCILE_RATE` (AWS calls per second
     /// per account, 2).
     pub reconciler: crate::ssr::lifecycle::reconciler::ReconcilerConfig,
+    /// `NEXUS_STACK_EVENTS_QUEUE_URL`: an SQS queue receiving CloudFormation's stack status
+    /// events from customers' accounts (EventBridge); each makes the reconciler look at that
+    /// deployment at once. Default none (passes only).
+    pub stack_events_queue: Option<String>,
     /// `NEXUS_EVENT_BUS`: the EventBridge bus operation events go to. Default none (logged only).
     pub event_bus: Option<String>,
     /// `NEXUS_SNS_TOPIC_ARN`: an SNS topic that also receives them. Default none.
@@ -399,6 +403,7 @@ impl Config {
             worker,
             engine,
             event_bus: get("NEXUS_EVENT_BUS"),
+            stack_events_queue: get("NEXUS_STACK_EVENTS_QUEUE_URL"),
             sns_topic_arn: get("NEXUS_SNS_TOPIC_ARN"),
             parameter_key,
             cognito,

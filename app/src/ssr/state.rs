@@ -321,6 +321,15 @@ impl AppState {
         if config.worker {
             tokio::spawn(engine.clone().run());
             tokio::spawn(reconciler.clone().run());
+            if let Some(queue) = &config.stack_events_queue {
+                let events = super::lifecycle::stack_events::StackEvents::new(
+                    &sdk,
+                    queue.clone(),
+                    reconciler.clone(),
+                    metrics.clone(),
+                );
+                tokio::spawn(Arc::new(events).run());
+            }
         }
         let operations = OperationService::new(
             repo.clone(),

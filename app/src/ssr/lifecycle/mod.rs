@@ -10,3 +10,4 @@ pub mod engine;
 pub mod notifier;
 pub mod reconciler;
 pub mod secrets;
+pub mod stack_events;

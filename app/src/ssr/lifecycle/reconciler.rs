@@ -2,6 +2,10 @@
 //! outside the toolkit shows as `missing`), outputs, drift verdict, and health from the stack's
 //! `HealthCheckUrl` output — by walking all deployments every `NEXUS_RECONCILE_SECONDS`.
 //!
+//! Where customers' accounts forward CloudFormation's stack status events (EventBridge -> SQS,
+//! `NEXUS_STACK_EVENTS_QUEUE_URL`), `stack_events` hands each named stack to `reconcile_stack`
+//! at once; the passes stay as the safety net for events lost or never sent.
+//!
 //! AWS calls are bounded per account (`NEXUS_RECONCILE_RATE` per second; accounts are walked
 //! side by side, a few at a time), so a large customer never sees a burst from the toolkit.
 //! Deployments an operation is changing are left to the operation.
@@ -22,7 +26,7 @@ use crate::{
     domain::{
         ids::Id,
         lifecycle::{DeploymentStatus, Drift, Health},
-        stacks::{StackPhase, stack_phase},
+        stacks::{StackPhase, parse_stack_name, stack_phase},
     },
     ssr::{
         clock,
@@ -177,6 +181,44 @@ impl Reconciler {
         }
         self.metrics.reconciled(started.elapsed(), total.checked, total.changed);
         Ok(total)
+    }
+
+    /// Looks at the deployment a stack of this name belongs to, now (a stack status event named
+    /// it): `Some(changed)`, or `None` when no deployment of the toolkit has that stack.
+    /// Deployments an operation is changing are left to it.
+    pub async fn reconcile_stack(&self, stack_name: &str) -> Result<Option<bool>, String> {
+        for (capability, slug, env, _) in parse_stack_name(stack_name) {
+            let customer = match self.repo.customer_by_slug(&slug).await {
+                Ok(c) => c,
+                Err(RepoError::NotFound) => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            let page = self
+                .repo
+                .deployments_by_customer(&customer.id, Some(env), 50, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(record) = page.items.into_iter().find(|r| r.deployment.capability == capability) else {
+                continue;
+            };
+            if !matches!(
+                record.deployment.status,
+                DeploymentStatus::Active | DeploymentStatus::UpdateFailed | DeploymentStatus::Missing
+            ) {
+                return Ok(Some(false));
+            }
+            let e =
+                self.repo.environment(&record.deployment.environment_id).await.map_err(|e| e.to_string())?;
+            let target = Target {
+                account_id: e.account_id,
+                region: e.region,
+                role_arn: e.role_arn,
+                external_id: e.external_id,
+                session_name: "nexus-reconciler".into(),
+            };
+            return self.reconcile(record, &target).await.map(Some);
+        }
+        Ok(None)
     }
 
     /// Brings one deployment up to date; `true` when something changed.

@@ -322,6 +322,16 @@ impl Repo {
         from_item(&item)
     }
 
+    /// The customer a slug belongs to (stack names carry slugs, not ids).
+    pub async fn customer_by_slug(&self, slug: &str) -> Result<Customer, RepoError> {
+        let item =
+            self.store.get(&format!("CUSTSLUG#{slug}"), "CUSTSLUG").await?.ok_or(RepoError::NotFound)?;
+        let id = Id::parse(&item.data).map_err(|_| {
+            RepoError::Store(StoreError::Corrupt(format!("slug `{slug}` names no customer id")))
+        })?;
+        self.customer(&id).await
+    }
+
     /// All customers (`owner = None`) or one owner's, by name.
     pub async fn customers(
         &self,

@@ -8,6 +8,10 @@
 #   scripts/bench-http.sh                       one run; NEXUS_BENCH_SECONDS per case (default 10)
 #   NEXUS_BENCH_STORES="embedded" scripts/bench-http.sh
 #
+# `embedded-uncached` is the embedded store with the read cache off (NEXUS_READ_CACHE_MB=0), for
+# the two cached API reads only: the benchmark repeats one request, which the cache answers from
+# memory after the first, so the uncached figures show what a read costs when it is computed.
+#
 # The raw oha output of every case and the table go to docs/bench/<UTC time>-<commit>/. Not part of
 # `make test`: it measures, it does not judge. The rate limits are off for the run (said in the
 # output): 100 clients from one IP would otherwise meet the 2000/5 min limit within a second.
@@ -16,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$NEXUS_ROOT"
 
 SECONDS_PER_CASE="${NEXUS_BENCH_SECONDS:-10}"
-STORES="${NEXUS_BENCH_STORES:-embedded dynamodb}"
+STORES="${NEXUS_BENCH_STORES:-embedded embedded-uncached dynamodb}"
 CLIENTS="1 10 100"
 "$NEXUS_ROOT/scripts/install-tools.sh" build emulator bench
 
@@ -46,7 +50,7 @@ now_ms() { date +%s%3N; }
   echo "date: $(date -u +%FT%TZ)"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
   echo "load generator: $(oha --version), ${SECONDS_PER_CASE} s per case, clients: $CLIENTS, keep-alive"
-  echo "server settings: LEPTOS_ENV=PROD, NEXUS_RATE_LIMIT=off, NEXUS_LOGIN_RATE_LIMIT=off, NEXUS_WORKER=off, NEXUS_RECONCILE_SECONDS=0, logs at warn"
+  echo "server settings: LEPTOS_ENV=PROD, NEXUS_RATE_LIMIT=off, NEXUS_LOGIN_RATE_LIMIT=off, NEXUS_WORKER=off, NEXUS_RECONCILE_SECONDS=0, logs at warn, read cache default (32 MiB; embedded-uncached: NEXUS_READ_CACHE_MB=0)"
   echo "data: seed --scale --customers 1000 (1,000 customers x 3 environments x 5 capabilities = 15,000 deployments)"
 } >"$OUT/settings.txt"
 cat "$OUT/settings.txt" >&2
@@ -71,9 +75,10 @@ for store in $STORES; do
     export NEXUS_STORE=dynamodb NEXUS_TABLE="nexus-bench-$(date +%s)" NEXUS_CREATE_TABLE=true
     export NEXUS_DATA_DIR="$RUN_DIR/dynamodb-data"
   else
-    export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/embedded-data"
+    export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/$store-data"
     unset NEXUS_TABLE NEXUS_CREATE_TABLE
   fi
+  if [ "$store" = embedded-uncached ]; then export NEXUS_READ_CACHE_MB=0; else unset NEXUS_READ_CACHE_MB; fi
   started=$(now_ms)
   "$CARGO_TARGET_DIR/release/nexus-toolkit" seed --scale --customers 1000 >"$OUT/$store-seed.txt" 2>&1
   echo "seed: $(( $(now_ms) - started )) ms" >>"$OUT/$store-seed.txt"
@@ -108,9 +113,10 @@ for store in $STORES; do
   page=("cookie: nexus_session=$token" "accept: text/html")
   for c in $CLIENTS; do
     log "$store: $c client(s)"
-    run_oha "$store-health" "$base/health" "$c"
+    [ "$store" = embedded-uncached ] || run_oha "$store-health" "$base/health" "$c"
     run_oha "$store-deployments" "$base/api/v1/deployments?customer=$customer" "$c" "$auth"
     run_oha "$store-fleet-summary" "$base/api/v1/fleet/summary" "$c" "$auth"
+    [ "$store" = embedded-uncached ] && continue
     run_oha "$store-ssr-dashboard" "$base/" "$c" "${page[@]}"
     run_oha "$store-ssr-customer" "$base/customers/$customer" "$c" "${page[@]}"
     run_oha "$store-sfn-dashboard" "$base/sfn/dashboard" "$c" "cookie: nexus_session=$token"

@@ -89,7 +89,7 @@ def summary(runs):
         print(f"| {key[0]} | {key[1]} | {fmt([r['p50'] for r in rows], 2)} | {fmt([r['p95'] for r in rows], 2)} |"
               f" {fmt([r['p99'] for r in rows], 2)} | {fmt([r['rps'] for r in rows], 0)} | {share} |")
     print()
-    for store in ("embedded", "dynamodb"):
+    for store in ("embedded", "embedded-uncached", "dynamodb"):
         procs = []
         for r in runs:
             f = r / f"{store}-process.txt"

@@ -24,6 +24,26 @@ for (const who of ["executive", "manager", "rep"] as const) {
   });
 }
 
+test("the fleet grid filters by environment and drills down to who runs a capability", async ({ page }) => {
+  await signIn(page, "executive");
+  await hydrated(page);
+  const rows = page.getByTestId("fleet-grid").locator("tbody tr");
+  const all = await rows.count();
+  expect(all).toBeGreaterThan(0);
+  await page.getByLabel("Environment").selectOption("prod");
+  await expect(rows.first()).toBeVisible();
+  const envs = await rows.locator("td:nth-child(2)").allTextContents();
+  expect(envs.every((e) => e === "prod")).toBe(true);
+  expect(envs.length).toBeLessThan(all);
+  await page.getByLabel("Environment").selectOption("");
+  await expect(rows).toHaveCount(all);
+
+  const capability = (await rows.first().locator("td").first().textContent())!.trim();
+  await rows.first().getByRole("link").click();
+  await expect(page).toHaveURL(new RegExp(`/catalog\\?usage=${capability}`));
+  await expect(page.getByTestId("usage")).toBeVisible();
+});
+
 test("a Rep sees only their customers; another Rep's customer is 404", async ({ page }) => {
   await signIn(page, "otherRep");
   const theirs = await customers(page);

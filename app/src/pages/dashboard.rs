@@ -55,6 +55,8 @@ fn remember_on_client(
 fn DashboardView(d: Dashboard) -> impl IntoView {
     let filter = RwSignal::new(String::new());
     let problems_only = RwSignal::new(false);
+    // "" is every environment.
+    let environment = RwSignal::new(String::new());
     let problem_class = if d.summary.problems > 0 { "text-bad" } else { "" };
     let (no_rows, no_customers) = (d.summary.rows.is_empty(), d.customers.is_empty());
     let next = d.next_customers.clone().map(|c| format!("/?after={}", crate::url::encode(&c)));
@@ -64,6 +66,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
         let f = filter.get().to_lowercase();
         rows.iter()
             .filter(|r| !problems_only.get() || r.problem)
+            .filter(|r| environment.with(|e| e.is_empty() || e == r.environment.as_str()))
             .filter(|r| f.is_empty() || r.capability.contains(&f))
             .cloned()
             .collect::<Vec<FleetRow>>()
@@ -93,6 +96,14 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                     placeholder="capability or customer"
                     on:input=move |ev| filter.set(event_target_value(&ev))
                 />
+                <label for="fleet-environment">"Environment"</label>
+                <select id="fleet-environment" on:change=move |ev| environment.set(event_target_value(&ev))>
+                    <option value="">"All"</option>
+                    {crate::domain::model::EnvironmentName::ALL
+                        .into_iter()
+                        .map(|e| view! { <option value=e.as_str()>{e.as_str()}</option> })
+                        .collect_view()}
+                </select>
                 <label class="check">
                     <input type="checkbox" on:change=move |ev| problems_only.set(event_target_checked(&ev)) />
                     "Problems only"
@@ -112,7 +123,12 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                     <tbody>
                         <For each=visible_rows key=|r| (r.capability.clone(), r.environment, r.status) let:row>
                             <tr class=if row.problem { "problem" } else { "" }>
-                                <td>{row.capability.clone()}</td>
+                                // Drill down: which customers run which version of it.
+                                <td>
+                                    <a href=format!("/catalog?usage={0}#capability-{0}", row.capability)>
+                                        {row.capability.clone()}
+                                    </a>
+                                </td>
                                 <td>{row.environment.as_str()}</td>
                                 <td><StatusChip status=row.status /></td>
                                 <td class="num">{row.count}</td>

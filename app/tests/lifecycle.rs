@@ -434,6 +434,32 @@ async fn a_failed_stack_names_the_resource_and_the_reason() {
     let d =
         app.get(&format!("/api/v1/deployments/{}", failed["deployment_id"].as_str().unwrap()), &exec).await;
     assert_eq!(d.body["status"], "failed", "{}", d.text);
+
+    // The failed first deploy left a ROLLBACK_COMPLETE stack, which CloudFormation only lets one
+    // delete: deploying again removes it and creates the stack anew, on the same deployment.
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.prod).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target {
+        account_id: env.account_id,
+        region: env.region,
+        role_arn: env.role_arn,
+        external_id: env.external_id,
+        session_name: "test-observer".into(),
+    };
+    let stack_name = d.body["stack_name"].as_str().unwrap().to_string();
+    let stack = app.state.engine.deployer().stack(&target, &stack_name).await.unwrap().unwrap();
+    assert_eq!(stack.status, "ROLLBACK_COMPLETE");
+    let again = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.2.0", "auto_execute": true,
+               "parameters": {"Environment": "prod", "FixedBucketName": format!("free-{}", c.account)}})).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text);
+    assert_eq!(again.body["deployment_id"], failed["deployment_id"], "the same deployment");
+    let done = wait_for(&app, &exec, again.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let stack = app.state.engine.deployer().stack(&target, &stack_name).await.unwrap().unwrap();
+    assert_eq!(stack.status, "CREATE_COMPLETE", "a new stack, not the rolled-back one");
+    let d =
+        app.get(&format!("/api/v1/deployments/{}", failed["deployment_id"].as_str().unwrap()), &exec).await;
+    assert_eq!(d.body["status"], "active", "{}", d.text);
 }
 
 /// A template over CloudFormation's 51,200-byte inline limit cannot be sent inline: without an

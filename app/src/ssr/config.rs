@@ -171,7 +171,7 @@ pub struct Config {
     /// `NEXUS_STACK_POLL_MS` (2000), `NEXUS_OPERATION_TIMEOUT_MINUTES` (60).
     pub engine: crate::ssr::lifecycle::engine::EngineConfig,
     /// `NEXUS_RECONCILE_SECONDS` (300; `0`: off), `NEXUS_RECONCILE_RATE` (AWS calls per second
-    /// per account, 2).
+    /// per account, 2), `NEXUS_RECONCILE_ACCOUNTS` (accounts reconciled side by side, 8).
     pub reconciler: crate::ssr::lifecycle::reconciler::ReconcilerConfig,
     /// `NEXUS_STACK_EVENTS_QUEUE_URL`: an SQS queue receiving CloudFormation's stack status
     /// events from customers' accounts (EventBridge); each makes the reconciler look at that
@@ -392,7 +392,7 @@ impl Config {
         let reconciler = crate::ssr::lifecycle::reconciler::ReconcilerConfig {
             interval: (reconcile_secs > 0).then(|| Duration::from_secs(reconcile_secs)),
             per_account_rate: reconcile_rate,
-            accounts_in_parallel: 8,
+            accounts_in_parallel: positive("NEXUS_RECONCILE_ACCOUNTS", "8")? as usize,
         };
         let parameter_key = get("NEXUS_PARAMETER_KEY").map(Secret);
         if parameter_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
@@ -466,8 +466,10 @@ mod tests {
             ("NEXUS_SEED_DEMO", "if-empty"),
             ("NEXUS_LOG_FORMAT", "json"),
             ("NEXUS_JWT_SECRET", "fake-test-signing-key"),
+            ("NEXUS_RECONCILE_ACCOUNTS", "3"),
         ])
         .unwrap();
+        assert_eq!(c.reconciler.accounts_in_parallel, 3);
         assert_eq!(c.store, StoreKind::DynamoDb);
         assert_eq!(c.table_name, "nexus-prod");
         assert_eq!(c.rate_limit, None);
@@ -512,6 +514,7 @@ mod tests {
             ("NEXUS_TRUSTED_PROXIES", "not-an-ip"),
             ("NEXUS_SEED_DEMO", "yes"),
             ("NEXUS_READ_CACHE_MB", "lots"),
+            ("NEXUS_RECONCILE_ACCOUNTS", "0"),
             ("NEXUS_LOG_FORMAT", "xml"),
             ("NEXUS_TABLE", "a"),
             ("NEXUS_HEALTH_TIMEOUT_MS", "0"),

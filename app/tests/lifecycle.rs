@@ -438,13 +438,7 @@ async fn a_failed_stack_names_the_resource_and_the_reason() {
     // The failed first deploy left a ROLLBACK_COMPLETE stack, which CloudFormation only lets one
     // delete: deploying again removes it and creates the stack anew, on the same deployment.
     let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.prod).unwrap()).await.unwrap();
-    let target = app::ssr::lifecycle::deployer::Target {
-        account_id: env.account_id,
-        region: env.region,
-        role_arn: env.role_arn,
-        external_id: env.external_id,
-        session_name: "test-observer".into(),
-    };
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "test-observer");
     let stack_name = d.body["stack_name"].as_str().unwrap().to_string();
     let stack = app.state.engine.deployer().stack(&target, &stack_name).await.unwrap().unwrap();
     assert_eq!(stack.status, "ROLLBACK_COMPLETE");
@@ -731,13 +725,7 @@ async fn blue_green_builds_the_other_colour_switches_when_healthy_and_removes_th
     assert_eq!((d["active_color"].as_str(), d["version"].as_str()), (Some("green"), Some("2.0.0")), "{d}");
     assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("green"));
     let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
-    let target = app::ssr::lifecycle::deployer::Target {
-        account_id: env.account_id,
-        region: env.region,
-        role_arn: env.role_arn,
-        external_id: env.external_id,
-        session_name: "nexus-test-reader".into(),
-    };
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "nexus-test-reader");
     let deployer = app.state.engine.deployer().clone();
     assert!(deployer.stack(&target, &blue_stack).await.unwrap().is_none(), "the blue stack is gone");
 
@@ -804,13 +792,7 @@ async fn the_reconciler_finds_stacks_gone_out_of_band_and_polls_health() {
 
     // Someone deletes the stack in the customer's account, outside the toolkit.
     let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
-    let target = app::ssr::lifecycle::deployer::Target {
-        account_id: env.account_id,
-        region: env.region,
-        role_arn: env.role_arn,
-        external_id: env.external_id,
-        session_name: "someone-else".into(),
-    };
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "someone-else");
     let stack = ok["stack_name"].as_str().unwrap();
     app.state.engine.deployer().delete_stack(&target, stack, "outofband-1").await.unwrap();
     let report = app.state.reconciler.pass().await.unwrap();
@@ -866,13 +848,7 @@ async fn a_stack_status_event_on_the_queue_reconciles_its_deployment_at_once() {
         (deployment["stack_name"].as_str().unwrap(), deployment["stack_id"].as_str().unwrap());
 
     let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
-    let target = app::ssr::lifecycle::deployer::Target {
-        account_id: env.account_id.clone(),
-        region: env.region.clone(),
-        role_arn: env.role_arn,
-        external_id: env.external_id,
-        session_name: "someone-else".into(),
-    };
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "someone-else");
     app.state.engine.deployer().delete_stack(&target, stack, "outofband-2").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = || {

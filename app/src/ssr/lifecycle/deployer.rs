@@ -22,6 +22,19 @@ pub struct Target {
     pub session_name: String,
 }
 
+impl Target {
+    /// The account an environment points at, entered through its role and external id.
+    pub fn of(env: &crate::domain::model::Environment, session_name: impl Into<String>) -> Self {
+        Target {
+            account_id: env.account_id.clone(),
+            region: env.region.clone(),
+            role_arn: env.role_arn.clone(),
+            external_id: env.external_id.clone(),
+            session_name: session_name.into(),
+        }
+    }
+}
+
 /// Where the template comes from: inline up to 51,200 bytes, by S3 URL beyond.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplateSource {

@@ -335,13 +335,7 @@ impl Engine {
     /// Where the operation acts: the environment's account, the session named after it.
     async fn target(&self, op: &Operation, deployment: &DeploymentRecord) -> Result<Target, StepError> {
         let env = self.repo.environment(&deployment.deployment.environment_id).await?;
-        Ok(Target {
-            account_id: env.account_id,
-            region: env.region,
-            role_arn: env.role_arn,
-            external_id: env.external_id,
-            session_name: format!("nexus-{}", op.id),
-        })
+        Ok(Target::of(&env, format!("nexus-{}", op.id)))
     }
 
     /// The template inline, or by URL from the artifacts bucket when it is too big.

@@ -125,13 +125,7 @@ impl Reconciler {
                 let env_id = r.deployment.environment_id.clone();
                 if !envs.contains_key(&env_id) {
                     let target = match self.repo.environment(&env_id).await {
-                        Ok(e) => Some(Target {
-                            account_id: e.account_id,
-                            region: e.region,
-                            role_arn: e.role_arn,
-                            external_id: e.external_id,
-                            session_name: "nexus-reconciler".into(),
-                        }),
+                        Ok(e) => Some(Target::of(&e, "nexus-reconciler")),
                         Err(RepoError::NotFound) => None,
                         Err(e) => return Err(e),
                     };
@@ -209,14 +203,7 @@ impl Reconciler {
             }
             let e =
                 self.repo.environment(&record.deployment.environment_id).await.map_err(|e| e.to_string())?;
-            let target = Target {
-                account_id: e.account_id,
-                region: e.region,
-                role_arn: e.role_arn,
-                external_id: e.external_id,
-                session_name: "nexus-reconciler".into(),
-            };
-            return self.reconcile(record, &target).await.map(Some);
+            return self.reconcile(record, &Target::of(&e, "nexus-reconciler")).await.map(Some);
         }
         Ok(None)
     }

@@ -687,13 +687,7 @@ impl OperationService {
                 )));
             }
         }
-        let target = Target {
-            account_id: env.account_id.clone(),
-            region: env.region.clone(),
-            role_arn: env.role_arn.clone(),
-            external_id: env.external_id.clone(),
-            session_name: format!("nexus-connect-{}", new_id()),
-        };
+        let target = Target::of(&env, format!("nexus-connect-{}", new_id()));
         let outcome = self.engine.deployer().verify_account(&target).await;
         let mut updated = env.clone();
         updated.connection_checked_at = Some(clock::now());

@@ -727,7 +727,11 @@ async fn blue_green_builds_the_other_colour_switches_when_healthy_and_removes_th
     let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
     let target = app::ssr::lifecycle::deployer::Target::of(&env, "nexus-test-reader");
     let deployer = app.state.engine.deployer().clone();
+    let parameter = format!("/nexus/{deployment}/active");
+    assert_eq!(deployer.parameter(&target, &parameter).await.unwrap().as_deref(), Some("green"));
+    assert_eq!(deployer.parameter(&target, "/nexus/no-such/active").await.unwrap(), None);
     assert!(deployer.stack(&target, &blue_stack).await.unwrap().is_none(), "the blue stack is gone");
+    let green_stack = d["stack_name"].as_str().unwrap().to_string();
 
     // Switching back is the rollback: blue again, with the previous version.
     let a =
@@ -740,12 +744,23 @@ async fn blue_green_builds_the_other_colour_switches_when_healthy_and_removes_th
     assert_eq!((d["active_color"].as_str(), d["version"].as_str()), (Some("blue"), Some("1.0.0")), "{d}");
     assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("blue"));
 
-    // A new colour that never answers healthy: no switch, traffic stays where it was.
+    assert!(deployer.stack(&target, &green_stack).await.unwrap().is_none(), "the green stack is gone");
+
+    // A new colour that never answers healthy: no switch, traffic stays where it was, and the
+    // unhealthy green stack is deleted (it was built, then removed: nothing left running).
     let a = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/upgrade"),
         json!({"version": "2.0.0", "auto_execute": true, "parameters": {"HealthEndpoint": format!("{health}/down")}})).await;
     let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
     assert_eq!(op["state"], "failed", "{op}");
-    assert!(op["error"].as_str().unwrap().contains("traffic stays on blue"), "{op}");
+    let error = op["error"].as_str().unwrap();
+    assert!(error.contains("traffic stays on blue") && error.contains("the green stack was deleted"), "{op}");
+    assert_eq!(op["blue_green"]["abandoned"], true, "{op}");
+    assert!(op["stack_status"].as_str().is_some_and(|s| s.ends_with("_COMPLETE")), "green was built: {op}");
+    assert!(
+        deployer.stack(&target, &green_stack).await.unwrap().is_none(),
+        "the unhealthy green stack is gone"
+    );
+    assert!(deployer.stack(&target, &blue_stack).await.unwrap().is_some(), "blue still serves");
     assert_eq!(active_colour(&c.account, &deployment).await.as_deref(), Some("blue"));
     let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
     assert_eq!(

@@ -340,6 +340,9 @@ pub struct BlueGreen {
     pub switched_at: Option<Timestamp>,
     #[serde(default)]
     pub old_deleted: bool,
+    /// The new colour never answered healthy: no switch, and its stack is being removed.
+    #[serde(default)]
+    pub abandoned: bool,
 }
 
 impl Operation {

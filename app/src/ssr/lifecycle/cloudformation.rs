@@ -442,6 +442,19 @@ impl Deployer for CloudFormationDeployer {
         })
     }
 
+    async fn parameter(&self, t: &Target, name: &str) -> Result<Option<String>, DeployError> {
+        let creds = self.assume(t).await?;
+        let ssm = aws_sdk_ssm::Client::new(&self.config_for(t, creds));
+        let started = Instant::now();
+        let out = ssm.get_parameter().name(name).send().await;
+        self.metrics.aws_call("ssm", "GetParameter", started.elapsed());
+        match out {
+            Ok(o) => Ok(o.parameter().and_then(|p| p.value()).map(str::to_string)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
+            Err(e) => Err(classify(&self.metrics, "ssm", "GetParameter", e)),
+        }
+    }
+
     async fn put_parameter(&self, t: &Target, name: &str, value: &str) -> Result<(), DeployError> {
         let creds = self.assume(t).await?;
         let ssm = aws_sdk_ssm::Client::new(&self.config_for(t, creds));

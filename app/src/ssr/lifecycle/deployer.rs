@@ -156,6 +156,8 @@ pub trait Deployer: Send + Sync {
     async fn delete_stack(&self, target: &Target, stack: &str, token: &str) -> Result<(), DeployError>;
     /// Starts drift detection and waits for its result.
     async fn detect_drift(&self, target: &Target, stack: &str) -> Result<DriftReport, DeployError>;
+    /// Reads an SSM parameter; `None` when it does not exist.
+    async fn parameter(&self, target: &Target, name: &str) -> Result<Option<String>, DeployError>;
     /// Writes an SSM String parameter (blue-green's active colour).
     async fn put_parameter(&self, target: &Target, name: &str, value: &str) -> Result<(), DeployError>;
 }

@@ -513,6 +513,10 @@ impl Engine {
             op.executed = true;
             self.renew(op).await?;
         }
+        // The new colour failed its health wait before a restart: finish removing it.
+        if op.blue_green.as_ref().is_some_and(|b| b.abandoned) && op.kind != OperationKind::Delete {
+            return self.remove_new_colour(op, &target, None).await;
+        }
         let stack_ref = r
             .deployment
             .stack_id
@@ -654,13 +658,12 @@ impl Engine {
                         tokio::time::sleep(self.config.follow).await;
                     }
                     Health::Degraded => {
-                        let from = bg.from.map(|c| c.as_str()).unwrap_or("nothing");
-                        return Err(StepError::Fatal(format!(
-                            "the {} stack did not answer healthy at {} within {} s: traffic stays on {from}",
-                            bg.to.as_str(),
-                            url.unwrap_or_default(),
-                            self.config.health_wait.as_secs()
-                        )));
+                        // Stored before the new colour is removed, so a resumed operation removes
+                        // it rather than waiting for its health again.
+                        bg.abandoned = true;
+                        op.blue_green = Some(bg);
+                        self.renew(op).await?;
+                        return self.remove_new_colour(op, target, url.as_deref()).await;
                     }
                 }
             }
@@ -670,7 +673,11 @@ impl Engine {
         }
         if bg.switched_at.is_none() {
             let name = format!("/nexus/{}/active", op.deployment_id);
-            self.deployer.put_parameter(target, &name, bg.to.as_str()).await?;
+            // Read first: a resumed operation that switched before a crash does not switch again.
+            if self.deployer.parameter(target, &name).await?.as_deref() != Some(bg.to.as_str()) {
+                self.deployer.put_parameter(target, &name, bg.to.as_str()).await?;
+            }
+            crash::point("after_colour_switched");
             bg.switched_at = Some(clock::now());
             op.blue_green = Some(bg.clone());
             self.renew(op).await?;
@@ -683,26 +690,74 @@ impl Engine {
                 self.renew(op).await?;
             }
             if old != op.stack_name {
-                self.deployer
-                    .delete_stack(target, &old, &stacks::client_token(&op.id, TokenStep::DeleteStack(from)))
-                    .await?;
-                while let Some(s) = self.deployer.stack(target, &old).await? {
-                    if stacks::stack_phase(&s.status) == StackPhase::Failed {
-                        return Err(StepError::Fatal(format!(
-                            "the old {} stack could not be deleted: {}",
-                            from.as_str(),
-                            s.status
-                        )));
-                    }
-                    tokio::time::sleep(self.config.follow).await;
-                    self.renew(op).await?;
-                }
+                self.delete_colour(op, target, &old, from).await?;
+                crash::point("after_old_colour_deleted");
             }
             bg.old_deleted = true;
             op.blue_green = Some(bg);
             self.renew(op).await?;
         }
         self.finish(op, OperationState::Succeeded, Some((stack.stack_id, stack.outputs)), None).await
+    }
+
+    /// Deletes one colour's stack (once: a stack already gone is not asked again) and waits
+    /// until it is gone.
+    async fn delete_colour(
+        &self,
+        op: &mut Operation,
+        target: &Target,
+        stack: &str,
+        colour: crate::domain::model::Color,
+    ) -> Result<(), StepError> {
+        let token = stacks::client_token(&op.id, TokenStep::DeleteStack(colour));
+        let mut asked = false;
+        while let Some(s) = self.deployer.stack(target, stack).await? {
+            match stacks::stack_phase(&s.status) {
+                StackPhase::Deleted => break,
+                _ if !asked => {
+                    self.deployer.delete_stack(target, stack, &token).await?;
+                    asked = true;
+                }
+                _ if s.status == "DELETE_FAILED" => {
+                    return Err(StepError::Fatal(format!(
+                        "the {} stack could not be deleted: {}",
+                        colour.as_str(),
+                        s.reason.clone().unwrap_or(s.status)
+                    )));
+                }
+                _ => {
+                    tokio::time::sleep(self.config.follow).await;
+                    self.renew(op).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Blue-green, when the new colour never answered healthy: traffic stays on the old colour
+    /// (the switch was never made) and the new colour's stack is deleted, so a failed upgrade
+    /// leaves nothing running that nobody uses. A first deploy has no other colour: its stack
+    /// stays for the user to look at or deploy again.
+    async fn remove_new_colour(
+        &self,
+        op: &mut Operation,
+        target: &Target,
+        url: Option<&str>,
+    ) -> Result<(), StepError> {
+        let bg = op.blue_green.clone().expect("checked by the caller");
+        let mut message = format!(
+            "the {} stack did not answer healthy{} within {} s: traffic stays on {}",
+            bg.to.as_str(),
+            url.map(|u| format!(" at {u}")).unwrap_or_default(),
+            self.config.health_wait.as_secs(),
+            bg.from.map(|c| c.as_str()).unwrap_or("nothing"),
+        );
+        if bg.from.is_some() && bg.old_stack.as_deref() != Some(op.stack_name.as_str()) {
+            let stack = op.stack_name.clone();
+            self.delete_colour(op, target, &stack, bg.to).await?;
+            message.push_str(&format!("; the {} stack was deleted", bg.to.as_str()));
+        }
+        Err(StepError::Fatal(message))
     }
 
     async fn drift_check(&self, op: &mut Operation, target: &Target) -> Result<(), StepError> {

@@ -147,6 +147,7 @@ impl OperationService {
                 healthy: false,
                 switched_at: None,
                 old_deleted: false,
+                abandoned: false,
             }),
             (OperationKind::Upgrade | OperationKind::Rollback | OperationKind::Switch, Some(v))
                 if self.blue_green(&d.capability, v) || self.blue_green(&d.capability, &d.version) =>
@@ -159,6 +160,7 @@ impl OperationService {
                     healthy: false,
                     switched_at: None,
                     old_deleted: false,
+                    abandoned: false,
                 })
             }
             _ => None,

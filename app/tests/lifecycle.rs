@@ -38,6 +38,10 @@ struct Customer {
 }
 
 async fn customer(app: &TestApp, exec: &str) -> Customer {
+    customer_in(app, exec, fresh_account()).await
+}
+
+async fn customer_in(app: &TestApp, exec: &str, account: String) -> Customer {
     let rep = app.user_id(REP).await;
     let slug = unique("c").replace('-', "").chars().rev().take(12).collect::<String>();
     let slug = format!("t{slug}");
@@ -51,7 +55,6 @@ async fn customer(app: &TestApp, exec: &str) -> Customer {
         .await;
     assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
     let id = c.body["id"].as_str().unwrap().to_string();
-    let account = fresh_account();
     let mut envs = Vec::new();
     for name in ["dev", "prod"] {
         let e = app
@@ -456,21 +459,25 @@ async fn a_failed_stack_names_the_resource_and_the_reason() {
     assert_eq!(d.body["status"], "active", "{}", d.text);
 }
 
-/// A template over CloudFormation's 51,200-byte inline limit cannot be sent inline: without an
-/// artifacts bucket to pass it by URL from, the operation fails saying what to set, before any
-/// change set exists. (The URL path itself is not proven here: the emulator's CloudFormation does
-/// not find the object the toolkit wrote, see the issue notes.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_template_over_the_inline_limit_needs_the_artifacts_bucket() {
-    let app = app(&[]).await;
+/// lead-scoring 1.1.0 padded with YAML comments: the same resources, over 51,200 bytes of text.
+fn large_template() -> String {
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/lead-scoring/1.1.0.yaml"))
             .unwrap();
-    // YAML comments: the same resources, over 51,200 bytes of text.
     let padding: String =
         (0..900).map(|i| format!("# padding line {i:04} of a large template, kept for its size\n")).collect();
     let template = format!("{shipped}{padding}");
     assert!(template.len() > 51_200, "{}", template.len());
+    template
+}
+
+/// A template over CloudFormation's 51,200-byte inline limit cannot be sent inline: without an
+/// artifacts bucket to pass it by URL from, the operation fails saying what to set, before any
+/// change set exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_over_the_inline_limit_needs_the_artifacts_bucket() {
+    let app = app(&[]).await;
+    let template = large_template();
     let exec = app.login(EXEC).await;
     let c = customer(&app, &exec).await;
     let a = post(
@@ -489,6 +496,52 @@ async fn a_template_over_the_inline_limit_needs_the_artifacts_bucket() {
     assert_eq!(op["state"], "failed", "{op}");
     assert!(op["error"].as_str().unwrap_or_default().contains("NEXUS_ARTIFACTS_BUCKET"), "{op}");
     assert_eq!(app.state.metrics.changes("CreateChangeSet"), 0, "nothing deployed");
+}
+
+/// With the artifacts bucket set, a template over the inline limit is written there and
+/// CloudFormation reads it by `TemplateURL`: the stack is built from it. The environment is in the
+/// toolkit's own account: the emulator keeps S3 buckets per account (AWS's bucket names are
+/// global), so its CloudFormation finds the object only from there. Another account's role reads
+/// it on AWS through the grants in infra/data.yaml and infra/customer-role.yaml.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_over_the_inline_limit_goes_by_url_from_the_artifacts_bucket() {
+    require_emulator();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let own = aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await.unwrap();
+    let own = own.account().unwrap().to_string();
+    let bucket = unique("nexus-art");
+    let s3 = app::ssr::artifacts::S3Artifacts::new(&sdk, bucket.clone());
+    s3.client().create_bucket().bucket(&bucket).send().await.expect("create the bucket on the emulator");
+    let app = app(&[("NEXUS_ARTIFACTS_BUCKET", &bucket)]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer_in(&app, &exec, own).await;
+    let template = large_template();
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/capabilities/lead-scoring/versions",
+        json!({"version": "1.4.0", "template": template}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.4.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    // The copy CloudFormation read: under templates/, byte for byte the published template.
+    let listed = s3.client().list_objects_v2().bucket(&bucket).prefix("templates/").send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let copy = s3.client().get_object().bucket(&bucket).key(keys[0]).send().await.unwrap();
+    assert_eq!(copy.body.collect().await.unwrap().into_bytes().as_ref(), template.as_bytes());
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "test-observer");
+    let stack = app.state.engine.deployer().stack(&target, a.body["stack_name"].as_str().unwrap()).await;
+    let stack = stack.unwrap().expect("the stack exists");
+    assert_eq!(stack.status, "CREATE_COMPLETE", "{stack:?}");
+    assert_eq!(app.state.metrics.changes("CreateChangeSet"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,9 @@
   }
 
   if (new URLSearchParams(location.search).has("signed_out")) forget();
+  // The app calls this when another user signs in on a device that still holds someone's data
+  // (their session expired without a sign-out): app/src/components/device.rs.
+  window.nexusForgetDevice = forget;
 
   function offerUpdate(worker) {
     if (document.getElementById("update-banner")) return;

@@ -1,5 +1,6 @@
 import { expect, test, type Page } from "@playwright/test";
-import { apiGet, hydrated, screenshot, signIn } from "./helpers";
+import { type Browser } from "@playwright/test";
+import { apiGet, freshCustomer, hydrated, screenshot, signIn } from "./helpers";
 
 // Offline-first: pages visited once open from the service worker's cache with the age of what
 // they show; a request made offline is queued and sent exactly once; sign-out leaves nothing.
@@ -134,3 +135,106 @@ test("after sign-out nothing of the user's data is on the device", async ({ page
     await context.setOffline(false);
   }
 });
+
+/** A fresh customer of the demo Rep with an empty dev environment, made by an Executive in a context of their own. */
+async function freshRepCustomer(browser: Browser, baseURL: string) {
+  const exec = await browser.newContext({ baseURL });
+  try {
+    const page = await exec.newPage();
+    await signIn(page, "executive");
+    return await freshCustomer(page, baseURL, "Offline Foods");
+  } finally {
+    await exec.close();
+  }
+}
+
+/** On the deploy page of `customer`, offline: queues lead-scoring to its dev environment. */
+async function queueOffline(page: Page, customer: string, env: string) {
+  await page.goto(`/customers/${customer}/deploy`);
+  await hydrated(page);
+  await page.context().setOffline(true);
+  await page.locator("#env").selectOption(env);
+  await page.locator("#capability").selectOption("lead-scoring");
+  await expect(page.getByTestId("changelog")).toBeVisible();
+  await page.getByTestId("deploy-submit").click();
+  await expect(page.getByTestId("deploy-message")).toContainText("queued");
+  await expect(page.getByTestId("outbox-item")).toContainText("pending");
+}
+
+/** The session cookie gone while offline, as the browser drops it when it expires (its Max-Age is the token's lifetime). */
+async function sessionExpires(page: Page) {
+  await page.context().clearCookies();
+  expect(await page.request.get("/api/v1/me").then((r) => r.status())).toBe(401);
+}
+
+test("a request queued offline waits through an expired session and is sent once after signing in again", async ({ page, context, browser, baseURL }) => {
+  const t = await freshRepCustomer(browser, baseURL!);
+  await signIn(page, "rep");
+  await controlled(page);
+  const me = (await apiGet(page, "/api/v1/me")).user;
+  const refused = page.waitForResponse((r) => r.url().includes("/sfn/request-deployment"), { timeout: 30_000 });
+  try {
+    await queueOffline(page, t.customer, t.env);
+    await sessionExpires(page);
+  } finally {
+    await context.setOffline(false);
+  }
+  // Online again but signed out: the attempt is refused and the request stays queued.
+  expect((await refused).status()).toBe(401);
+  await expect(page.getByTestId("outbox-item")).toContainText("pending");
+  expect(await page.evaluate(() => localStorage.getItem("nexus.outbox"))).toContain(me.id);
+
+  // Signing in again as the same Rep sends it.
+  await signIn(page, "rep");
+  await expect(page.getByTestId("outbox")).toHaveCount(0, { timeout: 15_000 });
+  await page.reload();
+  await hydrated(page);
+  const deps = (await apiGet(page, `/api/v1/deployments?customer=${t.customer}&capability=lead-scoring&environment=dev`)).items;
+  expect(deps).toHaveLength(1);
+  const ops = (await apiGet(page, `/api/v1/deployments/${deps[0].id}/operations`)).items;
+  expect(ops).toHaveLength(1);
+  expect(ops[0].requested_by).toBe(me.id);
+  expect(ops[0].state).toBe("awaiting_approval");
+});
+
+test("someone else signing in after an expired session finds nothing of the previous user's", async ({ page, context, browser, baseURL }) => {
+  const t = await freshRepCustomer(browser, baseURL!);
+  await signIn(page, "rep");
+  await controlled(page);
+  try {
+    await queueOffline(page, t.customer, t.env);
+    await sessionExpires(page);
+  } finally {
+    await context.setOffline(false);
+  }
+  // What the Rep left: their queued request, their owner mark, their cached pages.
+  expect(await page.evaluate(() => localStorage.getItem("nexus.outbox"))).not.toBeNull();
+  expect(await page.evaluate(() => localStorage.getItem("nexus.owner"))).not.toBeNull();
+  expect((await cachedUrls(page)).some((u) => u.startsWith(`/customers/${t.customer}`))).toBe(true);
+
+  await signIn(page, "executive");
+  const me = (await apiGet(page, "/api/v1/me")).user;
+  // The Rep's queued request is gone, never sent; the device now holds only the Executive's data.
+  await expect(page.getByTestId("outbox")).toHaveCount(0);
+  await expect
+    .poll(() =>
+      page.evaluate(() => [JSON.parse(localStorage.getItem("nexus.outbox") ?? "[]"), JSON.parse(localStorage.getItem("nexus.owner") ?? "null")]),
+    )
+    .toEqual([[], me.id]);
+  await expect
+    .poll(async () => (await cachedUrls(page)).filter((u) => u.startsWith(`/customers/${t.customer}`)))
+    .toEqual([]);
+  const deps = (await apiGet(page, `/api/v1/deployments?customer=${t.customer}&capability=lead-scoring&environment=dev`)).items;
+  expect(deps).toHaveLength(0);
+});
+
+/** Paths (with queries) of everything in the service worker's caches. */
+async function cachedUrls(page: Page) {
+  return page.evaluate(async () => {
+    const urls: string[] = [];
+    for (const key of await caches.keys()) {
+      for (const r of await (await caches.open(key)).keys()) urls.push(new URL(r.url).pathname + new URL(r.url).search);
+    }
+    return urls;
+  });
+}

@@ -2,6 +2,7 @@
 
 pub mod chips;
 pub mod connectivity;
+pub mod device;
 pub mod hydration;
 pub mod json_codec;
 pub mod last_known;

@@ -1,12 +1,13 @@
 //! Requests made while offline: kept in the browser with a key generated here, shown as
 //! pending, and sent when the connection returns (after signing in again if the session
 //! expired). The server keys requests by user and key, so sending one again never makes a
-//! second operation.
+//! second operation. Only the user who queued a request sends it: someone else signing in on
+//! the device finds it gone (`device::claim`).
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{connectivity::use_online, session::use_session};
+use super::{connectivity::use_online, device, session::use_session};
 use crate::api::{AppError, deploy::request_deployment};
 use crate::domain::views::DeployRequest;
 
@@ -17,6 +18,9 @@ const STORAGE_KEY: &str = "nexus.outbox";
 pub struct Queued {
     /// The idempotency key, generated in the browser once per request.
     pub key: String,
+    /// Who queued it (user id).
+    #[serde(default)]
+    pub user: String,
     pub request: DeployRequest,
     /// What the user sees: "lead-scoring v1.2.0 to Acme dev".
     pub summary: String,
@@ -83,15 +87,23 @@ pub fn provide_outbox() {
         }
     });
     Effect::new(move |_| {
-        let signed_in = matches!(session.get(), Some(Ok(Some(_))));
+        let Some(Ok(Some(me))) = session.get() else { return };
+        let me = me.user.id.to_string();
+        // Another user's data is wiped from the device before anything is sent; their
+        // requests are never sent under this session.
+        device::claim(&me);
+        if outbox.with(|o| o.iter().any(|q| q.user != me)) {
+            outbox.update(|o| o.retain(|q| q.user == me));
+            save(&outbox.get_untracked());
+        }
         let pending = outbox.with(|o| o.iter().any(|q| q.refused.is_none()));
-        if !(online.get() && signed_in && pending) || sending.get_value() {
+        if !(online.get() && pending) || sending.get_value() {
             return;
         }
         sending.set_value(true);
         leptos::task::spawn_local(async move {
             let items = outbox.get_untracked();
-            for item in items.into_iter().filter(|q| q.refused.is_none()) {
+            for item in items.into_iter().filter(|q| q.refused.is_none() && q.user == me) {
                 let result = request_deployment(item.request.clone(), item.key.clone()).await;
                 outbox.update(|o| match &result {
                     Ok(_) => o.retain(|q| q.key != item.key),

@@ -123,8 +123,12 @@ fn Wizard(options: DeployOptions) -> impl IntoView {
             env_name().map(|e| e.as_str()).unwrap_or_default()
         );
         let key = new_key();
+        let user = match session.get_untracked() {
+            Some(Ok(Some(me))) => me.user.id.to_string(),
+            _ => String::new(),
+        };
         if !online.get_untracked() {
-            enqueue(Queued { key, request, summary, refused: None });
+            enqueue(Queued { key, user, request, summary, refused: None });
             message.set(Some(
                 "You are offline: the request is queued and will be sent when the connection returns.".into(),
             ));
@@ -136,7 +140,7 @@ fn Wizard(options: DeployOptions) -> impl IntoView {
             match request_deployment(request.clone(), key.clone()).await {
                 Ok(op) => navigate(&format!("/deployments/{}", op.deployment_id), Default::default()),
                 Err(AppError::Offline) => {
-                    enqueue(Queued { key, request, summary, refused: None });
+                    enqueue(Queued { key, user, request, summary, refused: None });
                     message.set(Some(
                         "No connection: the request is queued and will be sent when the connection returns."
                             .into(),

@@ -72,7 +72,7 @@ async fn embedded_every_read_endpoint_answers_without_scan() {
 #[tokio::test]
 async fn dynamodb_every_read_endpoint_answers_without_scan() {
     let table = unique("nexus-api");
-    let app = TestApp::dynamodb(&table).await;
+    let app = TestApp::dynamodb(&table, &[]).await;
     drive_every_read_endpoint_without_scan(app).await;
 }
 
@@ -268,6 +268,122 @@ async fn the_dashboard_pages_through_customers() {
 
     let bad = dashboard(Some("not-a-cursor".into())).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+/// Customer search reads through every page: a match behind many others is found on a first
+/// page of one, the same on the REST list and the dashboard, within the user's scope only.
+#[tokio::test]
+async fn customers_are_searched_across_every_page() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep = app.login(REP).await;
+    let manager_id = app.user_id("manager@demo.nexus").await;
+    let body = json!({"name": "Zebra Xylofjord Logistics", "owner_id": manager_id, "cost_center": "CC-ZQ77"});
+    let a = app.call(Method::POST, "/api/v1/customers", Some(&exec), Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let all = app.get("/api/v1/customers?limit=200", &exec).await.body["items"].as_array().unwrap().len();
+    assert!(all > 3, "{all}");
+
+    let found = |token: String, q: &'static str| {
+        let app = &app;
+        async move {
+            let a = app.get(&format!("/api/v1/customers?limit=1&q={}", app::url::encode(q)), &token).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            let ids: Vec<String> = a.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect();
+            (ids, a.body["next_cursor"].is_string())
+        }
+    };
+    assert_eq!(found(exec.clone(), "xylofjord zebra").await, (vec![id.clone()], false));
+    assert_eq!(found(exec.clone(), "  XYLOFJORD ").await, (vec![id.clone()], false), "any case, trimmed");
+    assert_eq!(found(exec.clone(), "cc-zq77").await, (vec![id.clone()], false), "the cost centre");
+    assert_eq!(found(exec.clone(), "xylofjord nowhere").await, (vec![], false), "every word must match");
+    assert_eq!(found(rep.clone(), "xylofjord").await, (vec![], false), "not the Rep's customer");
+    // A blank search is no search: the first of every customer, with more to come.
+    let (first, more) = found(exec.clone(), " ").await;
+    assert_eq!((first.len(), more), (1, true));
+
+    let req = Request::get("/sfn/dashboard?q=zebra%20xylofjord")
+        .header(header::COOKIE, format!("nexus_session={exec}"))
+        .body(Body::empty())
+        .unwrap();
+    let d = app.send(req).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    let names: Vec<&str> =
+        d.body["customers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Zebra Xylofjord Logistics"]);
+    assert!(d.body["summary"]["total"].as_i64().unwrap() > 0, "the summary is the whole fleet's");
+}
+
+/// The Users page lists users a page at a time (every user once, in email order) and names
+/// every Sales Manager for the new-user form, wherever they fall in the pages.
+#[tokio::test]
+async fn the_users_page_pages_through_users() {
+    use app::domain::model::{Role, User};
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    // Written to the store directly: 120 sign-ups through the API would hash 120 passwords.
+    for i in 0..120u64 {
+        let user = User {
+            id: app::ssr::ids::new_id(),
+            email: format!("paging{i:03}@users.test"),
+            name: format!("Paging {i:03}"),
+            role: if i == 119 { Role::SalesManager } else { Role::Rep },
+            manager_id: None,
+            active: true,
+            created_at: app::domain::time::Timestamp::from_millis(1_700_000_000_000),
+            rev: 0,
+        };
+        let record = app::ssr::repo::UserRecord { user, password_hash: None, sessions_valid_after: None };
+        app.state.repo.create_user(record).await.unwrap();
+    }
+    let users = |after: Option<String>| {
+        let path = match after {
+            None => "/sfn/users".to_string(),
+            Some(c) => format!("/sfn/users?after={}", app::url::encode(&c)),
+        };
+        let req =
+            Request::get(path).header(header::COOKIE, format!("nexus_session={exec}")).body(Body::empty());
+        app.send(req.unwrap())
+    };
+    let (mut emails, mut after, mut pages) = (Vec::<String>::new(), None, 0);
+    loop {
+        let a = users(after.clone()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let page = a.body["users"].as_array().unwrap();
+        assert!(page.len() <= app::api::users::USERS_PAGE);
+        emails.extend(page.iter().map(|u| u["email"].as_str().unwrap().to_string()));
+        let managers: Vec<&str> =
+            a.body["managers"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert!(
+            managers.contains(&"paging119@users.test") && managers.contains(&"manager@demo.nexus"),
+            "{managers:?}"
+        );
+        assert!(a.body["managers"].as_array().unwrap().iter().all(|u| u["role"] == "sales_manager"));
+        pages += 1;
+        match a.body["next"].as_str() {
+            Some(c) => after = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let listed = app.get("/api/v1/users?limit=200", &exec).await.body["items"].as_array().unwrap().len();
+    assert!(listed > app::api::users::USERS_PAGE, "{listed}");
+    assert_eq!(pages, listed.div_ceil(app::api::users::USERS_PAGE));
+    let mut sorted = emails.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(emails, sorted, "every user once, in email order");
+    assert_eq!(emails.len(), listed);
+
+    let rep = app.login(REP).await;
+    let req =
+        Request::get("/sfn/users").header(header::COOKIE, format!("nexus_session={rep}")).body(Body::empty());
+    assert_eq!(app.send(req.unwrap()).await.status, StatusCode::FORBIDDEN);
 }
 
 /// `/metrics` names each request's route pattern (never the raw path with its ids), method and

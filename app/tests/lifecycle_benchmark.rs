@@ -1,6 +1,6 @@
 //! Lifecycle benchmarks (ignored: `make bench` runs them; they measure, they do not judge):
 //! the time from a deploy request to the worker requesting the change set, and one reconciler
-//! pass over the 15,000-deployment data set — both against the emulator on loopback.
+//! pass over the 15,000-deployment data set — against the emulator on loopback, on each store.
 
 mod common;
 
@@ -8,18 +8,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use app::ssr::{catalog::Catalog, clock, seed::seed_scale};
 use axum::http::{Method, StatusCode};
-use common::{TestApp, require_emulator};
+use common::{TestApp, require_emulator, unique};
 use serde_json::json;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+const WORKER: [(&str, &str); 2] = [("NEXUS_WORKER", "on"), ("NEXUS_STACK_POLL_MS", "100")];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: make bench"]
-async fn request_to_change_set_latency() {
+async fn request_to_change_set_latency_embedded() {
     require_emulator();
-    let app = TestApp::embedded(&[("NEXUS_WORKER", "on"), ("NEXUS_STACK_POLL_MS", "100")]).await;
+    request_to_change_set(TestApp::embedded(&WORKER).await, "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench"]
+async fn request_to_change_set_latency_dynamodb() {
+    request_to_change_set(TestApp::dynamodb(&unique("nexus-bench-ops"), &WORKER).await, "dynamodb").await;
+}
+
+async fn request_to_change_set(app: TestApp, store: &str) {
     let exec = app.login("exec@demo.nexus").await;
     let users = app.get("/api/v1/users?limit=200", &exec).await;
     let rep = users.body["items"]
@@ -94,7 +105,7 @@ async fn request_to_change_set_latency() {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "request -> change set requested ({} deploys, one at a time): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        "{store}: request -> change set requested ({} deploys, one at a time): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
         latencies.len(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.95),
@@ -102,19 +113,32 @@ async fn request_to_change_set_latency() {
     );
 }
 
+const RECONCILER: [(&str, &str); 1] = [("NEXUS_RECONCILE_RATE", "1000")];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: make bench"]
-async fn reconciler_pass_over_the_scale_data_set() {
+async fn reconciler_pass_over_the_scale_data_set_embedded() {
     require_emulator();
-    let app = TestApp::embedded(&[("NEXUS_RECONCILE_RATE", "1000")]).await;
+    reconciler_pass(TestApp::embedded(&RECONCILER).await, "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench"]
+async fn reconciler_pass_over_the_scale_data_set_dynamodb() {
+    reconciler_pass(TestApp::dynamodb(&unique("nexus-bench-rec"), &RECONCILER).await, "dynamodb").await;
+}
+
+async fn reconciler_pass(app: TestApp, store: &str) {
     let catalog = Catalog::load(&app.state.config.catalog_dir, clock::now()).unwrap();
+    let t = Instant::now();
     seed_scale(&app.state.repo, &catalog, 1000, &app.state.config.demo_password).await.unwrap();
+    println!("{store}: seeded 1,000 customers in {:.1} s", t.elapsed().as_secs_f64());
     for pass in 1..=2 {
         let t = Instant::now();
         let report = app.state.reconciler.pass().await.unwrap();
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "reconciler pass {pass}: {} deployments checked, {} changed, {} errors in {secs:.1} s = {:.0} DescribeStacks/s",
+            "{store}: reconciler pass {pass}: {} deployments checked, {} changed, {} errors in {secs:.1} s = {:.0} DescribeStacks/s",
             report.checked,
             report.changed,
             report.errors,

@@ -159,7 +159,7 @@ async fn embedded_store() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run with `make bench`"]
 async fn dynamodb_store() {
-    benchmark(TestApp::dynamodb(&unique("nexus-bench")).await).await;
+    benchmark(TestApp::dynamodb(&unique("nexus-bench"), &[]).await).await;
 }
 
 /// Where one request's time goes (in process, one client): auth, the service call, the JSON.

@@ -44,6 +44,25 @@ test("the fleet grid filters by environment and drills down to who runs a capabi
   await expect(page.getByTestId("usage")).toBeVisible();
 });
 
+test("the dashboard searches every customer, not only the page shown", async ({ page }) => {
+  await signIn(page, "executive");
+  const all = await customers(page);
+  const target = all[all.length - 1];
+  const search = page.getByRole("searchbox", { name: "Search" });
+  await search.fill(target.name.toUpperCase());
+  await search.press("Enter");
+  await page.waitForURL((u) => u.searchParams.has("q"));
+  await hydrated(page);
+  // What the server found, the same as the REST search, every word in each name.
+  const expected = (await apiGet(page, `/api/v1/customers?limit=200&q=${encodeURIComponent(target.name)}`)).items.map((c: Customer) => c.name);
+  expect(expected).toContain(target.name);
+  const listed = page.getByTestId("customer-list").getByRole("link");
+  await expect(listed).toHaveText(expected.sort((a: string, b: string) => a.toLowerCase().localeCompare(b.toLowerCase())));
+  await expect(search).toHaveValue(target.name.toUpperCase());
+  await page.getByTestId("clear-search").click();
+  await expect(listed).toHaveCount(Math.min(all.length, 24));
+});
+
 test("a Rep sees only their customers; another Rep's customer is 404", async ({ page }) => {
   await signIn(page, "otherRep");
   const theirs = await customers(page);

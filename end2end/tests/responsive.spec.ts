@@ -31,6 +31,16 @@ test("sign-in and the pages work without JavaScript @nojs", async ({ page }, tes
   await expect(page.getByTestId("signed-in-as")).toContainText("Sales Manager");
   await expect(page.getByTestId("fleet-grid").locator("tbody tr").first()).toBeVisible();
   await screenshot(page, "nojs-dashboard", testInfo);
+  // The customer search is a plain GET form: the server answers it.
+  const first = (await page.getByTestId("customer-list").getByRole("link").first().textContent())!.trim();
+  await page.getByRole("searchbox", { name: "Search" }).fill(first);
+  await page.getByTestId("search-all").click();
+  await page.waitForURL((u) => u.searchParams.get("q") === first);
+  await expect(page.getByTestId("customer-list").getByRole("link").first()).toHaveText(first);
+  for (const name of await page.getByTestId("customer-list").getByRole("link").allTextContents()) {
+    for (const word of first.toLowerCase().split(/\s+/)) expect(name.toLowerCase()).toContain(word);
+  }
+  await page.getByTestId("clear-search").click();
   await page.getByTestId("customer-list").getByRole("link").first().click();
   await expect(page.getByTestId("customer-name")).toBeVisible();
   await page.getByTestId("deployment-list").getByRole("link").first().click();

@@ -21,15 +21,16 @@ pub struct Dashboard {
     pub as_of: Timestamp,
 }
 
-/// The summary and the page of customers after `after` (the first page without it).
+/// The summary and the page of customers after `after` (the first page without it); with `q`,
+/// only the customers with every word of it in their name, slug or cost centre, from all pages.
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "dashboard")]
-pub async fn get_dashboard(after: Option<String>) -> Result<Dashboard, AppError> {
+pub async fn get_dashboard(after: Option<String>, q: Option<String>) -> Result<Dashboard, AppError> {
     use crate::ssr::{clock, http::server_fns};
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
     let summary = state.fleet.summary(&actor).await.map_err(server_fns::fail)?;
     let page = state
         .customers
-        .list(&actor, DASHBOARD_CUSTOMERS, after.as_deref())
+        .list(&actor, DASHBOARD_CUSTOMERS, after.as_deref(), crate::domain::search::query(q.as_deref()))
         .await
         .map_err(server_fns::fail)?;
     let mut customers = page.items;

@@ -2,20 +2,32 @@
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
 
 use super::AppError;
 use crate::domain::model::{Role, User};
 
-pub const USERS_PAGE: usize = 200;
+/// How many users one page of the Users page lists.
+pub const USERS_PAGE: usize = 100;
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPage {
+    /// In email order.
+    pub users: Vec<User>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<String>,
+    /// Every Sales Manager (a Rep's manager may be on another page; new Reps pick one).
+    pub managers: Vec<User>,
+}
+
+/// One page of users after `after` (the first without it).
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "users")]
-pub async fn get_users() -> Result<Vec<User>, AppError> {
+pub async fn get_users(after: Option<String>) -> Result<UsersPage, AppError> {
     use crate::ssr::http::server_fns;
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let page = state.users.list(&actor, USERS_PAGE, None).await.map_err(server_fns::fail)?;
-    let mut users = page.items;
-    users.sort_by_key(|u| (u.role, u.name.to_lowercase()));
-    Ok(users)
+    let page = state.users.list(&actor, USERS_PAGE, after.as_deref()).await.map_err(server_fns::fail)?;
+    let managers = state.users.managers(&actor).await.map_err(server_fns::fail)?;
+    Ok(UsersPage { users: page.items, next: page.next_cursor, managers })
 }
 
 /// A new user with a first password (they are told it out of band and change it).

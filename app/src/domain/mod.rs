@@ -6,6 +6,7 @@ pub mod model;
 pub mod parameters;
 pub mod password_policy;
 pub mod permissions;
+pub mod search;
 pub mod semver;
 pub mod stacks;
 pub mod time;

@@ -13,25 +13,31 @@ use crate::components::{
     last_known::fetch_or_recall,
     session::{Loading, show},
 };
-use crate::domain::views::FleetRow;
+use crate::domain::{search::every_word_in, views::FleetRow};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
-    let after = move || query.with(|q| q.get("after"));
-    // Only the first page is kept as the last-known state (it is what opens offline).
-    let data = json_resource(after, |after| async move {
-        match after {
-            None => fetch_or_recall("dashboard".into(), get_dashboard(None)).await,
-            Some(a) => get_dashboard(Some(a)).await,
+    // The page of customers and the customer search, from the URL (a GET form: works without JS).
+    let page = move || {
+        query.with(|q| (q.get("after"), crate::domain::search::query(q.get_str("q")).map(str::to_string)))
+    };
+    // Only the first unfiltered page is kept as the last-known state (it is what opens offline).
+    let data = json_resource(page, |(after, q)| async move {
+        match (after, q) {
+            (None, None) => fetch_or_recall("dashboard".into(), get_dashboard(None, None)).await,
+            (after, q) => get_dashboard(after, q).await,
         }
     });
-    remember_on_client(data, after);
+    remember_on_client(data, move || page() == (None, None));
     let as_of = Signal::derive(move || data.get().and_then(|r| r.ok()).map(|d| d.as_of));
     view! {
         <OfflineBanner as_of />
         <Suspense fallback=Loading>
-            {move || Suspend::new(async move { show(data.await, |d| view! { <DashboardView d /> }) })}
+            {move || Suspend::new(async move {
+                let search = page().1.unwrap_or_default();
+                show(data.await, |d| view! { <DashboardView d search /> })
+            })}
         </Suspense>
     }
 }
@@ -40,42 +46,49 @@ pub fn DashboardPage() -> impl IntoView {
 /// data as the last-known state from here.
 fn remember_on_client(
     data: Resource<Result<Dashboard, crate::api::AppError>, crate::components::json_codec::JsonBytes>,
-    after: impl Fn() -> Option<String> + 'static,
+    first_page: impl Fn() -> bool + 'static,
 ) {
     Effect::new(move |_| {
         if let Some(Ok(d)) = data.get()
-            && after().is_none()
+            && first_page()
         {
             crate::components::last_known::remember("dashboard", &d);
         }
     });
 }
 
+/// `search`: the customer search the server applied (`?q=`); typing filters what is shown at
+/// once, and submitting searches every customer.
 #[component]
-fn DashboardView(d: Dashboard) -> impl IntoView {
-    let filter = RwSignal::new(String::new());
+fn DashboardView(d: Dashboard, search: String) -> impl IntoView {
+    let filter = RwSignal::new(search.clone());
     let problems_only = RwSignal::new(false);
     // "" is every environment.
     let environment = RwSignal::new(String::new());
     let problem_class = if d.summary.problems > 0 { "text-bad" } else { "" };
     let (no_rows, no_customers) = (d.summary.rows.is_empty(), d.customers.is_empty());
-    let next = d.next_customers.clone().map(|c| format!("/?after={}", crate::url::encode(&c)));
+    let next = d.next_customers.clone().map(|c| {
+        let q = if search.is_empty() { String::new() } else { format!("&q={}", crate::url::encode(&search)) };
+        format!("/?after={}{q}", crate::url::encode(&c))
+    });
+    let searched = !search.is_empty();
     let rows = d.summary.rows.clone();
     let customers = d.customers.clone();
     let visible_rows = move || {
-        let f = filter.get().to_lowercase();
+        let f = filter.get();
         rows.iter()
             .filter(|r| !problems_only.get() || r.problem)
             .filter(|r| environment.with(|e| e.is_empty() || e == r.environment.as_str()))
-            .filter(|r| f.is_empty() || r.capability.contains(&f))
+            .filter(|r| every_word_in(&f, &[&r.capability]))
             .cloned()
             .collect::<Vec<FleetRow>>()
     };
+    // The same rule as the server's search, so typing and submitting agree.
     let visible_customers = move || {
-        let f = filter.get().to_lowercase();
+        let f = filter.get();
         customers
             .iter()
-            .filter(|c| f.is_empty() || c.name.to_lowercase().contains(&f))
+            .filter(|c| every_word_in(&f, &[&c.name, &c.slug, &c.cost_center]))
             .cloned()
             .collect::<Vec<_>>()
     };
@@ -89,13 +102,20 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                 " need attention"
             </p>
             <div class="toolbar">
-                <label for="fleet-search">"Search"</label>
-                <input
-                    id="fleet-search"
-                    type="search"
-                    placeholder="capability or customer"
-                    on:input=move |ev| filter.set(event_target_value(&ev))
-                />
+                <form method="get" action="/" class="search-form" role="search">
+                    <label for="fleet-search">"Search"</label>
+                    <input
+                        id="fleet-search"
+                        name="q"
+                        type="search"
+                        placeholder="capability or customer"
+                        prop:value=search.clone()
+                        on:input=move |ev| filter.set(event_target_value(&ev))
+                    />
+                    <button type="submit" class="button button-quiet" data-testid="search-all">
+                        "Search all customers"
+                    </button>
+                </form>
                 <label for="fleet-environment">"Environment"</label>
                 <select id="fleet-environment" on:change=move |ev| environment.set(event_target_value(&ev))>
                     <option value="">"All"</option>
@@ -152,8 +172,11 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                 </For>
             </ul>
             <Show when=move || no_customers>
-                <p class="muted">"No customers to show."</p>
+                <p class="muted" data-testid="no-customers">
+                    {if searched { "No customer matches the search." } else { "No customers to show." }}
+                </p>
             </Show>
+            {searched.then(|| view! { <p><a href="/" data-testid="clear-search">"All customers"</a></p> })}
             {next.map(|href| view! { <p><a href=href data-testid="more-customers">"More customers"</a></p> })}
         </section>
     }

@@ -1,17 +1,18 @@
 //! Users (Executives): who can sign in, with which role and team; create, deactivate, unlock.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::{
     AppError,
-    users::{CreateUser, SetUserActive, UnlockUser, get_users},
+    users::{CreateUser, SetUserActive, UnlockUser, UsersPage, get_users},
 };
 use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::use_online,
     session::{Loading, show},
 };
-use crate::domain::model::{Role, User};
+use crate::domain::model::User;
 
 fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
     match value {
@@ -26,7 +27,12 @@ pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
     let unlock = ServerAction::<UnlockUser>::new();
-    let data = json_resource(move || (create.version().get(), set_active.version().get()), |_| get_users());
+    // A page at a time (`?after=<cursor>`, a link: works without JS).
+    let query = use_query_map();
+    let data = json_resource(
+        move || (query.with(|q| q.get("after")), create.version().get(), set_active.version().get()),
+        |(after, _, _)| get_users(after),
+    );
     let online = use_online();
     let errors = move || {
         error_text(create.value().get())
@@ -41,8 +47,10 @@ pub fn UsersPage() -> impl IntoView {
             <p class="muted" role="status">{unlocked}</p>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
-                    show(data.await, move |users: Vec<User>| {
-                        let managers: Vec<User> = users.iter().filter(|u| u.role == Role::SalesManager).cloned().collect();
+                    show(data.await, move |UsersPage { users, next, managers }| {
+                        let more = next.map(|c| view! {
+                            <p><a href=format!("/users?after={}", crate::url::encode(&c)) data-testid="more-users">"More users"</a></p>
+                        });
                         let name_of = move |id: &Option<crate::domain::ids::Id>| {
                             id.as_ref().and_then(|id| managers.iter().find(|m| &m.id == id)).map(|m| m.name.clone()).unwrap_or_default()
                         };
@@ -79,6 +87,7 @@ pub fn UsersPage() -> impl IntoView {
                                     </tbody>
                                 </table>
                             </div>
+                            {more}
                         }
                     })
                 })}
@@ -100,7 +109,7 @@ pub fn UsersPage() -> impl IntoView {
                 <label for="new-manager">"Sales Manager (for a Rep)"</label>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
-                        let managers: Vec<User> = data.await.map(|u| u.into_iter().filter(|u| u.role == Role::SalesManager).collect()).unwrap_or_default();
+                        let managers: Vec<User> = data.await.map(|p| p.managers).unwrap_or_default();
                         view! {
                             <select id="new-manager" name="manager_id">
                                 <option value="">"None"</option>

@@ -109,10 +109,7 @@ fn found(query: &str, e: &AuditEvent) -> bool {
         &e.outcome,
         e.source_ip.as_deref().unwrap_or(""),
     ];
-    query.split_whitespace().all(|word| {
-        let word = word.to_lowercase();
-        fields.iter().any(|f| f.to_lowercase().contains(&word))
-    })
+    crate::domain::search::every_word_in(query, &fields)
 }
 
 /// The hash of an event: SHA-256 over the previous hash and the event's JSON without its hash.

@@ -91,10 +91,11 @@ impl TestApp {
         Self::build(test_config(&all), dir).await
     }
 
-    /// A DynamoDB table of its own on the emulator, with the demo data.
-    pub async fn dynamodb(table: &str) -> TestApp {
+    /// A DynamoDB table of its own on the emulator, with the demo data (and `vars`, as
+    /// `embedded`).
+    pub async fn dynamodb(table: &str, vars: &[(&str, &str)]) -> TestApp {
         require_emulator();
-        let vars = [
+        let mut all = vec![
             ("NEXUS_STORE", "dynamodb"),
             ("NEXUS_TABLE", table),
             ("NEXUS_CREATE_TABLE", "true"),
@@ -102,7 +103,8 @@ impl TestApp {
             ("NEXUS_RATE_LIMIT", "off"),
             ("NEXUS_LOGIN_RATE_LIMIT", "off"),
         ];
-        Self::build(test_config(&vars), std::env::temp_dir().join(unique("nexus-api-ddb"))).await
+        all.extend_from_slice(vars);
+        Self::build(test_config(&all), std::env::temp_dir().join(unique("nexus-api-ddb"))).await
     }
 
     pub async fn build(config: Config, dir: std::path::PathBuf) -> TestApp {

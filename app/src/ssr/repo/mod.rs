@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::domain::{
     ids::Id,
     lifecycle::DeploymentStatus,
-    model::{Customer, Deployment, Environment, EnvironmentName, Operation, Page, User},
+    model::{Customer, Deployment, Environment, EnvironmentName, Operation, Page, Role, User},
 };
 
 use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
@@ -240,6 +240,14 @@ impl Repo {
             items: records.items.into_iter().map(|r| r.user).collect(),
             next_cursor: records.next_cursor,
         })
+    }
+
+    /// Every user with `role` (at most `limit`), in email order: read through all users, kept
+    /// for the few lists that need them all (the Sales Managers a new Rep can report to).
+    pub async fn users_with_role(&self, role: Role, limit: usize) -> Result<Vec<User>, RepoError> {
+        let all = [Query::index(keys::GSI1, "USERS")];
+        let p = self.query_many(&all, |r: &UserRecord| r.user.role == role, limit, None).await?;
+        Ok(p.items.into_iter().map(|r| r.user).collect())
     }
 
     /// The Reps whose manager is `manager`.

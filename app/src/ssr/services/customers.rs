@@ -50,11 +50,15 @@ impl CustomerService {
         Ok(c)
     }
 
+    /// The customers the actor sees, a page at a time; with `search`, only those with every
+    /// word of it in their name, slug or cost centre (read through, so a match on the last page
+    /// of 1,000 customers is found).
     pub async fn list(
         &self,
         actor: &Actor,
         limit: usize,
         cursor: Option<&str>,
+        search: Option<&str>,
     ) -> Result<Page<Customer>, ServiceError> {
         actor.require(Action::ViewCustomers)?;
         let queries: Vec<Query> = match actor.visible_owners() {
@@ -63,7 +67,11 @@ impl CustomerService {
                 owners.iter().map(|o| Query::index(keys::GSI2, keys::owner(o.as_str()))).collect()
             }
         };
-        Ok(self.repo.query_many(&queries, |_: &Customer| true, limit, cursor).await?)
+        let keep = |c: &Customer| {
+            search
+                .is_none_or(|q| crate::domain::search::every_word_in(q, &[&c.name, &c.slug, &c.cost_center]))
+        };
+        Ok(self.repo.query_many(&queries, keep, limit, cursor).await?)
     }
 
     pub async fn get(&self, actor: &Actor, id: &Id) -> Result<CustomerDetail, ServiceError> {

@@ -137,6 +137,12 @@ impl UserService {
         Ok(self.repo.users(limit, cursor).await?)
     }
 
+    /// The Sales Managers (a new Rep's manager is one of them).
+    pub async fn managers(&self, actor: &Actor) -> Result<Vec<User>, ServiceError> {
+        actor.require(Action::ManageUsers)?;
+        Ok(self.repo.users_with_role(Role::SalesManager, 1000).await?)
+    }
+
     pub async fn create(&self, actor: &Actor, input: NewUser) -> Result<User, ServiceError> {
         actor.require(Action::ManageUsers)?;
         let mut errors = Vec::new();

@@ -23,7 +23,8 @@ use crate::{
 
 #[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
     params(("limit" = Option<usize>, Query, description = "1-200, default 50"),
-           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("q" = Option<String>, Query, description = "only customers with every word in their name, slug or cost centre (any case)")),
     responses((status = 200, body = Page<Customer>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("session" = [])))]
 pub async fn list(
@@ -32,12 +33,13 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
-    params.allow(&["limit", "cursor"])?;
+    params.allow(&["limit", "cursor", "q"])?;
     let limit = params.limit()?;
+    let search = crate::domain::search::query(params.string("q"));
     state
         .read_cache
         .json(&actor, path_and_query(&uri), || async {
-            Ok(state.customers.list(&actor, limit, params.cursor()).await?)
+            Ok(state.customers.list(&actor, limit, params.cursor(), search).await?)
         })
         .await
 }

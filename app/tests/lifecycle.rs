@@ -224,6 +224,79 @@ async fn deploy_with_preview_then_upgrade_roll_back_and_delete() {
     assert!(log.body["items"].as_array().unwrap().len() >= 7, "{}", log.text);
 }
 
+/// Cancelling a preview deletes its change set from the customer's account, and the empty
+/// stack a first deploy's change set made; an upgrade's cancelled preview leaves the stack as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_preview_leaves_no_change_set_behind() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let env = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    let target = app::ssr::lifecycle::deployer::Target::of(&env, "test-observer");
+    let deployer = app.state.engine.deployer().clone();
+    let change_set = |op: &Value| {
+        app::domain::stacks::change_set_name(
+            &app::domain::ids::Id::parse(op["id"].as_str().unwrap()).unwrap(),
+        )
+    };
+
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0", "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let stack = a.body["stack_name"].as_str().unwrap().to_string();
+    let preview = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), state_is("preview_ready")).await;
+    assert!(
+        deployer.change_set(&target, &stack, &change_set(&preview)).await.is_ok(),
+        "the change set exists"
+    );
+    let before = deployer.stack(&target, &stack).await.unwrap().expect("a change set's stack");
+    assert_eq!(before.status, "REVIEW_IN_PROGRESS");
+    let cancel = post(
+        &app,
+        &exec,
+        &format!("/api/v1/operations/{}/cancel", preview["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+    assert_eq!(cancel.body["state"], "cancelled");
+    assert!(
+        deployer.change_set(&target, &stack, &change_set(&preview)).await.is_err(),
+        "the change set is gone"
+    );
+    assert_eq!(deployer.stack(&target, &stack).await.unwrap(), None, "and so is the empty stack");
+
+    // Deployed after all, then an upgrade previewed and cancelled: the stack stays as it was.
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
+    let deployment = a.body["deployment_id"].as_str().unwrap();
+    let a =
+        post(&app, &exec, &format!("/api/v1/deployments/{deployment}/upgrade"), json!({"version": "1.1.0"}))
+            .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let preview = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), state_is("preview_ready")).await;
+    assert!(deployer.change_set(&target, &stack, &change_set(&preview)).await.is_ok());
+    let cancel = post(
+        &app,
+        &exec,
+        &format!("/api/v1/operations/{}/cancel", preview["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+    assert!(
+        deployer.change_set(&target, &stack, &change_set(&preview)).await.is_err(),
+        "the change set is gone"
+    );
+    let after = deployer.stack(&target, &stack).await.unwrap().expect("the stack stays");
+    assert_eq!(after.status, "CREATE_COMPLETE");
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await.body;
+    assert_eq!((d["status"].as_str(), d["version"].as_str()), (Some("active"), Some("1.0.0")), "{d}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_every_field_and_nothing_is_stored() {
     let app = app(&[]).await;

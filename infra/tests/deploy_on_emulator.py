@@ -385,6 +385,16 @@ def check_events(out, forwarders):
     )
     queue = client("sqs").get_queue_attributes(QueueUrl=out["StackEventsQueueUrl"], AttributeNames=["All"])["Attributes"]
     check("events: the stack-events queue exists", queue.get("QueueArn") == out["StackEventsQueueArn"], queue)
+    redrive = json.loads(queue.get("RedrivePolicy", "{}"))
+    dlq = redrive.get("deadLetterTargetArn", "")
+    check(
+        "events: stack events failing five receives go to a dead-letter queue kept 14 days",
+        dlq.endswith("-stack-events-dlq") and int(redrive.get("maxReceiveCount", 0)) == 5
+        and client("sqs").get_queue_attributes(
+            QueueUrl=client("sqs").get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"],
+            AttributeNames=["MessageRetentionPeriod"])["Attributes"]["MessageRetentionPeriod"] == "1209600",
+        queue,
+    )
     sns = client("sns")
     resources = declared("events")["Resources"]
     for key, logical in (("OperationsTopicArn", "OperationsTopic"), ("AlarmTopicArn", "AlarmTopic")):

@@ -470,6 +470,17 @@ def check_app(out):
         == ("/health", 30, 2, 10),
         g,
     )
+    listeners = elb.describe_listeners(LoadBalancerArn=g["LoadBalancerArns"][0])["Listeners"] if g.get("LoadBalancerArns") else []
+    rules = [r for listener in listeners for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]]
+    check(
+        "app: the load balancer answers /metrics 404 itself (scrapers read it inside the VPC)",
+        any(
+            any("/metrics" in c.get("PathPatternConfig", {}).get("Values", c.get("Values", [])) for c in r.get("Conditions", []))
+            and any(a.get("Type") == "fixed-response" and a.get("FixedResponseConfig", {}).get("StatusCode") == "404" for a in r.get("Actions", []))
+            for r in rules
+        ),
+        rules,
+    )
     logs = client("logs").describe_log_groups(logGroupNamePrefix=out["LogGroupName"])["logGroups"]
     check("app: log group kept 7 days in dev", logs and logs[0].get("retentionInDays") == 7, logs)
     role = client("iam").get_role(RoleName=f"{PROJECT}-dev-task")["Role"]

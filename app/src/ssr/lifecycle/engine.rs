@@ -267,6 +267,15 @@ impl Engine {
             Ok(()) => {}
             Err(StepError::LostLease) => {
                 tracing::info!(operation = %op.id, "the operation changed elsewhere: letting go");
+                // Cancelled while its change set was being made: the cancel found none to delete.
+                if op.state == OperationState::CreatingChangeSet
+                    && op.change_set_id.is_some()
+                    && let Ok(now) = self.repo.operation(&op.id).await
+                    && now.state == OperationState::Cancelled
+                    && let Ok(d) = self.repo.deployment(&op.deployment_id).await
+                {
+                    self.discard_change_set(&op, &d.deployment.environment_id).await;
+                }
             }
             Err(StepError::Transient(message)) => {
                 let now = clock::now();
@@ -286,6 +295,37 @@ impl Engine {
                 if let Err(e) = self.fail(&mut op, message, None).await {
                     tracing::warn!(operation = %op.id, error = ?e, "cannot record the failure: the lease will expire");
                 }
+            }
+        }
+    }
+
+    /// A cancelled preview's change set is deleted, and so is the empty stack (REVIEW_IN_PROGRESS)
+    /// a first deploy's change set made. Best effort, logged: AWS itself drops a stack's change
+    /// sets when the next one is executed, and the next deploy takes over an empty stack.
+    pub async fn discard_change_set(&self, op: &Operation, environment: &crate::domain::ids::Id) {
+        let env = match self.repo.environment(environment).await {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(operation = %op.id, error = %e, "change set of a cancelled operation left: no environment");
+                return;
+            }
+        };
+        let target = Target::of(&env, format!("nexus-{}", op.id));
+        let deployer = &self.deployer;
+        let name = stacks::change_set_name(&op.id);
+        if let Err(e) = deployer.delete_change_set(&target, &op.stack_name, &name).await {
+            tracing::info!(operation = %op.id, error = %e, "no change set deleted for the cancelled operation");
+        }
+        match deployer.stack(&target, &op.stack_name).await {
+            Ok(Some(s)) if s.status == "REVIEW_IN_PROGRESS" => {
+                let token = stacks::client_token(&op.id, stacks::TokenStep::Delete);
+                if let Err(e) = deployer.delete_stack(&target, &op.stack_name, &token).await {
+                    tracing::warn!(operation = %op.id, error = %e, "the empty stack of a cancelled deploy stays");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::info!(operation = %op.id, error = %e, "stack of a cancelled operation not looked at")
             }
         }
     }

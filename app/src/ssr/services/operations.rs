@@ -669,40 +669,9 @@ impl OperationService {
             .save_user_transition(actor, op, OperationState::Cancelled, &r.owner_id, "operation.cancel")
             .await?;
         if had_change_set {
-            self.discard_change_set(&op, &r.deployment.environment_id).await;
+            self.engine.discard_change_set(&op, &r.deployment.environment_id).await;
         }
         Ok(op)
-    }
-
-    /// A cancelled preview's change set is deleted, and so is the empty stack (REVIEW_IN_PROGRESS)
-    /// a first deploy's change set made. Best effort, logged: AWS itself drops a stack's change
-    /// sets when the next one is executed, and the next deploy takes over an empty stack.
-    async fn discard_change_set(&self, op: &Operation, environment: &Id) {
-        let env = match self.repo.environment(environment).await {
-            Ok(env) => env,
-            Err(e) => {
-                tracing::warn!(operation = %op.id, error = %e, "change set of a cancelled operation left: no environment");
-                return;
-            }
-        };
-        let target = Target::of(&env, format!("nexus-{}", op.id));
-        let deployer = self.engine.deployer();
-        let name = stacks::change_set_name(&op.id);
-        if let Err(e) = deployer.delete_change_set(&target, &op.stack_name, &name).await {
-            tracing::info!(operation = %op.id, error = %e, "no change set deleted for the cancelled operation");
-        }
-        match deployer.stack(&target, &op.stack_name).await {
-            Ok(Some(s)) if s.status == "REVIEW_IN_PROGRESS" => {
-                let token = stacks::client_token(&op.id, stacks::TokenStep::Delete);
-                if let Err(e) = deployer.delete_stack(&target, &op.stack_name, &token).await {
-                    tracing::warn!(operation = %op.id, error = %e, "the empty stack of a cancelled deploy stays");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::info!(operation = %op.id, error = %e, "stack of a cancelled operation not looked at")
-            }
-        }
     }
 
     /// The stack events an operation caused, oldest first.

@@ -59,8 +59,12 @@ test("the dashboard searches every customer, not only the page shown", async ({ 
   const listed = page.getByTestId("customer-list").getByRole("link");
   await expect(listed).toHaveText(expected.sort((a: string, b: string) => a.toLowerCase().localeCompare(b.toLowerCase())));
   await expect(search).toHaveValue(target.name.toUpperCase());
+  // The same words filter the capability grid: no capability is called that, and the page says so.
+  await expect(page.getByTestId("fleet-grid").locator("tbody tr")).toHaveCount(0);
+  await expect(page.getByTestId("fleet-no-match")).toBeVisible();
   await page.getByTestId("clear-search").click();
   await expect(listed).toHaveCount(Math.min(all.length, 24));
+  await expect(page.getByTestId("fleet-no-match")).toHaveCount(0);
 });
 
 test("a Rep sees only their customers; another Rep's customer is 404", async ({ page }) => {

@@ -83,6 +83,10 @@ fn DashboardView(d: Dashboard, search: String) -> impl IntoView {
             .cloned()
             .collect::<Vec<FleetRow>>()
     };
+    let visible_rows_empty = {
+        let visible_rows = visible_rows.clone();
+        move || visible_rows().is_empty()
+    };
     // The same rule as the server's search, so typing and submitting agree.
     let visible_customers = move || {
         let f = filter.get();
@@ -159,6 +163,11 @@ fn DashboardView(d: Dashboard, search: String) -> impl IntoView {
             </div>
             <Show when=move || no_rows>
                 <p class="muted">"No deployments yet."</p>
+            </Show>
+            // Filtered down to nothing (a customer's name typed, say): say so rather than show an
+            // empty grid.
+            <Show when=move || !no_rows && visible_rows_empty()>
+                <p class="muted" data-testid="fleet-no-match">"No capability matches these filters."</p>
             </Show>
         </section>
         <section class="panel" aria-labelledby="customers-heading">

@@ -231,18 +231,13 @@ async fn the_dashboard_pages_through_customers() {
     let all = app.get("/api/v1/customers?limit=200", &exec).await.body["items"].as_array().unwrap().len();
     assert!(all > app::api::fleet::DASHBOARD_CUSTOMERS, "{all} customers fit on one page");
 
-    let dashboard = |after: Option<String>| {
-        let path = match after {
-            None => "/sfn/dashboard".to_string(),
-            Some(c) => format!("/sfn/dashboard?after={}", app::url::encode(&c)),
-        };
-        let req =
-            Request::get(path).header(header::COOKIE, format!("nexus_session={exec}")).body(Body::empty());
-        app.send(req.unwrap())
+    let dashboard = |after: Option<String>| match after {
+        None => "/sfn/dashboard".to_string(),
+        Some(c) => format!("/sfn/dashboard?after={}", app::url::encode(&c)),
     };
     let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
     loop {
-        let a = dashboard(after.clone()).await;
+        let a = app.get_as_browser(&dashboard(after.clone()), &exec).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert!(a.body["summary"]["total"].as_i64().unwrap() > 0);
         let names: Vec<String> = a.body["customers"]
@@ -266,7 +261,7 @@ async fn the_dashboard_pages_through_customers() {
     let unique: std::collections::HashSet<&String> = seen.iter().collect();
     assert_eq!((seen.len(), unique.len()), (all, all), "every customer once");
 
-    let bad = dashboard(Some("not-a-cursor".into())).await;
+    let bad = app.get_as_browser(&dashboard(Some("not-a-cursor".into())), &exec).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }
 
@@ -308,11 +303,7 @@ async fn customers_are_searched_across_every_page() {
     let (first, more) = found(exec.clone(), " ").await;
     assert_eq!((first.len(), more), (1, true));
 
-    let req = Request::get("/sfn/dashboard?q=zebra%20xylofjord")
-        .header(header::COOKIE, format!("nexus_session={exec}"))
-        .body(Body::empty())
-        .unwrap();
-    let d = app.send(req).await;
+    let d = app.get_as_browser("/sfn/dashboard?q=zebra%20xylofjord", &exec).await;
     assert_eq!(d.status, StatusCode::OK, "{}", d.text);
     let names: Vec<&str> =
         d.body["customers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -342,18 +333,13 @@ async fn the_users_page_pages_through_users() {
         let record = app::ssr::repo::UserRecord { user, password_hash: None, sessions_valid_after: None };
         app.state.repo.create_user(record).await.unwrap();
     }
-    let users = |after: Option<String>| {
-        let path = match after {
-            None => "/sfn/users".to_string(),
-            Some(c) => format!("/sfn/users?after={}", app::url::encode(&c)),
-        };
-        let req =
-            Request::get(path).header(header::COOKIE, format!("nexus_session={exec}")).body(Body::empty());
-        app.send(req.unwrap())
+    let users = |after: Option<String>| match after {
+        None => "/sfn/users".to_string(),
+        Some(c) => format!("/sfn/users?after={}", app::url::encode(&c)),
     };
     let (mut emails, mut after, mut pages) = (Vec::<String>::new(), None, 0);
     loop {
-        let a = users(after.clone()).await;
+        let a = app.get_as_browser(&users(after.clone()), &exec).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         let page = a.body["users"].as_array().unwrap();
         assert!(page.len() <= app::api::users::USERS_PAGE);
@@ -381,9 +367,7 @@ async fn the_users_page_pages_through_users() {
     assert_eq!(emails.len(), listed);
 
     let rep = app.login(REP).await;
-    let req =
-        Request::get("/sfn/users").header(header::COOKIE, format!("nexus_session={rep}")).body(Body::empty());
-    assert_eq!(app.send(req.unwrap()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get_as_browser("/sfn/users", &rep).await.status, StatusCode::FORBIDDEN);
 }
 
 /// `/metrics` names each request's route pattern (never the raw path with its ids), method and
@@ -399,14 +383,7 @@ async fn metrics_time_requests_by_route_and_count_refusals() {
     }
     let missing = app.get("/api/v1/customers/01KB0000000000000000000000", &exec).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    let page = app
-        .send(
-            Request::get(format!("/customers/{id}"))
-                .header(header::COOKIE, format!("nexus_session={exec}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let page = app.get_as_browser(&format!("/customers/{id}"), &exec).await;
     assert_eq!(page.status, StatusCode::OK);
     // The fourth sign-in attempt from this address (after `login` and two more) is refused.
     let mut statuses = Vec::new();

@@ -544,6 +544,30 @@ fn large_template() -> String {
     template
 }
 
+/// Publishes `template` as lead-scoring 1.4.0 and deploys it to `env` at once: the request's
+/// answer and the operation at its end.
+async fn publish_and_deploy(app: &TestApp, exec: &str, template: &str, env: &str) -> (common::Answer, Value) {
+    let a = post(
+        app,
+        exec,
+        "/api/v1/capabilities/lead-scoring/versions",
+        json!({"version": "1.4.0", "template": template}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let a = post(
+        app,
+        exec,
+        "/api/v1/deployments",
+        json!({"environment_id": env, "capability": "lead-scoring", "version": "1.4.0", "auto_execute": true,
+               "parameters": {"Environment": "dev"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = wait_for(app, exec, a.body["id"].as_str().unwrap(), terminal).await;
+    (a, op)
+}
+
 /// A template over CloudFormation's 51,200-byte inline limit cannot be sent inline: without an
 /// artifacts bucket to pass it by URL from, the operation fails saying what to set, before any
 /// change set exists.
@@ -553,19 +577,7 @@ async fn a_template_over_the_inline_limit_needs_the_artifacts_bucket() {
     let template = large_template();
     let exec = app.login(EXEC).await;
     let c = customer(&app, &exec).await;
-    let a = post(
-        &app,
-        &exec,
-        "/api/v1/capabilities/lead-scoring/versions",
-        json!({"version": "1.4.0", "template": template}),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    let a = post(&app, &exec, "/api/v1/deployments",
-        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.4.0", "auto_execute": true,
-               "parameters": {"Environment": "dev"}})).await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
-    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    let (_, op) = publish_and_deploy(&app, &exec, &template, &c.dev).await;
     assert_eq!(op["state"], "failed", "{op}");
     assert!(op["error"].as_str().unwrap_or_default().contains("NEXUS_ARTIFACTS_BUCKET"), "{op}");
     assert_eq!(app.state.metrics.changes("CreateChangeSet"), 0, "nothing deployed");
@@ -589,19 +601,7 @@ async fn a_template_over_the_inline_limit_goes_by_url_from_the_artifacts_bucket(
     let exec = app.login(EXEC).await;
     let c = customer_in(&app, &exec, own).await;
     let template = large_template();
-    let a = post(
-        &app,
-        &exec,
-        "/api/v1/capabilities/lead-scoring/versions",
-        json!({"version": "1.4.0", "template": template}),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    let a = post(&app, &exec, "/api/v1/deployments",
-        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.4.0", "auto_execute": true,
-               "parameters": {"Environment": "dev"}})).await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
-    let op = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    let (a, op) = publish_and_deploy(&app, &exec, &template, &c.dev).await;
     assert_eq!(op["state"], "succeeded", "{op}");
     // The copy CloudFormation read: under templates/, byte for byte the published template.
     let listed = s3.client().list_objects_v2().bucket(&bucket).prefix("templates/").send().await.unwrap();

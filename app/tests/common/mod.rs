@@ -124,6 +124,12 @@ impl TestApp {
         Answer { status, headers, body, text }
     }
 
+    /// A GET as the browser sends it (pages, server functions): the session in its cookie.
+    pub async fn get_as_browser(&self, path: &str, token: &str) -> Answer {
+        let req = Request::get(path).header(header::COOKIE, format!("nexus_session={token}"));
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
     /// A request with an optional bearer token and JSON body (Origin set like a browser's).
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
         let mut req = Request::builder().method(method).uri(path).header(header::HOST, "localhost");

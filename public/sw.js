@@ -2,7 +2,8 @@
 //
 // - install: precache the sign-in page, the offline page, the manifest and icons, and every
 //   hashed /pkg asset the sign-in page references (hash-files makes those names change with each
-//   build). Nothing of a user's data is cached at install.
+//   build), with the split wasm chunks its scripts load. Nothing of a user's data is cached at
+//   install.
 // - /pkg/*: cache first (names are content hashes, so a cached file is never stale).
 // - pages and GET reads (/sfn/*, /api/v1/*): network first with a short timeout, cached copy
 //   when the network fails or is slow; the offline page for pages never visited. Redirects
@@ -29,8 +30,36 @@ async function precacheShell() {
   // The hashed bundle names are only known from the page that references them.
   const page = await cache.match("/login");
   const html = page ? await page.text() : "";
-  const assets = [...html.matchAll(/\/pkg\/[A-Za-z0-9._-]+/g)].map((m) => m[0]);
-  await cache.addAll([...new Set(assets)]);
+  const assets = [...new Set([...html.matchAll(/\/pkg\/[A-Za-z0-9._-]+/g)].map((m) => m[0]))];
+  await cache.addAll(assets);
+  await precacheImports(cache, assets.filter((url) => url.endsWith(".js")));
+}
+
+// The pages split into a wasm chunk of their own (app/src/app.rs `Occasional`) are named only
+// inside the scripts: the main script imports the split loader (`"./__wasm_split.<hash>.js"`),
+// which fetches each chunk (`"./split_<name>.<hash>.wasm"`). Follow those references so the
+// chunks are cached now, and those pages open offline even if they were never visited.
+async function precacheImports(cache, scripts) {
+  const seen = new Set(scripts);
+  const queue = [...scripts];
+  while (queue.length > 0) {
+    const script = queue.shift();
+    const response = await cache.match(script);
+    if (!response) continue;
+    const text = await response.text();
+    for (const m of text.matchAll(/["']\.\/(__wasm_split\.[A-Za-z0-9_-]+\.js|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.wasm)["']/g)) {
+      const url = new URL(m[1], new URL(script, self.location.origin)).pathname;
+      if (seen.has(url)) continue;
+      seen.add(url);
+      try {
+        await cache.add(url);
+        if (url.endsWith(".js")) queue.push(url);
+      } catch (err) {
+        // One missing chunk must not cost the whole offline shell: that page loads it online.
+        console.warn("service worker: not cached", url, err);
+      }
+    }
+  }
 }
 
 self.addEventListener("install", (event) => {

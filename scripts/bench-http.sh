@@ -25,7 +25,7 @@ CLIENTS="1 10 100"
 "$NEXUS_ROOT/scripts/install-tools.sh" build emulator bench
 
 log "release build (server + wasm) and the ceiling binary"
-cargo leptos build --release --precompress
+build_site
 cargo build --locked --release -p server --bin bench-ceiling
 
 COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo -dirty)"

@@ -24,6 +24,10 @@ BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
 OHA_VERSION=1.16.0
 
+# The release site: the server and the browser bundle, precompressed. `--split` gives each page its
+# own wasm chunk (app/src/app.rs `lazy_page!`), loaded with the page instead of with the first load.
+build_site() { cargo leptos build --release --precompress --split; }
+
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 

@@ -8,7 +8,7 @@ cd "$NEXUS_ROOT"
 "$NEXUS_ROOT/scripts/install-tools.sh" build emulator
 
 log "building (release)"
-cargo leptos build --release --precompress
+build_site
 
 ENDPOINT="$("$NEXUS_ROOT/scripts/emulator.sh" start "${NEXUS_EMULATOR_PORT:-4566}")"
 SERVER_PID=""

@@ -58,7 +58,7 @@ step "Rust tests (unit and integration)"
 cargo test --locked --release --no-fail-fast -p app -p server --features app/ssr
 
 step "release build (server + wasm, precompressed)"
-cargo leptos build --release --precompress
+build_site
 
 step "end-to-end tests in Chromium"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

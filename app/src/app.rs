@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    ParamSegment, SsrMode, StaticSegment,
+    Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -67,19 +67,84 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=SignInPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("status") view=StatusPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("approvals") view=ApprovalsPage ssr=SsrMode::Async />
-                    <Route path=StaticSegment("catalog") view=CatalogPage ssr=SsrMode::Async />
-                    <Route path=StaticSegment("audit") view=AuditPage ssr=SsrMode::Async />
-                    <Route path=StaticSegment("users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("catalog") view={Lazy::<Catalog>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("audit") view={Lazy::<Audit>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("users") view={Lazy::<Users>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("notifications") view=NotificationsPage ssr=SsrMode::Async />
-                    <Route path=(StaticSegment("customers"), ParamSegment("id")) view=CustomerPage ssr=SsrMode::Async />
                     <Route
-                        path=(StaticSegment("customers"), ParamSegment("id"), StaticSegment("deploy"))
-                        view=DeployPage
+                        path=(StaticSegment("customers"), ParamSegment("id"))
+                        view=CustomerPage
                         ssr=SsrMode::Async
                     />
-                    <Route path=(StaticSegment("deployments"), ParamSegment("id")) view=DeploymentPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("customers"), ParamSegment("id"), StaticSegment("deploy"))
+                        view={Lazy::<Deploy>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("deployments"), ParamSegment("id"))
+                        view={Lazy::<Deployment>::new()}
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </Layout>
         </Router>
     }
 }
+
+/// The pages most visits never open — the deploy wizard, a deployment's detail, users, the catalog
+/// and the audit log — are one wasm chunk of their own (`cargo leptos build --split`), fetched
+/// when one of them is first opened, so the bundle every page loads carries only the everyday
+/// pages (sign-in, dashboard, customer, approvals, notifications, status). One split point, not
+/// one per page: each split point multiplies the chunks (code shared by any subset of them gets
+/// its own file), and a page that needs sixty small files loads slower, not faster.
+///
+/// The server renders these pages like any other and names the chunk in a
+/// `<link rel="preload">`; hydration waits for it (`hydrate_lazy`); the service worker caches
+/// it at install, so they open offline too.
+#[derive(Clone, Copy)]
+enum Occasional {
+    Deploy,
+    Deployment,
+    Users,
+    Catalog,
+    Audit,
+}
+
+#[lazy]
+fn occasional_page(page: Occasional) -> AnyView {
+    match page {
+        Occasional::Deploy => view! { <DeployPage /> }.into_any(),
+        Occasional::Deployment => view! { <DeploymentPage /> }.into_any(),
+        Occasional::Users => view! { <UsersPage /> }.into_any(),
+        Occasional::Catalog => view! { <CatalogPage /> }.into_any(),
+        Occasional::Audit => view! { <AuditPage /> }.into_any(),
+    }
+}
+
+/// A route to one of the [`Occasional`] pages.
+macro_rules! occasional_routes {
+    ($($page:ident),* $(,)?) => {$(
+        struct $page;
+
+        impl LazyRoute for $page {
+            fn data() -> Self {
+                // The page loads its own data (server-rendered, then hydrated from the HTML).
+                $page
+            }
+
+            async fn view(_this: Self) -> AnyView {
+                occasional_page(Occasional::$page).await
+            }
+
+            async fn preload() {
+                // The router waits for this before hydrating the page: with the chunk loaded,
+                // `view` is ready at once and hydrates the server's HTML (not a placeholder).
+                #[cfg(feature = "hydrate")]
+                __preload_occasional_page().await;
+            }
+        }
+    )*};
+}
+
+occasional_routes!(Deploy, Deployment, Users, Catalog, Audit);

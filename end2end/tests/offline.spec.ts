@@ -238,3 +238,42 @@ async function cachedUrls(page: Page) {
     return urls;
   });
 }
+
+test("the pages split into their own wasm chunk are cached at install, open inside the app and offline", async ({ page, context }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await signIn(page, "executive");
+  await controlled(page);
+  // The everyday page does not load the chunk.
+  expect(await (await page.request.get("/")).text()).not.toMatch(/\/pkg\/split_/);
+  // Cached when the service worker installed, before any page of the chunk was opened.
+  const chunks = () =>
+    page.evaluate(async () => {
+      const urls: string[] = [];
+      for (const key of await caches.keys()) {
+        for (const r of await (await caches.open(key)).keys()) urls.push(new URL(r.url).pathname);
+      }
+      return urls.filter((u) => /^\/pkg\/split_[A-Za-z0-9_.-]+\.wasm$/.test(u));
+    });
+  await expect.poll(chunks).toHaveLength(1);
+
+  // Reached inside the app: the router loads the chunk, then renders the page.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Catalog" }).click();
+  await expect(page).toHaveURL(/\/catalog$/);
+  await expect(page.getByTestId("catalog").getByTestId("capability").first()).toBeVisible();
+  await page.goto("/catalog");
+  await hydrated(page);
+
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    await expect(page.getByTestId("catalog").getByTestId("capability").first()).toBeVisible();
+    // Hydrated from the cached chunk: the page's links work in the app.
+    await hydrated(page);
+    await page.getByTestId("usage-link").first().click();
+    await expect(page).toHaveURL(/\/catalog\?usage=/);
+  } finally {
+    await context.setOffline(false);
+  }
+  expect(errors).toEqual([]);
+});

@@ -27,7 +27,7 @@ const stats = (xs) => {
 };
 
 const cookies = await session();
-const pages = ["/login", "/", "/catalog", "/approvals"];
+const pages = ["/login", "/", "/catalog", "/approvals", "/users"];
 for (const path of pages) {
   const fcp = [];
   const hydrated = [];

@@ -24,8 +24,8 @@ BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
 OHA_VERSION=1.16.0
 
-# The release site: the server and the browser bundle, precompressed. `--split` gives each page its
-# own wasm chunk (app/src/app.rs `lazy_page!`), loaded with the page instead of with the first load.
+# The release site: the server and the browser bundle, precompressed. `--split` puts the pages few
+# visits open in a wasm chunk of their own (app/src/app.rs `Occasional`), loaded with those pages.
 build_site() { cargo leptos build --release --precompress --split; }
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

@@ -60,6 +60,6 @@ export async function freshCustomer(page: Page, baseURL: string, prefix = "E2E F
     },
   });
   expect(env.status(), await env.text()).toBe(201);
-  return { customer: c.id as string, env: (await env.json()).id as string, account };
+  return { customer: c.id as string, name: c.name as string, env: (await env.json()).id as string, account };
 }
 

@@ -53,7 +53,7 @@ pub fn CatalogPage() -> impl IntoView {
                                                 }).collect_view()}
                                             </ul>
                                         </details>
-                                        <a data-testid="usage-link" href=format!("/catalog?usage={slug}#capability-{slug}")>
+                                        <a class="usage-link" data-testid="usage-link" href=format!("/catalog?usage={slug}#capability-{slug}")>
                                             "Who runs which version"
                                         </a>
                                         <Show when=open>

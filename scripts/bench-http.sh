@@ -136,8 +136,17 @@ PIDS+=("$!")
 until curl -fsS -o /dev/null "http://127.0.0.1:$port/ceiling" 2>/dev/null; do sleep 0.01; done
 for c in $CLIENTS; do run_oha "ceiling" "http://127.0.0.1:$port/ceiling" "$c"; done
 
-WASM="$(ls target/site/pkg/*.wasm)"
-echo "wasm $(stat -c %s "$WASM") $(gzip -9 -c "$WASM" | wc -c) $(stat -c %s "$WASM.br")" >"$OUT/wasm.txt"
+# The bundle every page loads (named in the hash file), then each lazily loaded chunk its split
+# loader names (pkg/ also keeps earlier builds' hashed files, so no glob).
+HASHES="$CARGO_TARGET_DIR/release/hash.txt"
+PKG="$NEXUS_ROOT/target/site/pkg"
+sizes() { echo "$1 $(stat -c %s "$2") $(gzip -9 -c "$2" | wc -c) $(stat -c %s "$2.br")"; }
+{
+  sizes wasm "$PKG/$LEPTOS_OUTPUT_NAME.$(awk '/^wasm:/ {print $2}' "$HASHES").wasm"
+  for chunk in $(grep -o '"\./[A-Za-z0-9_.-]*\.wasm"' "$PKG/__wasm_split.$(awk '/^split:/ {print $2}' "$HASHES").js" | tr -d '"'); do
+    sizes chunk "$PKG/${chunk#./}"
+  done
+} >"$OUT/wasm.txt"
 
 python3 "$NEXUS_ROOT/scripts/bench_table.py" "$OUT" | tee "$OUT/table.md"
 log "raw output and table: ${OUT#"$NEXUS_ROOT"/}"

@@ -53,8 +53,10 @@ def single(run):
             f"{store}: start-up {v['startup_ms']} ms (spawn to the first /health 200), RSS idle "
             f"{int(v['rss_idle_kb']) / 1024:.1f} MiB, peak under load {int(v['rss_peak_kb']) / 1024:.1f} MiB"
         )
-    wasm = (run / "wasm.txt").read_text().split()
-    print(f"wasm bundle: raw {int(wasm[1]):,} B, gzip -9 {int(wasm[2]):,} B, brotli (as served) {int(wasm[3]):,} B")
+    for line in (run / "wasm.txt").read_text().splitlines():
+        kind, raw, gz, br = line.split()
+        what = "wasm bundle" if kind == "wasm" else "lazily loaded wasm chunk"
+        print(f"{what}: raw {int(raw):,} B, gzip -9 {int(gz):,} B, brotli (as served) {int(br):,} B")
     body = (run / "deployments-body-bytes.txt").read_text().strip()
     print(f"ceiling body: {body} bytes (the size of GET /api/v1/deployments?customer=...)")
 

@@ -247,14 +247,7 @@ test("the pages split into their own wasm chunk are cached at install, open insi
   // The everyday page does not load the chunk.
   expect(await (await page.request.get("/")).text()).not.toMatch(/\/pkg\/split_/);
   // Cached when the service worker installed, before any page of the chunk was opened.
-  const chunks = () =>
-    page.evaluate(async () => {
-      const urls: string[] = [];
-      for (const key of await caches.keys()) {
-        for (const r of await (await caches.open(key)).keys()) urls.push(new URL(r.url).pathname);
-      }
-      return urls.filter((u) => /^\/pkg\/split_[A-Za-z0-9_.-]+\.wasm$/.test(u));
-    });
+  const chunks = async () => (await cachedUrls(page)).filter((u) => /^\/pkg\/split_[A-Za-z0-9_.-]+\.wasm$/.test(u));
   await expect.poll(chunks).toHaveLength(1);
 
   // Reached inside the app: the router loads the chunk, then renders the page.

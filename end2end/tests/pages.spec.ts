@@ -5,6 +5,9 @@ import { USERS, apiGet, freshCustomer, hydrated, screenshot, signIn } from "./he
 
 type Customer = { id: string; name: string; owner_id: string };
 
+// Customers the dashboard lists a page (app/src/api/fleet.rs DASHBOARD_CUSTOMERS).
+const DASHBOARD_PAGE = 24;
+
 async function customers(page: Page): Promise<Customer[]> {
   return (await apiGet(page, "/api/v1/customers?limit=200")).items;
 }
@@ -15,9 +18,9 @@ for (const who of ["executive", "manager", "rep"] as const) {
     await expect(page.getByTestId("fleet-totals")).toContainText("deployments");
     const mine = await customers(page);
     const listed = page.getByTestId("customer-list").getByRole("link");
-    // The dashboard lists 24 customers a page, "More customers" for the rest.
-    await expect(listed).toHaveCount(Math.min(mine.length, 24));
-    await expect(page.getByTestId("more-customers")).toHaveCount(mine.length > 24 ? 1 : 0);
+    // One page of customers, "More customers" for the rest.
+    await expect(listed).toHaveCount(Math.min(mine.length, DASHBOARD_PAGE));
+    await expect(page.getByTestId("more-customers")).toHaveCount(mine.length > DASHBOARD_PAGE ? 1 : 0);
     // The navigation offers what the role may use (the server checks every call anyway).
     const nav = page.getByRole("navigation", { name: "Main" });
     await expect(nav.getByRole("link", { name: "Approvals" })).toBeVisible();
@@ -65,7 +68,7 @@ test("the dashboard searches every customer, not only the page shown", async ({ 
   await expect(page.getByTestId("fleet-grid").locator("tbody tr")).toHaveCount(0);
   await expect(page.getByTestId("fleet-no-match")).toBeVisible();
   await page.getByTestId("clear-search").click();
-  await expect(listed).toHaveCount(Math.min(all.length, 24));
+  await expect(listed).toHaveCount(Math.min(all.length, DASHBOARD_PAGE));
   await expect(page.getByTestId("fleet-no-match")).toHaveCount(0);
 });
 

@@ -1,7 +1,7 @@
-//! The HTML shell and the router.
+//! The application and its routes (the HTML document around it is server-only: `ssr::http::shell`).
 
 use leptos::prelude::*;
-use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
+use leptos_meta::{Title, provide_meta_context};
 use leptos_router::{
     Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
@@ -18,35 +18,6 @@ use crate::pages::{
     dashboard::DashboardPage, deploy::DeployPage, deployment::DeploymentPage, not_found::NotFoundPage,
     notifications::NotificationsPage, sign_in::SignInPage, status::StatusPage, users::UsersPage,
 };
-
-/// The document around the app, rendered on the server only.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
-    // The page's Content-Security-Policy names this response's nonce (the hydration script's).
-    #[cfg(feature = "ssr")]
-    crate::ssr::http::security::set_page_csp();
-    view! {
-        <!DOCTYPE html>
-        <html lang="en">
-            <head>
-                <meta charset="utf-8" />
-                <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <meta name="theme-color" content="#1b3a6b" />
-                <meta name="description" content="Deploy and run business capabilities in your customers' AWS accounts." />
-                <link rel="manifest" href="/manifest.webmanifest" />
-                <link rel="icon" type="image/png" href="/icons/icon-192.png" />
-                <link rel="apple-touch-icon" href="/icons/icon-192.png" />
-                <HashedStylesheet options=options.clone() id="leptos" />
-                // An external file (not inline) so a strict CSP needs no exception for it.
-                <script src="/register-sw.js" defer></script>
-                <HydrationScripts options />
-                <MetaTags />
-            </head>
-            <body>
-                <App />
-            </body>
-        </html>
-    }
-}
 
 /// The application: routes and the chrome around every page. Pages render whole on the server
 /// (`SsrMode::Async`): readable without JavaScript, and a page's status (404 for a customer
@@ -99,9 +70,9 @@ pub fn App() -> impl IntoView {
 /// one per page: each split point multiplies the chunks (code shared by any subset of them gets
 /// its own file); one per page made 145 files, 50-100 wasm requests per page load.
 ///
-/// The server renders these pages like any other and names the chunk in a
-/// `<link rel="preload">`; hydration waits for it (`hydrate_lazy`); the service worker caches
-/// it at install, so they open offline too.
+/// The server renders these pages like any other; hydration fetches the chunk (each route's
+/// `preload`) and waits for it; the service worker caches it at install, so they open offline
+/// too.
 #[derive(Clone, Copy)]
 enum Occasional {
     Deploy,

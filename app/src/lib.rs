@@ -15,7 +15,7 @@ pub mod pages;
 pub mod ssr;
 pub mod url;
 
-pub use app::{App, shell};
+pub use app::App;
 
 /// The toolkit's version, shown in `/health` and the UI footer.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

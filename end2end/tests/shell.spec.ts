@@ -1,4 +1,5 @@
 import { expect, test } from "@playwright/test";
+import { hydrated, signIn } from "./helpers";
 
 // The architecture end to end: server-rendered HTML, hydration, a server function over HTTP,
 // and a service worker that controls the page.
@@ -131,4 +132,53 @@ test("the bundle is served compressed and immutable; reads revalidate with an ET
   const same = await request.get("/api/v1/openapi.json", { headers: { "if-none-match": etag } });
   expect(same.status()).toBe(304);
   expect((await same.body()).length).toBe(0);
+});
+
+test.describe("without a service worker (every request reaches the network)", () => {
+  test.use({ serviceWorkers: "block" });
+
+  test("the page paints before its bundle is fetched: nothing but the stylesheet in the way", async ({ page, request }) => {
+    // No preloads: the bundle is fetched after the first paint (docs/performance.md, "Paint
+    // first, then hydrate").
+    const html = await (await request.get("/status")).text();
+    const head = html.slice(0, html.indexOf("</head>"));
+    expect(head).not.toMatch(/<link[^>]*rel="(?:module)?preload"/);
+    expect(head).toMatch(/\/pkg\/nexus-toolkit\.[A-Za-z0-9_-]+\.wasm/);
+
+    await page.goto("/status");
+    await hydrated(page);
+    const timing = await page.evaluate(() => {
+      const resources = performance.getEntriesByType("resource") as PerformanceResourceTiming[];
+      return {
+        stylesheet: resources.find((r) => r.name.endsWith(".css"))?.responseEnd ?? NaN,
+        bundle: resources.filter((r) => /\/pkg\/nexus-toolkit\.[A-Za-z0-9_-]+\.(?:js|wasm)$/.test(r.name)).map((r) => r.startTime),
+      };
+    });
+    expect(timing.bundle).toHaveLength(2);
+    for (const start of timing.bundle) expect(start).toBeGreaterThan(timing.stylesheet);
+  });
+
+  test("a page of the split chunk counts as hydrated only once the chunk is in and wired", async ({ page }) => {
+    await signIn(page, "executive");
+    // Slow the chunk down, as a phone's link would: the mark must wait for it.
+    let chunkDone = 0;
+    await page.route(/\/pkg\/split_[A-Za-z0-9_.-]+\.wasm$/, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await route.continue();
+    });
+    page.on("requestfinished", (r) => {
+      if (/\/pkg\/split_/.test(r.url())) chunkDone = Date.now();
+    });
+    await page.goto("/catalog");
+    await hydrated(page);
+    const markedAt = Date.now();
+    expect(chunkDone, "the chunk had not arrived when the page was marked hydrated").toBeGreaterThan(0);
+    expect(chunkDone).toBeLessThanOrEqual(markedAt);
+    // Hydrated for real: the page's link navigates inside the app (the router's, not a reload
+    // that would drop this window's state).
+    await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    await page.getByTestId("usage-link").first().click();
+    await expect(page).toHaveURL(/\/catalog\?usage=/);
+    expect(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+  });
 });

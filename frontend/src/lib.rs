@@ -3,6 +3,6 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    // Lazy routes: hydration waits for the current page's wasm chunk.
-    leptos::mount::hydrate_lazy(app::App);
+    // Async: a page of the lazily loaded chunk hydrates once the chunk has arrived.
+    wasm_bindgen_futures::spawn_local(app::components::hydration::hydrate_page());
 }

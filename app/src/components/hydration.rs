@@ -1,16 +1,22 @@
-//! Marks the document once the browser has hydrated it.
+//! Hydrates the server-rendered page and marks the document when that is done.
 //!
-//! End-to-end tests wait for `html[data-hydrated]` before clicking: a click that lands before
-//! hydration would otherwise do nothing and make tests flaky. Effects run only in the browser.
+//! End-to-end tests and the page-timing benchmark wait for `html[data-hydrated]` before
+//! clicking: a click that lands before hydration would otherwise do nothing. The mark is set
+//! once the whole page is hydrated — on a page of the lazily loaded chunk, after the chunk has
+//! arrived — not by an effect, which runs as soon as the layout exists, while the page inside
+//! it may still wait for its chunk.
 
-use leptos::prelude::*;
+/// Hydrates `<body>` with the app, then sets `data-hydrated` on `<html>`.
+#[cfg(feature = "hydrate")]
+pub async fn hydrate_page() {
+    use leptos::prelude::document;
 
-#[component]
-pub fn HydrationMarker() -> impl IntoView {
-    Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
-            let _ = root.set_attribute("data-hydrated", "true");
-        }
-    });
+    let Some(body) = document().body() else { return };
+    // What `leptos::mount::hydrate_lazy` does, with the mark after it.
+    let mounted = leptos::mount::hydrate_from_async(body, crate::App).await;
+    if let Some(root) = document().document_element() {
+        let _ = root.set_attribute("data-hydrated", "true");
+    }
+    // The page lives as long as the tab: never unmount it.
+    mounted.forget();
 }

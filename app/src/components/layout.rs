@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{hydration::HydrationMarker, session::use_session};
+use super::session::use_session;
 use crate::domain::{
     model::Role,
     permissions::{self, Action, Grant},
@@ -78,7 +78,6 @@ pub fn Layout(children: Children) -> impl IntoView {
             " · "
             <a href="/status">"Platform status"</a>
         </footer>
-        <HydrationMarker />
     }
 }
 

@@ -9,6 +9,7 @@ mod health;
 pub mod read_cache;
 pub mod security;
 pub mod server_fns;
+mod shell;
 mod sso;
 
 use axum::{Router, middleware::from_fn_with_state, routing::get};
@@ -21,8 +22,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use self::shell::shell;
 use super::state::AppState;
-use crate::{App, shell};
+use crate::App;
 
 /// Smallest body worth compressing, in bytes.
 pub const MIN_COMPRESSED: u16 = 1024;

@@ -53,7 +53,28 @@
   };
   window.addEventListener("popstate", rememberPage);
 
-  window.addEventListener("load", () => {
+  // After hydration, not at `load` (which now comes before the bundle is even requested): the
+  // install caches the bundle and the split chunk, which on a first visit would share a slow
+  // link with the page's own bundle; and an update banner must not enter <body> before
+  // hydration has walked it. A page that never hydrates (no wasm) registers 10 s after `load`.
+  function afterHydration(run) {
+    const root = document.documentElement;
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      observer.disconnect();
+      run();
+    };
+    const observer = new MutationObserver(() => {
+      if (root.hasAttribute("data-hydrated")) once();
+    });
+    observer.observe(root, { attributes: true, attributeFilter: ["data-hydrated"] });
+    if (root.hasAttribute("data-hydrated")) once();
+    window.addEventListener("load", () => setTimeout(once, 10_000));
+  }
+
+  afterHydration(() => {
     navigator.serviceWorker
       .register("/sw.js", { scope: "/" })
       .then((registration) => {

@@ -6,7 +6,7 @@ import { apiGet, freshCustomer, hydrated, screenshot, signIn } from "./helpers";
 // they show; a request made offline is queued and sent exactly once; sign-out leaves nothing.
 
 async function controlled(page: Page) {
-  await page.waitForFunction(() => navigator.serviceWorker?.controller !== null, undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => navigator.serviceWorker?.controller != null, undefined, { timeout: 15_000 });
 }
 
 test("dashboard and customer page open offline from cache, with the offline banner", async ({ page, context }, testInfo) => {

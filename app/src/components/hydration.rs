@@ -17,6 +17,10 @@ pub async fn hydrate_page() {
     if let Some(root) = document().document_element() {
         let _ = root.set_attribute("data-hydrated", "true");
     }
+    // The moment, for tests and the timing benchmark to compare with resource timings.
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark("hydrated");
+    }
     // The page lives as long as the tab: never unmount it.
     mounted.forget();
 }

@@ -47,13 +47,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 fn HydrationBootstrap(options: LeptosOptions) -> impl IntoView {
     let (js, wasm) = bundle_urls(&options);
+    // JSON string literals are JavaScript string literals.
+    let (js, wasm) = (serde_json::Value::from(js.as_str()), serde_json::Value::from(wasm.as_str()));
     // An inline module runs once the document is parsed (and the stylesheet is in); the first
-    // animation frame comes before the first paint, the second after it. A hidden tab paints
-    // nothing, so it starts at once.
-    // The wasm is fetched alongside its JavaScript, not after it: one round trip, not two.
+    // animation frame comes before the first paint, the second after it. A hidden tab runs no
+    // animation frames, so it starts at once, or as soon as it is hidden. The wasm is fetched
+    // alongside its JavaScript, not after it: one round trip, not two.
     let script = format!(
-        "const hydrate = () => {{ const wasm = fetch({wasm:?}); import({js:?}).then((m) => m.default({{ module_or_path: wasm }}).then(() => m.hydrate())); }};\n\
-         if (document.visibilityState === \"hidden\") hydrate(); else requestAnimationFrame(() => requestAnimationFrame(hydrate));"
+        "let started = false;\n\
+         const hydrate = () => {{\n\
+           if (started) return;\n\
+           started = true;\n\
+           const wasm = fetch({wasm});\n\
+           import({js}).then((m) => m.default({{ module_or_path: wasm }}).then(() => m.hydrate())).catch((e) => console.error(\"hydration failed\", e));\n\
+         }};\n\
+         if (document.visibilityState === \"hidden\") hydrate();\n\
+         else {{ requestAnimationFrame(() => requestAnimationFrame(hydrate)); document.addEventListener(\"visibilitychange\", hydrate, {{ once: true }}); }}"
     );
     view! { <script type="module" nonce=use_nonce()>{script}</script> }
 }
@@ -71,15 +80,19 @@ fn bundle_urls(options: &LeptosOptions) -> &'static (String, String) {
                 .and_then(|path| std::fs::read_to_string(path).ok());
             match hashes {
                 Some(hashes) => {
+                    let (mut named_js, mut named_wasm) = (false, false);
                     for (file, hash) in hashes.lines().filter_map(|line| line.split_once(':')) {
                         match file.trim() {
-                            "js" => js = format!("{js}.{}", hash.trim()),
-                            "wasm" => wasm = format!("{wasm}.{}", hash.trim()),
+                            "js" => (js, named_js) = (format!("{js}.{}", hash.trim()), true),
+                            "wasm" => (wasm, named_wasm) = (format!("{wasm}.{}", hash.trim()), true),
                             _ => {}
                         }
                     }
+                    if !(named_js && named_wasm) {
+                        tracing::error!(file = %options.hash_file, "the hash file names no js or no wasm: pages will not hydrate");
+                    }
                 }
-                None => tracing::error!(file = %options.hash_file, "hash-files is on but the hash file is missing"),
+                None => tracing::error!(file = %options.hash_file, "hash-files is on but the hash file is missing: pages will not hydrate"),
             }
         } else if option_env!("LEPTOS_OUTPUT_NAME").is_none() {
             // wasm-bindgen's own name for the module, used when cargo-leptos did not set one.

@@ -80,6 +80,8 @@
       .then((registration) => {
         // A first install takes over at once; a new version waits for the user.
         if (registration.waiting && navigator.serviceWorker.controller) offerUpdate(registration.waiting);
+        // Active but not in control of this page: it opened while the first install ran.
+        if (registration.active && !navigator.serviceWorker.controller) registration.active.postMessage({ type: "claim" });
         registration.addEventListener("updatefound", () => {
           const worker = registration.installing;
           if (!worker) return;

@@ -82,6 +82,10 @@ self.addEventListener("message", (event) => {
   const type = event.data && event.data.type;
   if (type === "skip-waiting") {
     self.skipWaiting();
+  } else if (type === "claim") {
+    // A page that opened while the first install was under way (a navigation right after the
+    // page that registered) was no client yet when `activate` claimed them.
+    event.waitUntil(self.clients.claim());
   } else if (type === "cache-page") {
     const url = new URL(event.data.url, self.location.origin);
     if (url.origin !== self.location.origin) return;

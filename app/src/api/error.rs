@@ -46,3 +46,47 @@ impl FromServerFnError for AppError {
         }
     }
 }
+
+impl AppError {
+    /// Whether the same request, sent again unchanged, may still succeed: no connection, an
+    /// expired session, a server that is busy or down, or an answer the browser could not read
+    /// (a navigation that cut the response off shows up as a failed decode). Only a definite
+    /// answer — forbidden, not found, invalid, conflict — is final. Resending is safe where it
+    /// matters: queued requests carry an idempotency key.
+    pub fn worth_retrying(&self) -> bool {
+        matches!(self, Self::Offline | Self::Unauthenticated | Self::Unavailable(_) | Self::Internal(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_definite_answer_is_final() {
+        let retry = [
+            AppError::Offline,
+            AppError::Unauthenticated,
+            AppError::Unavailable("rate limited".into()),
+            AppError::from_server_fn_error(ServerFnErrorErr::Deserialization(
+                "TypeError: Failed to fetch".into(),
+            )),
+        ];
+        for e in retry {
+            assert!(e.worth_retrying(), "{e:?}");
+        }
+        let fin = [
+            AppError::Forbidden("not yours".into()),
+            AppError::NotFound("customer".into()),
+            AppError::Invalid {
+                field: Some("version".into()),
+                message: "unknown".into(),
+                details: Vec::new(),
+            },
+            AppError::Conflict("already queued".into()),
+        ];
+        for e in fin {
+            assert!(!e.worth_retrying(), "{e:?}");
+        }
+    }
+}

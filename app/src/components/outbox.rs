@@ -105,10 +105,13 @@ pub fn provide_outbox() {
             let items = outbox.get_untracked();
             for item in items.into_iter().filter(|q| q.refused.is_none() && q.user == me) {
                 let result = request_deployment(item.request.clone(), item.key.clone()).await;
+                let retry = result.as_ref().is_err_and(AppError::worth_retrying);
                 outbox.update(|o| match &result {
                     Ok(_) => o.retain(|q| q.key != item.key),
-                    // Still no connection, or the session expired: keep it for later.
-                    Err(AppError::Offline | AppError::Unauthenticated) => {}
+                    // No connection, an expired session, a busy server, an answer cut off (the
+                    // page navigated away mid-send): keep it for later; its key makes the
+                    // resend safe.
+                    Err(_) if retry => {}
                     Err(e) => {
                         if let Some(q) = o.iter_mut().find(|q| q.key == item.key) {
                             q.refused = Some(e.to_string());
@@ -116,7 +119,7 @@ pub fn provide_outbox() {
                     }
                 });
                 save(&outbox.get_untracked());
-                if matches!(result, Err(AppError::Offline | AppError::Unauthenticated)) {
+                if retry {
                     break;
                 }
             }

@@ -212,8 +212,9 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
 }
 
 /// The policy for pages: scripts only from our origin or with this response's nonce (the
-/// hydration bootstrap in `shell.rs`, Leptos's serialized resources), WebAssembly compilation allowed (`wasm-unsafe-eval`, which the wasm bundle
-/// needs and nothing else gets), no plugins, no framing, no foreign form targets.
+/// hydration bootstrap in `shell.rs`, Leptos's serialized resources), WebAssembly compilation
+/// allowed (`wasm-unsafe-eval`, which the wasm bundle needs and nothing else gets), no plugins,
+/// no framing, no foreign form targets.
 pub fn page_csp(nonce: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \

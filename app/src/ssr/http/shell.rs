@@ -78,21 +78,18 @@ fn bundle_urls(options: &LeptosOptions) -> &'static (String, String) {
                 .ok()
                 .and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())))
                 .and_then(|path| std::fs::read_to_string(path).ok());
-            match hashes {
-                Some(hashes) => {
-                    let (mut named_js, mut named_wasm) = (false, false);
-                    for (file, hash) in hashes.lines().filter_map(|line| line.split_once(':')) {
-                        match file.trim() {
-                            "js" => (js, named_js) = (format!("{js}.{}", hash.trim()), true),
-                            "wasm" => (wasm, named_wasm) = (format!("{wasm}.{}", hash.trim()), true),
-                            _ => {}
-                        }
-                    }
-                    if !(named_js && named_wasm) {
-                        tracing::error!(file = %options.hash_file, "the hash file names no js or no wasm: pages will not hydrate");
-                    }
+            let hash = |key: &str| {
+                hashes.as_deref()?.lines().find_map(|line| {
+                    let (file, hash) = line.split_once(':')?;
+                    (file.trim() == key).then(|| hash.trim().to_owned())
+                })
+            };
+            match (hash("js"), hash("wasm")) {
+                (Some(js_hash), Some(wasm_hash)) => {
+                    js = format!("{js}.{js_hash}");
+                    wasm = format!("{wasm}.{wasm_hash}");
                 }
-                None => tracing::error!(file = %options.hash_file, "hash-files is on but the hash file is missing: pages will not hydrate"),
+                _ => tracing::error!(file = %options.hash_file, "hash-files is on but the hash file is missing or names no js/wasm: pages will not hydrate"),
             }
         } else if option_env!("LEPTOS_OUTPUT_NAME").is_none() {
             // wasm-bindgen's own name for the module, used when cargo-leptos did not set one.

@@ -76,10 +76,20 @@ pub async fn sign_out() -> Result<(), AppError> {
     Ok(())
 }
 
-/// Only a path on this site: never `//elsewhere` or `https://…` (an open redirect).
+/// Only a path on this site, never `//elsewhere` or `https://…` (an open redirect): one `/`, then
+/// not `/`, no `\\` anywhere (browsers read it as `/`), and no control character anywhere: browsers
+/// drop tabs and newlines, so `/\t/evil.example` would become `//evil.example`, and CR/LF cannot
+/// go into a `Location` header at all.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && n.as_bytes().get(1) != Some(&b'/')
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -95,5 +105,23 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_redirect() {
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/ok\u{0}",
+            "/a\u{7f}",
+            "/\u{85}x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/\\")), "/");
+        assert_eq!(safe_next(Some("")), "/");
+        assert_eq!(safe_next(Some("/")), "/");
+        assert_eq!(safe_next(Some("/approvals?x=1#y")), "/approvals?x=1#y");
     }
 }

@@ -68,6 +68,8 @@ export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-e
 # Every browser test signs in from 127.0.0.1 (about 40 sign-ins in two minutes): above the default
 # 30 per 5 minutes. The limit itself is proven by app/tests/api.rs.
 export NEXUS_LOGIN_RATE_LIMIT=300/300
+# Test-only: the deploy test points a capability's health URL at this server on 127.0.0.1.
+export NEXUS_HEALTH_ALLOW_LOOPBACK=true
 # Single sign-on: a real OpenID provider (npm oidc-provider) on Cognito's paths stands in for the
 # user pool's hosted UI, on localhost — another site than the toolkit on 127.0.0.1.
 SSO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -17,8 +17,13 @@ const REP: &str = "rep@demo.nexus";
 
 async fn app(extra: &[(&str, &str)]) -> TestApp {
     require_emulator();
-    let mut vars =
-        vec![("NEXUS_WORKER", "on"), ("NEXUS_WORKER_POLL_MS", "100"), ("NEXUS_STACK_POLL_MS", "100")];
+    // These tests' health server listens on loopback, which only this test-only setting opens.
+    let mut vars = vec![
+        ("NEXUS_WORKER", "on"),
+        ("NEXUS_WORKER_POLL_MS", "100"),
+        ("NEXUS_STACK_POLL_MS", "100"),
+        ("NEXUS_HEALTH_ALLOW_LOOPBACK", "true"),
+    ];
     vars.extend_from_slice(extra);
     TestApp::embedded(&vars).await
 }
@@ -63,8 +68,7 @@ async fn customer_in(app: &TestApp, exec: &str, account: String) -> Customer {
                 &format!("/api/v1/customers/{id}/environments"),
                 Some(exec),
                 Some(json!({"name": name, "account_id": account, "region": "eu-west-1",
-                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole"),
-                    "external_id": "fake-external-id-1234"})),
+                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")})),
             )
             .await;
         assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
@@ -627,6 +631,8 @@ async fn connecting_checks_the_account_behind_the_role() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["connection"], "connected", "{}", a.text);
     assert!(a.body["connection_checked_at"].is_string());
+    // No customer role stack in this account: a role before version 2, which does not say.
+    assert_eq!(a.body["role_version"], 1, "{}", a.text);
     assert_eq!(
         post(&app, &rep, &format!("/api/v1/environments/{}/connect", c.dev), json!({})).await.status,
         StatusCode::FORBIDDEN
@@ -650,6 +656,50 @@ async fn connecting_checks_the_account_behind_the_role() {
     .await;
     assert_eq!(a.body["connection"], "failed", "{}", a.text);
     assert!(a.body["connection_error"].as_str().unwrap().contains(&other), "{}", a.text);
+}
+
+/// An operation in an environment whose connection was never checked (or long ago) checks it
+/// first: it passes and is stored, or the operation fails saying the account cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_checks_a_stale_connection_first() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await["state"], "succeeded");
+    let dev = app.state.repo.environment(&app::domain::ids::Id::parse(&c.dev).unwrap()).await.unwrap();
+    assert_eq!(dev.connection, app::domain::model::ConnectionStatus::Connected);
+    assert!(dev.connection_checked_at.is_some());
+
+    // The prod role now answers for another account than the environment's (changed in the
+    // store: the API refuses such an environment). Never checked, so the operation checks it.
+    let id = app::domain::ids::Id::parse(&c.prod).unwrap();
+    let mut env = app.state.repo.environment(&id).await.unwrap();
+    let other = fresh_account();
+    env.role_arn = format!("arn:aws:iam::{other}:role/NexusDeploymentRole");
+    app.state.repo.update_environment(env).await.unwrap();
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "prod"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(done["error"].as_str().unwrap().contains("could not be reached"), "{done}");
+    let prod = app.state.repo.environment(&id).await.unwrap();
+    assert_eq!(prod.connection, app::domain::model::ConnectionStatus::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1059,6 +1109,29 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
     let app = app(&[]).await;
     let exec = app.login(EXEC).await;
     let account = fresh_account();
+    // The environment first: the toolkit makes its external id, which the customer's role takes.
+    let rep = app.user_id(REP).await;
+    let c = post(
+        &app,
+        &exec,
+        "/api/v1/customers",
+        json!({"name": format!("Role Co {account}"), "owner_id": rep, "cost_center": "CC-1042"}),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let e = post(
+        &app,
+        &exec,
+        &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
+        json!({"name": "dev", "account_id": account, "region": "eu-west-1",
+               "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")}),
+    )
+    .await;
+    assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
+    let env = e.body["id"].as_str().unwrap().to_string();
+    let external_id = e.body["external_id"].as_str().unwrap().to_string();
+    assert!(external_id.len() >= 32, "{external_id}");
+
     let sdk = app::ssr::aws::load_sdk_config().await;
     let in_customer_account = sdk
         .to_builder()
@@ -1083,7 +1156,7 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
         .capabilities(Capability::CapabilityNamedIam)
         .parameters(param("Environment", "dev"))
         .parameters(param("ToolkitTaskRoleArn", "arn:aws:iam::000000000000:role/nexus-toolkit-dev-task"))
-        .parameters(param("ExternalId", "fake-external-id-5678"))
+        .parameters(param("ExternalId", &external_id))
         .send()
         .await
         .unwrap();
@@ -1109,27 +1182,10 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
     };
     assert_eq!(role_arn, format!("arn:aws:iam::{account}:role/NexusDeploymentRole"));
 
-    let rep = app.user_id(REP).await;
-    let c = post(
-        &app,
-        &exec,
-        "/api/v1/customers",
-        json!({"name": format!("Role Co {account}"), "owner_id": rep, "cost_center": "CC-1042"}),
-    )
-    .await;
-    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
-    let e = post(
-        &app,
-        &exec,
-        &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
-        json!({"name": "dev", "account_id": account, "region": "eu-west-1", "role_arn": role_arn,
-               "external_id": "fake-external-id-5678"}),
-    )
-    .await;
-    assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
-    let env = e.body["id"].as_str().unwrap().to_string();
     let a = post(&app, &exec, &format!("/api/v1/environments/{env}/connect"), json!({})).await;
     assert_eq!(a.body["connection"], "connected", "{}", a.text);
+    // The connect check reads the role's version from the account.
+    assert_eq!(a.body["role_version"], app::domain::model::CUSTOMER_ROLE_VERSION, "{}", a.text);
 
     let a = post(
         &app,
@@ -1149,4 +1205,20 @@ async fn the_customer_role_template_makes_the_role_the_toolkit_deploys_through()
     let stacks = cfn.describe_stacks().stack_name(stack_name).send().await.unwrap();
     assert_eq!(stacks.stacks()[0].stack_status(), Some(&StackStatus::CreateComplete));
     assert!(stacks.stacks()[0].stack_id().unwrap().contains(&account), "{:?}", stacks.stacks()[0].stack_id());
+
+    // A version whose role carries the boundary the role stack made deploys there too. (The
+    // emulator keeps no boundary on roles CloudFormation makes: that IAM enforces it is for the
+    // IAM policy simulator on AWS, infra/README.md.) One document type: the emulator checks a
+    // CommaDelimitedList's AllowedValues against the whole list, not each item as AWS does.
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": env, "capability": "document-intelligence",
+        "version": "1.1.1", "parameters": {"Environment": "dev", "DocumentTypes": "invoice"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, a.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
 }

@@ -61,9 +61,15 @@ async fn request_to_change_set(app: TestApp, store: &str) {
                 + (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() % 99_999_999_999) as u64
         );
         for name in ["dev", "staging", "prod"] {
-            let e = app.call(Method::POST, &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()), Some(&exec),
-                Some(json!({"name": name, "account_id": account, "region": "us-east-1",
-                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole"), "external_id": "fake-external-id-1234"}))).await;
+            let e = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
+                    Some(&exec),
+                    Some(json!({"name": name, "account_id": account, "region": "us-east-1",
+                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")})),
+                )
+                .await;
             envs.push((e.body["id"].as_str().unwrap().to_string(), name));
         }
     }

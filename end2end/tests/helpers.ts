@@ -56,7 +56,6 @@ export async function freshCustomer(page: Page, baseURL: string, prefix = "E2E F
       account_id: account,
       region: "us-east-1",
       role_arn: `arn:aws:iam::${account}:role/NexusDeploymentRole`,
-      external_id: `e2e-${suffix}`,
     },
   });
   expect(env.status(), await env.text()).toBe(201);

@@ -73,7 +73,7 @@ test("a failing deploy shows the failing resource and the reason", async ({ page
     const slot = await freshCustomer(page, baseURL!);
     const staging = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
       headers,
-      data: { name: "staging", account_id: slot.account, region: "us-east-1", role_arn: `arn:aws:iam::${slot.account}:role/NexusDeploymentRole`, external_id: "e2e" },
+      data: { name: "staging", account_id: slot.account, region: "us-east-1", role_arn: `arn:aws:iam::${slot.account}:role/NexusDeploymentRole` },
     });
     expect(staging.status(), await staging.text()).toBe(201);
     const bucket = `taken-${slot.account}`;

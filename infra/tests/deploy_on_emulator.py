@@ -530,6 +530,15 @@ def check_customer_role(out, account, sess, role_name):
         and "sts:ExternalId" in statement.get("Condition", {}).get("StringEquals", {}),
         statement,
     )
+    boundary = f"arn:aws:iam::{account}:policy/NexusPermissionsBoundary"
+    check(
+        "customer-role: the permissions boundary policy exists, named as catalog templates name it",
+        out.get("PermissionsBoundaryArn") == boundary
+        and client("iam", sess).get_policy(PolicyArn=boundary)["Policy"]["PolicyName"] == "NexusPermissionsBoundary",
+        out,
+    )
+    version = client("ssm", sess).get_parameter(Name="/nexus-toolkit/customer-role-version")["Parameter"]["Value"]
+    check("customer-role: says its version (2) where the connect check reads it", version == "2", version)
 
 
 # ---------------------------------------------------------------------------------------------

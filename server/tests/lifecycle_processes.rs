@@ -197,9 +197,13 @@ fn environments(server: &Server, token: &str, customers: usize) -> Vec<(String, 
                     % 99_999_999_999) as u64
         );
         for name in ["dev", "staging", "prod"] {
-            let (s, e) = server.call("POST", &format!("/api/v1/customers/{}/environments", c["id"].as_str().unwrap()), Some(token),
+            let (s, e) = server.call(
+                "POST",
+                &format!("/api/v1/customers/{}/environments", c["id"].as_str().unwrap()),
+                Some(token),
                 Some(json!({"name": name, "account_id": account, "region": "us-east-1",
-                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole"), "external_id": "fake-external-id-1234"})));
+                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")})),
+            );
             assert_eq!(s, 201, "{e}");
             envs.push((e["id"].as_str().unwrap().to_string(), name));
         }

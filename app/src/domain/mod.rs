@@ -3,6 +3,7 @@
 pub mod ids;
 pub mod lifecycle;
 pub mod model;
+pub mod outbound_url;
 pub mod parameters;
 pub mod password_policy;
 pub mod permissions;

@@ -7,6 +7,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::outbound_url::{OutboundPolicy, check_public_url};
+
+/// The parameter whose value a catalog template turns into its `HealthCheckUrl` output, which
+/// the toolkit's workers GET.
+pub const HEALTH_PARAMETER: &str = "HealthEndpoint";
+
 /// CloudFormation's parameter types, as far as the toolkit checks them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -280,6 +286,27 @@ impl ParameterSchema {
         if errors.is_empty() { Ok(resolved) } else { Err(errors) }
     }
 
+    /// The outbound-URL rule over the health URL a deployment would get (the value given, else
+    /// the default): the toolkit GETs it, so it must be a public address. Server-side only (the
+    /// test suite may allow loopback there); its errors go beside [`Self::validate`]'s, so one
+    /// answer names every bad field.
+    pub fn outbound_errors(
+        &self,
+        values: &BTreeMap<String, String>,
+        policy: OutboundPolicy,
+    ) -> Vec<FieldError> {
+        let Some(spec) = self.get(HEALTH_PARAMETER) else { return Vec::new() };
+        match values.get(&spec.name).or(spec.default.as_ref()).filter(|v| !v.is_empty()) {
+            Some(url) => match check_public_url(url, policy) {
+                Ok(()) => Vec::new(),
+                Err(message) => {
+                    vec![FieldError::new(format!("parameters.{}", spec.name), "internal_address", message)]
+                }
+            },
+            None => Vec::new(),
+        }
+    }
+
     /// A copy of `values` fit to show or log: `NoEcho` values replaced by [`MASK`].
     pub fn masked(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         values
@@ -535,6 +562,29 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "missing {f} in {fields:?}");
         }
+    }
+
+    #[test]
+    fn health_urls_must_be_public_and_name_their_field() {
+        let schema = ParameterSchema::from_template(&json!({"Parameters": {
+            "HealthEndpoint": {"Type": "String", "Default": ""},
+            "Other": {"Type": "String"}
+        }}))
+        .unwrap();
+        let strict = OutboundPolicy::default();
+        let errors =
+            schema.outbound_errors(&values(&[("HealthEndpoint", "http://169.254.169.254/")]), strict);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "parameters.HealthEndpoint");
+        assert_eq!(errors[0].code, "internal_address");
+        assert!(
+            schema.outbound_errors(&values(&[("HealthEndpoint", "https://ok.example/h")]), strict).is_empty()
+        );
+        assert!(schema.outbound_errors(&values(&[("HealthEndpoint", "")]), strict).is_empty());
+        assert!(schema.outbound_errors(&values(&[]), strict).is_empty());
+        let local = values(&[("HealthEndpoint", "http://127.0.0.1:9/")]);
+        assert_eq!(schema.outbound_errors(&local, strict).len(), 1);
+        assert!(schema.outbound_errors(&local, OutboundPolicy { allow_loopback: true }).is_empty());
     }
 
     #[test]

@@ -120,6 +120,12 @@ pub fn audit_scope(role: Role) -> Scope {
     data_scope(role)
 }
 
+/// Who reads an environment's external id: the secret half of the customer role's trust, so
+/// only those who manage environments (Executives); everyone else reads environments without it.
+pub fn sees_external_ids(role: Role) -> bool {
+    grant(role, Action::ManageEnvironments) == Grant::Yes
+}
+
 /// Restricted capabilities are deployed only by an Executive.
 pub fn may_deploy_classification(role: Role, classification: DataClassification) -> bool {
     classification != DataClassification::Restricted || role == Role::Executive
@@ -202,6 +208,14 @@ pub fn may_approve(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_executives_see_external_ids() {
+        assert!(sees_external_ids(Role::Executive));
+        assert!(!sees_external_ids(Role::SalesManager));
+        assert!(!sees_external_ids(Role::Rep));
+    }
+
     use super::*;
 
     const ROLES: [Role; 3] = [Role::Executive, Role::SalesManager, Role::Rep];

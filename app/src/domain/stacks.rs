@@ -176,8 +176,46 @@ pub fn parse_stack_name(name: &str) -> Vec<StackNameParts> {
         .collect()
 }
 
+/// An AWS error message fit to show users: every ARN but `keep` (the environment's own role)
+/// replaced, so a refused AssumeRole does not show the toolkit's own role (AWS names the caller:
+/// "User: arn:aws:sts::<toolkit account>:assumed-role/<task role>/… is not authorized …").
+pub fn without_foreign_arns(message: &str, keep: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("arn:") {
+        out.push_str(&rest[..at]);
+        let arn = &rest[at..];
+        let len = arn.find(|c: char| c.is_whitespace() || "\"'`,;()<>".contains(c)).unwrap_or(arn.len());
+        let (token, after) = arn.split_at(len);
+        let trimmed = token.trim_end_matches(['.', ':']);
+        if trimmed == keep {
+            out.push_str(token);
+        } else {
+            out.push_str("(a toolkit ARN)");
+            out.push_str(&token[trimmed.len()..]);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn messages_shown_to_users_name_no_toolkit_arn() {
+        let role = "arn:aws:iam::210000000001:role/NexusDeploymentRole";
+        let message = format!(
+            "User: arn:aws:sts::999999999999:assumed-role/nexus-toolkit-prod-task/abc is not authorized to perform: sts:AssumeRole on resource: {role}."
+        );
+        let shown = without_foreign_arns(&message, role);
+        assert!(!shown.contains("999999999999") && !shown.contains("nexus-toolkit-prod-task"), "{shown}");
+        assert!(shown.contains(&format!("{role}.")), "{shown}");
+        assert_eq!(without_foreign_arns("no arn here", role), "no arn here");
+        assert_eq!(without_foreign_arns("(arn:aws:iam::1:role/x)", role), "((a toolkit ARN))");
+    }
+
     use super::*;
 
     #[test]

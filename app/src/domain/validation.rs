@@ -127,19 +127,6 @@ pub fn role_arn(arn: &str, account: &str, out: &mut Vec<FieldError>) {
     }
 }
 
-/// What AssumeRole accepts: 2 to 1224 characters of letters, digits and `+=,.@:/-_`.
-pub fn external_id(id: &str, out: &mut Vec<FieldError>) {
-    let ok = (2..=1224).contains(&id.len())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
-    if !ok {
-        out.push(FieldError::new(
-            "external_id",
-            "invalid_external_id",
-            "2 to 1224 letters, digits or + = , . @ : / - _",
-        ));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,8 +174,5 @@ mod tests {
             errors(|o| role_arn("arn:aws:s3:::bucket", "123456789012", o)),
             ["role_arn:invalid_role_arn"]
         );
-        assert!(errors(|o| external_id("nexus-ext-0001", o)).is_empty());
-        assert_eq!(errors(|o| external_id("x", o)), ["external_id:invalid_external_id"]);
-        assert_eq!(errors(|o| external_id("has space", o)), ["external_id:invalid_external_id"]);
     }
 }

@@ -130,7 +130,8 @@ pub struct CustomerChanges {
     pub cost_center: Option<String>,
 }
 
-/// `POST /api/v1/customers/{id}/environments`.
+/// `POST /api/v1/customers/{id}/environments`. The external id is the server's to make (an
+/// `external_id` field is refused as unknown).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -140,7 +141,6 @@ pub struct NewEnvironment {
     pub account_id: String,
     pub region: String,
     pub role_arn: String,
-    pub external_id: String,
 }
 
 /// `PATCH /api/v1/customers/{id}/environments/{name}`.
@@ -155,8 +155,6 @@ pub struct EnvironmentChanges {
     pub region: Option<String>,
     #[serde(default)]
     pub role_arn: Option<String>,
-    #[serde(default)]
-    pub external_id: Option<String>,
 }
 
 /// Who a customer belongs to, for forms: the id must name a Rep or Sales Manager.

@@ -13,7 +13,7 @@ use crate::components::{
     session::{Loading, show, use_session},
 };
 use crate::domain::{
-    model::{ConnectionStatus, EnvironmentName, Role},
+    model::{CUSTOMER_ROLE_VERSION, ConnectionStatus, EnvironmentName, Role},
     permissions::{self, Action, Grant},
 };
 
@@ -80,6 +80,7 @@ fn CustomerView(page: CustomerPage) -> impl IntoView {
                             <th scope="col">"Account"</th>
                             <th scope="col">"Region"</th>
                             <th scope="col">"Connection"</th>
+                            <th scope="col">"Customer role"</th>
                         </tr>
                     </thead>
                     <tbody>
@@ -91,12 +92,20 @@ fn CustomerView(page: CustomerPage) -> impl IntoView {
                                     ConnectionStatus::Failed => "failed",
                                     ConnectionStatus::Unchecked => "not checked",
                                 };
+                                // Older roles lack the permissions boundary: the customer
+                                // must update their role stack (infra/customer-role.yaml).
+                                let role = match e.role_version {
+                                    None => "not checked".to_string(),
+                                    Some(v) if v >= CUSTOMER_ROLE_VERSION => format!("v{v}"),
+                                    Some(v) => format!("v{v}: update to v{CUSTOMER_ROLE_VERSION}"),
+                                };
                                 view! {
                                     <tr>
                                         <td>{e.name.as_str()}</td>
                                         <td class="mono">{e.account_id.clone()}</td>
                                         <td>{e.region.clone()}</td>
                                         <td>{connection}</td>
+                                        <td data-testid="role-version">{role}</td>
                                     </tr>
                                 }
                             })

@@ -157,6 +157,10 @@ pub struct Config {
     pub otlp_traces: bool,
     /// `NEXUS_HEALTH_TIMEOUT_MS`: how long one health check may take. Default 2000.
     pub health_timeout: Duration,
+    /// `NEXUS_HEALTH_ALLOW_LOOPBACK`: `true` lets capability health URLs point at this machine
+    /// (127.0.0.0/8, ::1, `localhost`). **Test-only**: the test suite's health server listens on
+    /// loopback. Every other inside address stays refused. Default `false`.
+    pub outbound: crate::domain::outbound_url::OutboundPolicy,
     /// `NEXUS_HEALTH_REUSE_MS`: how long a `/health` result is reused before the checks run
     /// again (a load balancer polling every second costs one store probe). Default 1000; 0 runs
     /// them on every call.
@@ -168,7 +172,9 @@ pub struct Config {
     /// `NEXUS_WORKER`: `on` (default) runs the lifecycle worker in this process; `off` serves only.
     pub worker: bool,
     /// `NEXUS_WORKER_CONCURRENCY` (8), `NEXUS_WORKER_POLL_MS` (1000), `NEXUS_LEASE_SECONDS` (30),
-    /// `NEXUS_STACK_POLL_MS` (2000), `NEXUS_OPERATION_TIMEOUT_MINUTES` (60).
+    /// `NEXUS_STACK_POLL_MS` (2000), `NEXUS_OPERATION_TIMEOUT_MINUTES` (60),
+    /// `NEXUS_CONNECT_CHECK_HOURS` (24: an operation checks the environment's connection first
+    /// when the last successful check is older).
     pub engine: crate::ssr::lifecycle::engine::EngineConfig,
     /// `NEXUS_RECONCILE_SECONDS` (300; `0`: off), `NEXUS_RECONCILE_RATE` (AWS calls per second
     /// per account, 2), `NEXUS_RECONCILE_ACCOUNTS` (accounts reconciled side by side, 8).
@@ -291,6 +297,16 @@ impl Config {
         let health_reuse_ms: u64 = get_or("NEXUS_HEALTH_REUSE_MS", "1000")
             .parse()
             .map_err(|_| err("NEXUS_HEALTH_REUSE_MS", "expected a number of milliseconds".into()))?;
+        let allow_loopback = match get_or("NEXUS_HEALTH_ALLOW_LOOPBACK", "false").as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(err(
+                    "NEXUS_HEALTH_ALLOW_LOOPBACK",
+                    format!("expected `true` or `false`, got `{other}`"),
+                ));
+            }
+        };
         let table_name = get_or("NEXUS_TABLE", "nexus-toolkit");
         if !(3..=255).contains(&table_name.len())
             || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
@@ -375,6 +391,7 @@ impl Config {
             follow: Duration::from_millis(number("NEXUS_STACK_POLL_MS", "2000")?),
             timeout: Duration::from_secs(60 * number("NEXUS_OPERATION_TIMEOUT_MINUTES", "60")?),
             health_wait: Duration::from_secs(number("NEXUS_HEALTH_WAIT_SECONDS", "300")?),
+            connect_max_age: Duration::from_secs(3600 * number("NEXUS_CONNECT_CHECK_HOURS", "24")?),
             bake: Duration::from_secs(
                 get_or("NEXUS_BAKE_SECONDS", "300")
                     .parse()
@@ -399,6 +416,7 @@ impl Config {
             return Err(err("NEXUS_PARAMETER_KEY", "must be at least 32 characters".into()));
         }
         Ok(Config {
+            outbound: crate::domain::outbound_url::OutboundPolicy { allow_loopback },
             reconciler,
             worker,
             engine,

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod password;
+pub mod publish_rules;
 pub mod rate_limit;
 pub mod repo;
 pub mod seed;

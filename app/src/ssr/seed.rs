@@ -127,10 +127,11 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
                 role_arn: format!("arn:aws:iam::{account_id}:role/NexusDeploymentRole"),
                 account_id,
                 region: if i % 4 == 3 { "eu-west-1".into() } else { "us-east-1".into() },
-                external_id: format!("nexus-demo-{}", customer.slug),
+                external_id: super::ids::new_external_id(),
                 connection: ConnectionStatus::Unchecked,
                 connection_checked_at: None,
                 connection_error: None,
+                role_version: None,
                 rev: 0,
             };
             if tolerate(repo.create_environment(environment.clone()).await)? {
@@ -301,10 +302,11 @@ pub async fn seed_scale(
                 role_arn: format!("arn:aws:iam::{account_id}:role/NexusDeploymentRole"),
                 account_id,
                 region: "us-east-1".into(),
-                external_id: format!("nexus-scale-{i:05}"),
+                external_id: super::ids::new_external_id(),
                 connection: ConnectionStatus::Connected,
                 connection_checked_at: Some(now),
                 connection_error: None,
+                role_version: None,
                 rev: 1,
             };
             for (c, (capability, newest, oldest)) in capabilities.iter().enumerate() {

@@ -219,11 +219,24 @@ impl AppState {
         let repo = Repo::new(store.clone());
         // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
         let mut store_ready = false;
+        let cipher = ParameterCipher::new(&parameter_key(&config)?);
         match check_schema(&*store).await {
             Ok(version) => {
                 store_ready = true;
                 if version < SCHEMA_VERSION {
-                    let touched = repo.migrate(version).await?;
+                    let mut touched = repo.migrate(version).await?;
+                    if version < 5 {
+                        // Layout 5: sealed parameters are bound to their deployment (v1 -> v2).
+                        touched += repo
+                            .rewrite_parameters(|values, deployment| match cipher.reseal(values, deployment) {
+                                Ok(changed) => changed,
+                                Err(e) => {
+                                    tracing::error!(error = %e, %deployment, "a sealed parameter cannot be migrated");
+                                    None
+                                }
+                            })
+                            .await?;
+                    }
                     set_schema_version(&*store, SCHEMA_VERSION).await?;
                     tracing::info!(
                         from = version,
@@ -299,13 +312,14 @@ impl AppState {
             Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), external]));
         let deployer: Arc<dyn super::lifecycle::deployer::Deployer> =
             Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone()));
-        let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
+        // Health checks GET URLs users chose: public addresses only.
+        let http = super::http_client::HttpClient::public_only(config.outbound).map_err(StartupError::Sso)?;
         let engine = Arc::new(Engine::new(
             repo.clone(),
             catalog.clone(),
             deployer.clone(),
             notifier,
-            ParameterCipher::new(&parameter_key(&config)?),
+            cipher,
             artifacts.clone(),
             metrics.clone(),
             config.engine.clone(),
@@ -337,6 +351,7 @@ impl AppState {
             engine.clone(),
             audit.clone(),
             deployments.clone(),
+            config.outbound,
         );
         let read_cache = super::http::read_cache::ReadCache::new(
             store.clone(),

@@ -23,7 +23,7 @@ use crate::{
             DeploymentStatus, Drift, Health, OperationKind, OperationState, check_transition,
             is_worker_state, status_after,
         },
-        model::{FailureCause, Operation},
+        model::{ConnectionStatus, FailureCause, Operation},
         stacks::{self, StackPhase, TokenStep},
         time::Timestamp,
     },
@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub health_wait: Duration,
     /// Blue-green: how long the old colour stays after the switch.
     pub bake: Duration,
+    /// An operation first checks the environment's connection when the last successful check
+    /// is older than this (the role may have been changed or removed meanwhile).
+    pub connect_max_age: Duration,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             timeout: Duration::from_secs(3600),
             health_wait: Duration::from_secs(300),
             bake: Duration::from_secs(300),
+            connect_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -372,10 +376,50 @@ impl Engine {
         }
     }
 
-    /// Where the operation acts: the environment's account, the session named after it.
+    /// Where the operation acts: the environment's account, the session named after it. When
+    /// the environment's last successful connection check is older than `connect_max_age` (or
+    /// there was none), it is checked first and the operation fails, saying so, if it does not
+    /// pass; the result is stored on the environment like a user's check.
     async fn target(&self, op: &Operation, deployment: &DeploymentRecord) -> Result<Target, StepError> {
         let env = self.repo.environment(&deployment.deployment.environment_id).await?;
-        Ok(Target::of(&env, format!("nexus-{}", op.id)))
+        let target = Target::of(&env, format!("nexus-{}", op.id));
+        let now = clock::now();
+        let fresh = env.connection == ConnectionStatus::Connected
+            && env
+                .connection_checked_at
+                .is_some_and(|t| now.millis() - t.millis() < self.config.connect_max_age.as_millis() as i64);
+        if fresh {
+            return Ok(target);
+        }
+        let outcome = self.deployer.verify_account(&target).await;
+        if let Err(e) = &outcome
+            && e.is_transient()
+        {
+            return Err(StepError::Transient(e.to_string()));
+        }
+        let mut checked = env.clone();
+        checked.connection_checked_at = Some(now);
+        match &outcome {
+            Ok(()) => {
+                checked.connection = ConnectionStatus::Connected;
+                checked.connection_error = None;
+            }
+            Err(e) => {
+                checked.connection = ConnectionStatus::Failed;
+                checked.connection_error = Some(stacks::without_foreign_arns(&e.to_string(), &env.role_arn));
+            }
+        }
+        // Someone changed the environment meanwhile: their write wins; the next step checks again.
+        if let Err(e) = self.repo.update_environment(checked.clone()).await {
+            tracing::info!(operation = %op.id, error = %e, "the connection check was not stored");
+        }
+        match outcome {
+            Ok(()) => Ok(target),
+            Err(_) => Err(StepError::Fatal(format!(
+                "the account could not be reached through the environment's role ({}); check the connection on the customer page",
+                checked.connection_error.unwrap_or_default()
+            ))),
+        }
     }
 
     /// The template inline, or by URL from the artifacts bucket when it is too big.
@@ -484,7 +528,10 @@ impl Engine {
         let create = existing
             .as_ref()
             .is_none_or(|s| s.status == "REVIEW_IN_PROGRESS" || s.status == "DELETE_COMPLETE");
-        let parameters = self.cipher.open_all(&op.parameters).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let parameters = self
+            .cipher
+            .open_all(&op.parameters, &op.deployment_id)
+            .map_err(|e| StepError::Fatal(e.to_string()))?;
         let req = ChangeSetRequest {
             stack_name: op.stack_name.clone(),
             change_set_name: stacks::change_set_name(&op.id),

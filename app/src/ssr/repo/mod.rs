@@ -362,6 +362,11 @@ impl Repo {
             to_json(e),
         )
         .with_index(keys::GSI1, format!("ENV#{}", e.id), "ENV")
+        .with_index(
+            keys::GSI2,
+            keys::account(&e.account_id),
+            format!("{}#{}", e.customer_id, e.name.as_str()),
+        )
     }
 
     /// One environment per name per customer.
@@ -397,6 +402,12 @@ impl Repo {
 
     pub async fn environments(&self, customer: &Id) -> Result<Vec<Environment>, RepoError> {
         let p = self.store.query(Query::table(keys::customer(customer.as_str())).prefix("ENV#")).await?;
+        Ok(page(p)?.items)
+    }
+
+    /// Every environment, of any customer, that points at this AWS account.
+    pub async fn environments_in_account(&self, account: &str) -> Result<Vec<Environment>, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI2, keys::account(account)).limit(100)).await?;
         Ok(page(p)?.items)
     }
 
@@ -685,6 +696,98 @@ impl Repo {
                         Err(e) => return Err(e.into()),
                     }
                 }
+            }
+        }
+        if from < 5 {
+            // v5 indexed environments by account (one (account, role) pair per customer).
+            let mut cursor: Option<String> = None;
+            loop {
+                let customers = self.customers(None, 200, cursor.as_deref()).await?;
+                for c in &customers.items {
+                    for e in self.environments(&c.id).await? {
+                        match self
+                            .store
+                            .transact(vec![Write::put(Self::environment_item(&e), Cond::Rev(e.rev))])
+                            .await
+                        {
+                            Ok(()) => touched += 1,
+                            Err(StoreError::Conflict { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                match customers.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Passes every deployment's parameter sets (current and previous) and every operation's
+    /// through `f`, and writes back what it changed (a migration of sealed values: `f` answers
+    /// `None` to leave a set alone). Records keep their revision; one changed meanwhile was
+    /// written by current code and is skipped. Idempotent.
+    pub async fn rewrite_parameters(
+        &self,
+        f: impl Fn(
+            &std::collections::BTreeMap<String, String>,
+            &Id,
+        ) -> Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<usize, RepoError> {
+        let mut touched = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let deployments = self.all_deployments(200, cursor.as_deref()).await?;
+            for mut r in deployments.items {
+                let id = r.deployment.id.clone();
+                let current = f(&r.deployment.parameters, &id);
+                let previous = f(&r.deployment.previous_parameters, &id);
+                if current.is_some() || previous.is_some() {
+                    if let Some(p) = current {
+                        r.deployment.parameters = p;
+                    }
+                    if let Some(p) = previous {
+                        r.deployment.previous_parameters = p;
+                    }
+                    let rev = r.deployment.rev;
+                    match self
+                        .store
+                        .transact(vec![Write::put(Self::deployment_item(&r), Cond::Rev(rev))])
+                        .await
+                    {
+                        Ok(()) => touched += 1,
+                        Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let mut after: Option<String> = None;
+                loop {
+                    let ops = self.operations(&id, 200, after.as_deref()).await?;
+                    for mut o in ops.items {
+                        if let Some(p) = f(&o.parameters, &id) {
+                            o.parameters = p;
+                            match self
+                                .store
+                                .transact(vec![Write::put(Self::operation_item(&o), Cond::Rev(o.rev))])
+                                .await
+                            {
+                                Ok(()) => touched += 1,
+                                Err(StoreError::Conflict { .. }) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    }
+                    match ops.next_cursor {
+                        Some(c) => after = Some(c),
+                        None => break,
+                    }
+                }
+            }
+            match deployments.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
         Ok(touched)

@@ -18,9 +18,13 @@ use super::super::{
     artifacts::{ArtifactError, ArtifactStore},
     audit::AuditLog,
     auth::Actor,
-    catalog::{CatalogVersion, INLINE_TEMPLATE_LIMIT, MAX_TEMPLATE_BYTES, SharedCatalog, parse_version},
+    catalog::{
+        CatalogVersion, INLINE_TEMPLATE_LIMIT, MAX_TEMPLATE_BYTES, SharedCatalog, parse_template,
+        parse_version,
+    },
     clock,
     error::ServiceError,
+    publish_rules,
     repo::{CatalogRecord, Repo, RepoError},
 };
 
@@ -169,6 +173,17 @@ impl CapabilityService {
                     )
                 },
             )?;
+        // The policy rules (resource types, IAM grants and trust, the boundary), every
+        // violation named; the template parsed above, so parsing again cannot fail.
+        let template = parse_template(&input.template, json).map_err(|_| ServiceError::Internal)?;
+        publish_rules::check(&template).map_err(|violations| {
+            ServiceError::fields(
+                violations
+                    .iter()
+                    .map(|v| FieldError::new("template", "policy_violation", v.to_string()))
+                    .collect(),
+            )
+        })?;
         if self.read().version(slug, &version).is_some() {
             return Err(ServiceError::Conflict(format!("{slug} {version} exists already")));
         }

@@ -8,7 +8,7 @@ use crate::domain::{
     ids::Id,
     model::{ConnectionStatus, Customer, Environment, Page, Role},
     parameters::FieldError,
-    permissions::Action,
+    permissions::{Action, sees_external_ids},
     validation,
     views::{CustomerChanges, CustomerDetail, EnvironmentChanges, NewCustomer, NewEnvironment, parse_owner},
 };
@@ -18,7 +18,7 @@ use super::super::{
     auth::Actor,
     clock,
     error::ServiceError,
-    ids::new_id,
+    ids::{new_external_id, new_id},
     repo::{Repo, RepoError},
     store::{Query, keys},
 };
@@ -33,6 +33,22 @@ pub struct CustomerService {
 
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).expect("domain records serialize")
+}
+
+/// An environment as `role` may read it: the external id only for those who manage
+/// environments (Executives).
+pub fn shown(mut env: Environment, role: Role) -> Environment {
+    if !sees_external_ids(role) {
+        env.external_id = String::new();
+    }
+    env
+}
+
+/// An environment as the audit log keeps it: never the external id.
+fn audited(env: &Environment) -> serde_json::Value {
+    let mut env = env.clone();
+    env.external_id = String::new();
+    json(&env)
 }
 
 impl CustomerService {
@@ -76,7 +92,8 @@ impl CustomerService {
 
     pub async fn get(&self, actor: &Actor, id: &Id) -> Result<CustomerDetail, ServiceError> {
         let customer = self.visible(actor, id, Action::ViewCustomers).await?;
-        let environments = self.repo.environments(id).await?;
+        let environments =
+            self.repo.environments(id).await?.into_iter().map(|e| shown(e, actor.role())).collect();
         // One customer has at most 3 environments x the catalog's capabilities.
         let deployments = self.repo.deployments_by_customer(id, None, 500, None).await?;
         Ok(CustomerDetail {
@@ -141,6 +158,38 @@ impl CustomerService {
         Ok(created)
     }
 
+    /// A new external id for the environment (an Executive's explicit action, e.g. after it
+    /// leaked): the customer must put it into their role stack's `ExternalId`, so the
+    /// environment is unchecked until connected again.
+    pub async fn rotate_external_id(&self, actor: &Actor, id: &Id) -> Result<Environment, ServiceError> {
+        actor.require(Action::ManageEnvironments)?;
+        let before = match self.repo.environment(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("environment")),
+            other => other?,
+        };
+        let owner = self.visible(actor, &before.customer_id, Action::ManageEnvironments).await?.owner_id;
+        let mut after = before.clone();
+        after.external_id = new_external_id();
+        after.connection = ConnectionStatus::Unchecked;
+        after.connection_checked_at = None;
+        after.connection_error = None;
+        let saved = match self.repo.update_environment(after).await {
+            Err(RepoError::Conflict(_)) => {
+                return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));
+            }
+            other => other?,
+        };
+        let mut event = actor.audit(
+            "environment.rotate_external_id",
+            format!("customer/{}/environment/{}", before.customer_id, before.name.as_str()),
+            "success",
+        );
+        event.owner_id = Some(owner);
+        event.details = serde_json::json!({ "account": before.account_id, "environment": before.id });
+        self.audit.append(event, clock::now()).await?;
+        Ok(saved)
+    }
+
     pub async fn update(
         &self,
         actor: &Actor,
@@ -193,7 +242,29 @@ impl CustomerService {
 
     pub async fn environments(&self, actor: &Actor, customer: &Id) -> Result<Vec<Environment>, ServiceError> {
         self.visible(actor, customer, Action::ViewCustomers).await?;
-        Ok(self.repo.environments(customer).await?)
+        Ok(self.repo.environments(customer).await?.into_iter().map(|e| shown(e, actor.role())).collect())
+    }
+
+    /// An (account, role) pair belongs to one customer: pointing another customer's environment
+    /// at it would let that customer's users deploy into the first one's account.
+    async fn check_account_owner(
+        &self,
+        customer: &Id,
+        account: &str,
+        role_arn: &str,
+    ) -> Result<(), ServiceError> {
+        let taken = self
+            .repo
+            .environments_in_account(account)
+            .await?
+            .into_iter()
+            .any(|e| &e.customer_id != customer && e.role_arn == role_arn);
+        if taken {
+            return Err(ServiceError::Conflict(format!(
+                "account {account} with role {role_arn} already belongs to another customer's environment"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn create_environment(
@@ -209,11 +280,11 @@ impl CustomerService {
         validation::account_id(&input.account_id, &mut errors);
         validation::region(&input.region, &mut errors);
         validation::role_arn(&input.role_arn, &input.account_id, &mut errors);
-        validation::external_id(&input.external_id, &mut errors);
         let name = match name {
             Some(n) if errors.is_empty() => n,
             _ => return Err(ServiceError::fields(errors)),
         };
+        self.check_account_owner(customer, &input.account_id, &input.role_arn).await?;
         let env = Environment {
             id: new_id(),
             customer_id: customer.clone(),
@@ -221,10 +292,11 @@ impl CustomerService {
             account_id: input.account_id,
             region: input.region,
             role_arn: input.role_arn,
-            external_id: input.external_id,
+            external_id: new_external_id(),
             connection: ConnectionStatus::Unchecked,
             connection_checked_at: None,
             connection_error: None,
+            role_version: None,
             rev: 0,
         };
         let created = match self.repo.create_environment(env).await {
@@ -238,7 +310,7 @@ impl CustomerService {
             "success",
         );
         event.owner_id = Some(owner);
-        event.details = serde_json::json!({ "after": json(&created) });
+        event.details = serde_json::json!({ "after": audited(&created) });
         self.audit.append(event, now).await?;
         Ok(created)
     }
@@ -272,31 +344,31 @@ impl CustomerService {
         if let Some(v) = changes.role_arn {
             after.role_arn = v;
         }
-        if let Some(v) = changes.external_id {
-            after.external_id = v;
-        }
         let mut errors = Vec::new();
         validation::account_id(&after.account_id, &mut errors);
         validation::region(&after.region, &mut errors);
         validation::role_arn(&after.role_arn, &after.account_id, &mut errors);
-        validation::external_id(&after.external_id, &mut errors);
         if !errors.is_empty() {
             return Err(ServiceError::fields(errors));
         }
-        if (&after.account_id, &after.role_arn, &after.external_id, &after.region)
-            != (&before.account_id, &before.role_arn, &before.external_id, &before.region)
+        if (&after.account_id, &after.role_arn) != (&before.account_id, &before.role_arn) {
+            self.check_account_owner(customer, &after.account_id, &after.role_arn).await?;
+        }
+        if (&after.account_id, &after.role_arn, &after.region)
+            != (&before.account_id, &before.role_arn, &before.region)
         {
             // A different account or role must be connected again before anything deploys.
             after.connection = ConnectionStatus::Unchecked;
             after.connection_checked_at = None;
             after.connection_error = None;
+            after.role_version = None;
         }
         let saved = self.repo.update_environment(after).await?;
         let now = clock::now();
         let mut event =
             actor.audit("environment.update", format!("customer/{customer}/environment/{name}"), "success");
         event.owner_id = Some(owner);
-        event.details = serde_json::json!({ "before": json(&before), "after": json(&saved) });
+        event.details = serde_json::json!({ "before": audited(&before), "after": audited(&saved) });
         self.audit.append(event, now).await?;
         Ok(saved)
     }

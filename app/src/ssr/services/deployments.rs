@@ -34,6 +34,25 @@ pub struct DeploymentFilter {
     pub status: Option<DeploymentStatus>,
 }
 
+/// `values` masked by `schema` (its `NoEcho` parameters), or every value when the schema is
+/// unknown; and any value still sealed (`enc:`) is masked whatever the schema says, so no
+/// ciphertext ever leaves the server (a client could otherwise replay it elsewhere).
+fn masked(
+    schema: Option<&crate::domain::parameters::ParameterSchema>,
+    values: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = match schema {
+        Some(s) => s.masked(values),
+        None => mask_all(values),
+    };
+    for v in out.values_mut() {
+        if crate::ssr::lifecycle::secrets::is_sealed(v) {
+            *v = crate::domain::parameters::MASK.to_string();
+        }
+    }
+    out
+}
+
 /// When the schema is unknown, every value is masked rather than risk showing a secret.
 fn mask_all(
     values: &std::collections::BTreeMap<String, String>,
@@ -57,10 +76,10 @@ impl DeploymentService {
         let mut d = r.deployment;
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         let version = catalog.version(&d.capability, &d.version);
-        d.parameters = match version {
-            Some(v) => v.meta.parameters.masked(&d.parameters),
-            None => mask_all(&d.parameters),
-        };
+        d.parameters = masked(version.map(|v| &v.meta.parameters), &d.parameters);
+        // The rollback target's values, by the schema of the version they were made for.
+        let previous = d.previous_version.as_ref().and_then(|p| catalog.version(&d.capability, p));
+        d.previous_parameters = masked(previous.map(|v| &v.meta.parameters), &d.previous_parameters);
         DeploymentView { version_deprecated: version.is_some_and(|v| v.meta.deprecated), deployment: d }
     }
 
@@ -248,10 +267,7 @@ impl DeploymentService {
     pub fn mask(&self, mut op: Operation) -> Operation {
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         let schema = op.target_version.as_ref().and_then(|v| catalog.version(&op.capability, v));
-        op.parameters = match schema {
-            Some(v) => v.meta.parameters.masked(&op.parameters),
-            None => mask_all(&op.parameters),
-        };
+        op.parameters = masked(schema.map(|v| &v.meta.parameters), &op.parameters);
         op
     }
 }

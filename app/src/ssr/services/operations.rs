@@ -12,9 +12,11 @@ use crate::domain::{
     ids::Id,
     lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
     model::{
-        BlueGreen, Color, ConnectionStatus, Customer, DataClassification, Deployment, Environment,
-        EnvironmentName, Operation, Strategy,
+        BlueGreen, CUSTOMER_ROLE_VERSION_PARAMETER, Color, ConnectionStatus, Customer, DataClassification,
+        Deployment, Environment, EnvironmentName, Operation, Role, Strategy,
     },
+    outbound_url::OutboundPolicy,
+    parameters::{FieldError, MASK},
     permissions::{self, Action, Approver, Decision},
     semver::Version,
     stacks::{self, StackEvent},
@@ -31,10 +33,14 @@ use super::super::{
     clock,
     error::ServiceError,
     ids::new_id,
-    lifecycle::{deployer::Target, engine::Engine},
+    lifecycle::{
+        deployer::{DeployError, Target},
+        engine::Engine,
+        secrets::is_sealed,
+    },
     repo::{DeploymentRecord, Repo, RepoError, StartError},
 };
-use super::deployments::DeploymentService;
+use super::{customers::shown, deployments::DeploymentService};
 
 #[derive(Clone)]
 pub struct OperationService {
@@ -43,6 +49,8 @@ pub struct OperationService {
     engine: Arc<Engine>,
     audit: Arc<AuditLog>,
     deployments: DeploymentService,
+    /// Which addresses a health URL may name (`NEXUS_HEALTH_ALLOW_LOOPBACK`).
+    outbound: OutboundPolicy,
 }
 
 /// What a request resolves to before it is stored.
@@ -60,8 +68,9 @@ impl OperationService {
         engine: Arc<Engine>,
         audit: Arc<AuditLog>,
         deployments: DeploymentService,
+        outbound: OutboundPolicy,
     ) -> Self {
-        OperationService { repo, catalog, engine, audit, deployments }
+        OperationService { repo, catalog, engine, audit, deployments, outbound }
     }
 
     fn classification(&self, capability: &str) -> Option<DataClassification> {
@@ -70,13 +79,17 @@ impl OperationService {
     }
 
     /// The version's parameter values checked against its schema (every field's error at
-    /// once) and sealed for storage. `current` fills in values the request leaves out.
+    /// once) and sealed for storage, bound to `deployment`. `current` fills in values the
+    /// request leaves out; for a `NoEcho` parameter, [`MASK`] (what reads show) also keeps the
+    /// current value. Sealed values (`enc:…`) are never taken from a client: one copied from
+    /// another deployment would otherwise be decrypted into this one.
     fn resolve_parameters(
         &self,
         capability: &str,
         version: &Version,
         given: &BTreeMap<String, String>,
         current: &BTreeMap<String, String>,
+        deployment: &Id,
     ) -> Result<BTreeMap<String, String>, ServiceError> {
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         let v = catalog.version(capability, version).ok_or_else(|| {
@@ -87,15 +100,48 @@ impl OperationService {
             )
         })?;
         let schema = &v.meta.parameters;
-        let mut values = self.engine.cipher.open_all(current).map_err(|e| {
-            tracing::error!(error = %e, "stored parameters cannot be decrypted");
+        let mut values = self.engine.cipher.open_all(current, deployment).map_err(|e| {
+            tracing::error!(error = %e, %deployment, "stored parameters cannot be decrypted");
             ServiceError::Internal
         })?;
         // Only values the new version knows carry over.
         values.retain(|k, _| schema.get(k).is_some());
-        values.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let resolved = schema.validate(&values).map_err(ServiceError::fields)?;
-        Ok(self.engine.cipher.seal_all(schema, &resolved))
+        let mut errors = Vec::new();
+        for (k, v) in given {
+            let field = format!("parameters.{k}");
+            if is_sealed(v) {
+                errors.push(FieldError::new(
+                    field,
+                    "sealed_value",
+                    format!("sealed values are not accepted: send the value itself, or `{MASK}` to keep the current one"),
+                ));
+            } else if v == MASK && schema.get(k).is_some_and(|s| s.no_echo) {
+                if !values.contains_key(k) {
+                    errors.push(FieldError::new(
+                        field,
+                        "nothing_to_keep",
+                        format!("`{MASK}` keeps the current value, and there is none"),
+                    ));
+                }
+            } else {
+                values.insert(k.clone(), v.clone());
+            }
+        }
+        let outbound = schema.outbound_errors(&values, self.outbound);
+        let resolved = match schema.validate(&values) {
+            Ok(resolved) if outbound.is_empty() && errors.is_empty() => resolved,
+            Ok(_) => {
+                errors.extend(outbound);
+                return Err(ServiceError::fields(errors));
+            }
+            Err(invalid) => {
+                let named: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+                errors.extend(invalid.into_iter().filter(|e| !named.contains(&e.field)));
+                errors.extend(outbound);
+                return Err(ServiceError::fields(errors));
+            }
+        };
+        Ok(self.engine.cipher.seal_all(schema, &resolved, deployment))
     }
 
     fn parse_version(&self, capability: &str, version: &str, for_new: bool) -> Result<Version, ServiceError> {
@@ -285,14 +331,6 @@ impl OperationService {
         }
         let approver = self.approval(actor, &customer.owner_id, env.name, &req.capability)?;
         let version = self.parse_version(&req.capability, &req.version, true)?;
-        let parameters =
-            self.resolve_parameters(&req.capability, &version, &req.parameters, &BTreeMap::new())?;
-        let plan = Plan {
-            kind: OperationKind::Deploy,
-            version: Some(version.clone()),
-            parameters,
-            auto_execute: req.auto_execute,
-        };
         let existing = self.repo.deployment_in(&env.id, &req.capability).await?;
         let (deployment, new) = match existing {
             Some(id) => {
@@ -315,7 +353,7 @@ impl OperationService {
                     environment_id: env.id.clone(),
                     environment: env.name,
                     capability: req.capability.clone(),
-                    version,
+                    version: version.clone(),
                     parameters: BTreeMap::new(),
                     stack_name: stacks::stack_name(&req.capability, &customer.slug, env.name, color),
                     stack_id: None,
@@ -334,6 +372,19 @@ impl OperationService {
                 };
                 (DeploymentRecord { deployment: d, owner_id: customer.owner_id.clone() }, true)
             }
+        };
+        let parameters = self.resolve_parameters(
+            &req.capability,
+            &version,
+            &req.parameters,
+            &BTreeMap::new(),
+            &deployment.deployment.id,
+        )?;
+        let plan = Plan {
+            kind: OperationKind::Deploy,
+            version: Some(version.clone()),
+            parameters,
+            auto_execute: req.auto_execute,
         };
         let op = self.new_operation(actor, &deployment.deployment, plan, approver);
         self.start(actor, op, new.then_some(&deployment), idempotency_key, &customer.owner_id).await
@@ -397,7 +448,7 @@ impl OperationService {
         self.change(actor, id, OperationKind::Upgrade, req.auto_execute, idempotency_key, |d| {
             let version = self.parse_version(&d.capability, &req.version, true)?;
             let parameters =
-                self.resolve_parameters(&d.capability, &version, &req.parameters, &d.parameters)?;
+                self.resolve_parameters(&d.capability, &version, &req.parameters, &d.parameters, &d.id)?;
             Ok((Some(version), parameters))
         })
         .await
@@ -688,27 +739,39 @@ impl OperationService {
             other => other?,
         };
         let customer = self.repo.customer(&env.customer_id).await?;
-        match actor.check_customer(Action::Operate(env.name), &customer.owner_id, "environment")? {
-            Decision::Allow | Decision::NeedsApproval => {}
-            _ => {
-                return Err(ServiceError::Forbidden(format!(
-                    "{} may not do this",
-                    actor.role().with_article()
-                )));
-            }
+        let decision = actor.check_customer(Action::Operate(env.name), &customer.owner_id, "environment")?;
+        if !matches!(decision, Decision::Allow | Decision::NeedsApproval) {
+            return Err(ServiceError::Forbidden(format!("{} may not do this", actor.role().with_article())));
+        }
+        // Production's connection (it assumes the prod role) is checked by Executives only.
+        if env.name == EnvironmentName::Prod && actor.role() != Role::Executive {
+            return Err(ServiceError::Forbidden(
+                "only an Executive may check a production connection".into(),
+            ));
         }
         let target = Target::of(&env, format!("nexus-connect-{}", new_id()));
-        let outcome = self.engine.deployer().verify_account(&target).await;
+        let deployer = self.engine.deployer();
+        let outcome = deployer.verify_account(&target).await;
         let mut updated = env.clone();
         updated.connection_checked_at = Some(clock::now());
         match &outcome {
             Ok(()) => {
                 updated.connection = ConnectionStatus::Connected;
                 updated.connection_error = None;
+                // Roles before version 2 neither have the parameter nor may read it.
+                updated.role_version =
+                    match deployer.parameter(&target, CUSTOMER_ROLE_VERSION_PARAMETER).await {
+                        Ok(Some(v)) => Some(v.trim().parse().unwrap_or(1)),
+                        Ok(None) | Err(DeployError::Access(_)) => Some(1),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the customer role's version could not be read");
+                            env.role_version
+                        }
+                    };
             }
             Err(e) => {
                 updated.connection = ConnectionStatus::Failed;
-                updated.connection_error = Some(e.to_string());
+                updated.connection_error = Some(stacks::without_foreign_arns(&e.to_string(), &env.role_arn));
             }
         }
         let saved = match self.repo.update_environment(updated).await {
@@ -723,9 +786,11 @@ impl OperationService {
             if outcome.is_ok() { "success" } else { "failure" },
         );
         event.owner_id = Some(customer.owner_id.clone());
-        event.details = serde_json::json!({"account": env.account_id, "error": saved.connection_error});
+        event.details = serde_json::json!({
+            "account": env.account_id, "error": saved.connection_error, "role_version": saved.role_version,
+        });
         self.audit.append(event, clock::now()).await?;
-        Ok(saved)
+        Ok(shown(saved, actor.role()))
     }
 }
 

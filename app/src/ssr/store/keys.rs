@@ -6,7 +6,7 @@
 //! | user | `USER#<id>` | `USER` | `USERS` / `<email>` | `TEAM#<manager id>` / `<email>` (reps) | | |
 //! | email → user | `EMAIL#<email>` | `EMAIL` | | | | |
 //! | customer | `CUST#<id>` | `CUST` | `CUSTOMERS` / `<name>#<id>` | `OWNER#<owner id>` / `<name>#<id>` | | |
-//! | environment | `CUST#<customer id>` | `ENV#<dev/staging/prod>` | `ENV#<id>` / `ENV` | | | |
+//! | environment | `CUST#<customer id>` | `ENV#<dev/staging/prod>` | `ENV#<id>` / `ENV` | `ACCOUNT#<account id>` / `<customer id>#<env>` | | |
 //! | deployment | `DEP#<id>` | `DEP` | `CUST#<customer id>` / `<env>#<capability>#<id>` | `CAP#<capability>` / `<env>#<status>#<id>` | `STATUS#<status>` / `<env>#<capability>#<id>` | `OWNER#<owner id>` / `<env>#<capability>#<id>` | `DEPS` / `<env>#<capability>#<id>` |
 //! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#WORK` / `<id>` while a worker has to move it, `OPS#WAIT` / `<id>` while it waits for a user | | |
 //! | operation lock, idempotency keys, stack events | see `repo::operations` | | | | | |
@@ -52,6 +52,10 @@ pub fn customer(id: &str) -> String {
 }
 pub fn deployment(id: &str) -> String {
     format!("DEP#{id}")
+}
+/// Environments by the AWS account they point at.
+pub fn account(account_id: &str) -> String {
+    format!("ACCOUNT#{account_id}")
 }
 pub fn owner(id: &str) -> String {
     format!("OWNER#{id}")

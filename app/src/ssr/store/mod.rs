@@ -39,9 +39,11 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The store layout version recorded in the store (`META`/`SCHEMA`). 2: deployments gained
 /// the `gsi5` (`DEPS`) index; 3: active operations split into the workers' and the users'
 /// queues; 4: the embedded store's binary item envelope (`redb_envelope`; older values still
-/// read, so nothing is rewritten, but a build before it cannot read the new values). Older
-/// stores are re-indexed at start-up (`Repo::migrate`).
-pub const SCHEMA_VERSION: u64 = 4;
+/// read, so nothing is rewritten, but a build before it cannot read the new values); 5: sealed
+/// `NoEcho` values bound to their deployment (`enc:v2:`, re-sealed from `enc:v1:` at start-up),
+/// and environments indexed by account (`ACCOUNT#…` in gsi2).
+/// Older stores are re-indexed at start-up (`Repo::migrate`).
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// One stored record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,12 +10,13 @@ use axum::{
 use crate::{
     domain::{
         model::{Customer, Environment, Page},
+        permissions::Action,
         views::{CustomerChanges, CustomerDetail, EnvironmentChanges, NewCustomer, NewEnvironment},
     },
     ssr::{
         http::{
             error::{ApiResult, ErrorBody},
-            extract::{ApiJson, Authed, Params, parse_id, path_and_query},
+            extract::{ApiJson, Authed, JsonBody, Params, parse_id, path_and_query},
         },
         state::AppState,
     },
@@ -111,8 +112,11 @@ pub async fn create_environment(
     State(state): State<AppState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<NewEnvironment>,
+    body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<Environment>)> {
+    // The role before the body: a Rep or Manager is told 403 whatever the body holds.
+    actor.require(Action::ManageEnvironments)?;
+    let body: NewEnvironment = body.parse()?;
     let env = state.customers.create_environment(&actor, &parse_id("id", &id)?, body).await?;
     Ok((StatusCode::CREATED, Json(env)))
 }
@@ -127,8 +131,10 @@ pub async fn update_environment(
     State(state): State<AppState>,
     Authed(actor): Authed,
     Path((id, name)): Path<(String, String)>,
-    ApiJson(body): ApiJson<EnvironmentChanges>,
+    body: JsonBody,
 ) -> ApiResult<Json<Environment>> {
+    actor.require(Action::ManageEnvironments)?;
+    let body: EnvironmentChanges = body.parse()?;
     let id = parse_id("id", &id)?;
     if crate::domain::model::EnvironmentName::parse(&name).is_none() {
         return Err(crate::ssr::http::error::ApiError::bad_field(
@@ -138,4 +144,18 @@ pub async fn update_environment(
         ));
     }
     Ok(Json(state.customers.update_environment(&actor, &id, &name, body).await?))
+}
+
+/// A new external id for the environment (Executives): the customer must update their role
+/// stack's `ExternalId` with it; until connected again the environment is unchecked.
+#[utoipa::path(post, path = "/api/v1/environments/{id}/external-id", tag = "customers", params(("id" = String, Path)),
+    responses((status = 200, body = Environment), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn rotate_external_id(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Environment>> {
+    Ok(Json(state.customers.rotate_external_id(&actor, &parse_id("id", &id)?).await?))
 }

@@ -92,6 +92,7 @@ impl Modify for SessionAuth {
         catalog::list, catalog::get, catalog::usage, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
+        customers::rotate_external_id,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
         users::list, users::create, users::update, users::reset_password, users::unlock,
@@ -146,6 +147,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/operations/{id}/events", get(operations::events))
         .route("/api/v1/operations/{id}/events/stream", get(operations::stream))
         .route("/api/v1/environments/{id}/connect", post(operations::connect))
+        .route("/api/v1/environments/{id}/external-id", post(customers::rotate_external_id))
         .route("/api/v1/deployments/{id}/operations", get(deployments::operations))
         .route("/api/v1/operations/{id}", get(deployments::operation))
         .route("/api/v1/fleet/summary", get(deployments::fleet_summary))

@@ -565,3 +565,137 @@ async fn only_executives_check_a_production_connection() {
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     assert!(a.text.contains("only an Executive"), "{}", a.text);
 }
+
+/// A state-changing sign-in carrying `origin`, to a server at `host`.
+async fn login_from(app: &TestApp, host: &str, origin: &str) -> StatusCode {
+    let req = Request::post("/api/v1/auth/login")
+        .header(header::HOST, host)
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"email": REP, "password": DEMO_PASSWORD}).to_string()))
+        .unwrap();
+    app.send(req).await.status
+}
+
+// §7: the Origin check compares the whole origin exactly.
+#[tokio::test]
+async fn the_origin_must_match_exactly() {
+    let app = TestApp::embedded(&[]).await;
+    assert_eq!(login_from(&app, "localhost:3000", "http://localhost:3000").await, StatusCode::OK);
+    for other in
+        ["https://localhost:3000", "http://localhost:3000/", "http://localhost", "http://localhost:3001"]
+    {
+        assert_eq!(login_from(&app, "localhost:3000", other).await, StatusCode::FORBIDDEN, "{other}");
+    }
+    let public = TestApp::embedded(&[("NEXUS_PUBLIC_URL", "https://nexus.example.com")]).await;
+    assert_eq!(login_from(&public, "internal:3000", "https://nexus.example.com").await, StatusCode::OK);
+    for other in ["http://nexus.example.com", "https://nexus.example.com/", "https://nexus.example.com:8443"]
+    {
+        assert_eq!(login_from(&public, "internal:3000", other).await, StatusCode::FORBIDDEN, "{other}");
+    }
+}
+
+// §7: outside one's scope, a deploy is answered exactly as for an environment that does not exist.
+#[tokio::test]
+async fn a_deploy_outside_ones_scope_reads_as_an_unknown_environment() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    // A customer of another Rep than the demo Rep.
+    let users = app.get("/api/v1/users?limit=200", &exec).await;
+    let other_rep = users.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "rep" && u["email"] != REP)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slug = format!("o{}", common::unique("").replace('-', "").chars().rev().take(12).collect::<String>());
+    let c = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&exec),
+            Some(json!({"name": format!("Other {slug}"), "slug": slug, "owner_id": other_rep, "cost_center": "CC-1"})),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let account = fresh_account();
+    let e = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{}/environments", c.body["id"].as_str().unwrap()),
+            Some(&exec),
+            Some(json!({"name": "dev", "account_id": account, "region": "eu-west-1",
+                "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")})),
+        )
+        .await;
+    assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
+    let rep = app.login(REP).await;
+    let deploy = |env: String| {
+        let app = &app;
+        let rep = rep.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/deployments",
+                Some(&rep),
+                Some(json!({"environment_id": env, "capability": "lead-scoring", "version": "1.0.0",
+                    "parameters": {"Environment": "dev"}})),
+            )
+            .await
+        }
+    };
+    let hidden = deploy(e.body["id"].as_str().unwrap().to_string()).await;
+    let unknown = deploy("01JDQ8ZK3M6V2C0N7R5T9W4XYA".to_string()).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.text);
+    assert_eq!((hidden.status, hidden.text.clone()), (unknown.status, unknown.text.clone()));
+}
+
+// §7: notifications follow the customer's current owner: a reassigned customer's events leave
+// its previous Rep's feed.
+#[tokio::test]
+async fn notifications_follow_the_customers_current_owner() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    let rep = app.login(REP).await;
+    let (env, customer) = dev_environment_in(&app, &exec, &fresh_account()).await;
+    let a = app
+        .call(
+            Method::POST,
+            "/api/v1/deployments",
+            Some(&exec),
+            Some(json!({"environment_id": env, "capability": "lead-scoring", "version": "1.0.0",
+                "parameters": {"Environment": "dev"}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let feed = |token: String| {
+        let app = &app;
+        async move {
+            let a = app.get_as_browser("/sfn/notifications", &token).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            a.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["customer_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(feed(rep.clone()).await.contains(&customer), "the owner sees the request");
+
+    let rep2_id = app.user_id("rep2@demo.nexus").await;
+    let rev = app.get(&format!("/api/v1/customers/{customer}"), &exec).await.body["rev"].clone();
+    let a = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/customers/{customer}"),
+            Some(&exec),
+            Some(json!({"rev": rev, "owner_id": rep2_id})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(!feed(rep.clone()).await.contains(&customer), "the previous owner no longer sees it");
+}

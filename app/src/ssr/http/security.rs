@@ -90,15 +90,25 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The origins our pages are served from: the configured public URL, or this request's Host.
-fn allowed_origins(state: &AppState, headers: &HeaderMap) -> Vec<String> {
-    if let Some(url) = &state.config.public_url {
-        return vec![url.clone()];
+/// The one origin our pages are served from: the configured public URL's (scheme, host and
+/// port; a default port left out as browsers do), or, without one, this request's Host over
+/// plain HTTP (what the toolkit serves then). Compared exactly: another scheme, port or a
+/// trailing slash is another origin.
+fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    match &state.config.public_url {
+        Some(url) => Some(origin_of(url)),
+        None => headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(|host| format!("http://{host}")),
     }
-    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) => vec![format!("http://{host}"), format!("https://{host}")],
-        None => Vec::new(),
-    }
+}
+
+/// `scheme://host[:port]` of a URL, without a default port or a path.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    format!("{scheme}://{authority}")
 }
 
 /// State-changing requests must come from our own pages: a foreign Origin is refused, and a
@@ -110,7 +120,7 @@ pub async fn origin_check(State(state): State<AppState>, req: Request, next: Nex
         let headers = req.headers();
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let refused = match origin {
-            Some(o) => !allowed_origins(&state, headers).iter().any(|a| a == o),
+            Some(o) => allowed_origin(&state, headers).as_deref() != Some(o),
             None => {
                 let cross_site = headers
                     .get("sec-fetch-site")
@@ -258,6 +268,15 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_gives_one_exact_origin() {
+        assert_eq!(origin_of("https://nexus.example.com"), "https://nexus.example.com");
+        assert_eq!(origin_of("https://Nexus.Example.com:443/app"), "https://nexus.example.com");
+        assert_eq!(origin_of("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
+        assert_eq!(origin_of("http://host:80"), "http://host");
+        assert_eq!(origin_of("https://host:8443"), "https://host:8443");
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -167,15 +167,17 @@ impl OperationService {
         catalog.version(capability, version).is_some_and(|v| v.meta.strategy == Strategy::BlueGreen)
     }
 
-    /// Who must approve, after checking the actor may ask at all (404 outside their scope).
+    /// Who must approve, after checking the actor may ask at all: outside their scope, the
+    /// answer is exactly the one for an unknown `what` (the record the request named).
     fn approval(
         &self,
         actor: &Actor,
         owner: &Id,
         env: EnvironmentName,
         capability: &str,
+        what: &'static str,
     ) -> Result<Approver, ServiceError> {
-        actor.check_customer(Action::RequestChange, owner, "deployment")?;
+        actor.check_customer(Action::RequestChange, owner, what)?;
         let classification = self.classification(capability).unwrap_or(DataClassification::Restricted);
         Ok(permissions::required_approver(actor.role(), env, classification))
     }
@@ -329,7 +331,7 @@ impl OperationService {
                 format!("no capability `{}`", req.capability),
             ));
         }
-        let approver = self.approval(actor, &customer.owner_id, env.name, &req.capability)?;
+        let approver = self.approval(actor, &customer.owner_id, env.name, &req.capability, "environment")?;
         let version = self.parse_version(&req.capability, &req.version, true)?;
         let existing = self.repo.deployment_in(&env.id, &req.capability).await?;
         let (deployment, new) = match existing {
@@ -431,7 +433,7 @@ impl OperationService {
         }
         let r = self.changeable(actor, id, kind).await?;
         let d = &r.deployment;
-        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability)?;
+        let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability, "deployment")?;
         let (version, parameters) = target(d)?;
         let plan = Plan { kind, version, parameters, auto_execute };
         let op = self.new_operation(actor, d, plan, approver);
@@ -687,6 +689,30 @@ impl OperationService {
         actor.require(Action::ViewCustomers)?;
         let owners = actor.visible_owners();
         let mut items = self.repo.notifications(owners.as_deref(), NOTIFICATIONS_LIMIT).await?;
+        // Entries are filed under the owner at the time; a customer moved to someone else since
+        // takes its history with it: only customers the user sees now stay in the feed.
+        if let Some(owners) = &owners {
+            let mut current: HashMap<Id, bool> = HashMap::new();
+            let mut kept = Vec::with_capacity(items.len());
+            for n in items {
+                let visible = match current.get(&n.customer_id) {
+                    Some(v) => *v,
+                    None => {
+                        let v = match self.repo.customer(&n.customer_id).await {
+                            Ok(c) => owners.contains(&c.owner_id),
+                            Err(RepoError::NotFound) => false,
+                            Err(e) => return Err(e.into()),
+                        };
+                        current.insert(n.customer_id.clone(), v);
+                        v
+                    }
+                };
+                if visible {
+                    kept.push(n);
+                }
+            }
+            items = kept;
+        }
         // A feed entry shows the first line of an error; the operation has all of it.
         for n in &mut items {
             n.error =

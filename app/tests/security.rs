@@ -72,6 +72,14 @@ async fn health_urls_inside_the_network_are_refused_naming_the_field() {
     let manager = app.login(MANAGER).await;
     let exec = app.login(EXEC).await;
     let env = dev_environment(&app, &exec).await;
+    let deploy = |parameters: serde_json::Value| {
+        let (app, manager, env) = (&app, &manager, &env);
+        async move {
+            let body = json!({"environment_id": env, "capability": "document-intelligence", "version": "1.1.0",
+                "parameters": parameters});
+            app.call(Method::POST, "/api/v1/deployments", Some(manager), Some(body)).await
+        }
+    };
     for url in [
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
         "http://169.254.170.2/v2/credentials",
@@ -83,44 +91,19 @@ async fn health_urls_inside_the_network_are_refused_naming_the_field() {
         "http://localhost/",
         "http://metadata.google.internal/",
     ] {
-        let a = app
-            .call(
-                Method::POST,
-                "/api/v1/deployments",
-                Some(&manager),
-                Some(
-                    json!({"environment_id": env, "capability": "document-intelligence", "version": "1.1.0",
-                    "parameters": {"Environment": "dev", "HealthEndpoint": url}}),
-                ),
-            )
-            .await;
+        let a = deploy(json!({"Environment": "dev", "HealthEndpoint": url})).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{url}: {}", a.text);
         assert_eq!(fields(&a), ["parameters.HealthEndpoint"], "{url}: {}", a.text);
     }
     // Beside another bad field, both are named in one answer.
-    let a = app
-        .call(
-            Method::POST,
-            "/api/v1/deployments",
-            Some(&manager),
-            Some(json!({"environment_id": env, "capability": "document-intelligence", "version": "1.1.0",
-                "parameters": {"Environment": "qa", "HealthEndpoint": "http://169.254.169.254/"}})),
-        )
-        .await;
+    let a = deploy(json!({"Environment": "qa", "HealthEndpoint": "http://169.254.169.254/"})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
     let mut named = fields(&a);
     named.sort();
     assert_eq!(named, ["parameters.Environment", "parameters.HealthEndpoint"], "{}", a.text);
     // A public URL is taken.
-    let a = app
-        .call(
-            Method::POST,
-            "/api/v1/deployments",
-            Some(&manager),
-            Some(json!({"environment_id": env, "capability": "document-intelligence", "version": "1.1.0",
-                "parameters": {"Environment": "dev", "HealthEndpoint": "https://status.example.com/health"}})),
-        )
-        .await;
+    let a =
+        deploy(json!({"Environment": "dev", "HealthEndpoint": "https://status.example.com/health"})).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
 }
 

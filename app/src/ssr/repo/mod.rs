@@ -647,34 +647,39 @@ impl Repo {
         }
     }
 
+    /// Puts a record back under its own revision (a migration rewriting its layout): `false`
+    /// when it changed meanwhile, and whoever changed it wrote the new layout already.
+    async fn rewrite(&self, item: Item, rev: u64) -> Result<bool, RepoError> {
+        match self.store.transact(vec![Write::put(item, Cond::Rev(rev))]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every customer's id, all pages (migrations only).
+    async fn all_customer_ids(&self) -> Result<Vec<Id>, RepoError> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let customers = self.customers(None, 200, cursor.as_deref()).await?;
+            ids.extend(customers.items.into_iter().map(|c| c.id));
+            match customers.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// Brings a store written by an older layout up to date (from version `from`); idempotent,
     /// so an interrupted migration simply runs again at the next start.
     pub async fn migrate(&self, from: u64) -> Result<usize, RepoError> {
         let mut touched = 0;
         if from < 2 {
             // v2 added the `DEPS` index: rewrite every deployment (same revision) to index it.
-            let mut cursor: Option<String> = None;
-            loop {
-                let customers = self.customers(None, 200, cursor.as_deref()).await?;
-                for c in &customers.items {
-                    let deployments = self.deployments_by_customer(&c.id, None, 1000, None).await?;
-                    for r in deployments.items {
-                        let rev = r.deployment.rev;
-                        match self
-                            .store
-                            .transact(vec![Write::put(Self::deployment_item(&r), Cond::Rev(rev))])
-                            .await
-                        {
-                            Ok(()) => touched += 1,
-                            // Changed meanwhile: whoever changed it wrote the new layout.
-                            Err(StoreError::Conflict { .. }) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                match customers.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+            for c in self.all_customer_ids().await? {
+                for r in self.deployments_by_customer(&c, None, 1000, None).await?.items {
+                    touched += usize::from(self.rewrite(Self::deployment_item(&r), r.deployment.rev).await?);
                 }
             }
         }
@@ -687,38 +692,16 @@ impl Repo {
                 }
                 for item in &p.items {
                     let o: Operation = from_item(item)?;
-                    match self
-                        .store
-                        .transact(vec![Write::put(Self::operation_item(&o), Cond::Rev(o.rev))])
-                        .await
-                    {
-                        Ok(()) | Err(StoreError::Conflict { .. }) => touched += 1,
-                        Err(e) => return Err(e.into()),
-                    }
+                    self.rewrite(Self::operation_item(&o), o.rev).await?;
+                    touched += 1;
                 }
             }
         }
         if from < 5 {
             // v5 indexed environments by account (one (account, role) pair per customer).
-            let mut cursor: Option<String> = None;
-            loop {
-                let customers = self.customers(None, 200, cursor.as_deref()).await?;
-                for c in &customers.items {
-                    for e in self.environments(&c.id).await? {
-                        match self
-                            .store
-                            .transact(vec![Write::put(Self::environment_item(&e), Cond::Rev(e.rev))])
-                            .await
-                        {
-                            Ok(()) => touched += 1,
-                            Err(StoreError::Conflict { .. }) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                match customers.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+            for c in self.all_customer_ids().await? {
+                for e in self.environments(&c).await? {
+                    touched += usize::from(self.rewrite(Self::environment_item(&e), e.rev).await?);
                 }
             }
         }
@@ -751,16 +734,7 @@ impl Repo {
                     if let Some(p) = previous {
                         r.deployment.previous_parameters = p;
                     }
-                    let rev = r.deployment.rev;
-                    match self
-                        .store
-                        .transact(vec![Write::put(Self::deployment_item(&r), Cond::Rev(rev))])
-                        .await
-                    {
-                        Ok(()) => touched += 1,
-                        Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    touched += usize::from(self.rewrite(Self::deployment_item(&r), r.deployment.rev).await?);
                 }
                 let mut after: Option<String> = None;
                 loop {
@@ -768,15 +742,7 @@ impl Repo {
                     for mut o in ops.items {
                         if let Some(p) = f(&o.parameters, &id) {
                             o.parameters = p;
-                            match self
-                                .store
-                                .transact(vec![Write::put(Self::operation_item(&o), Cond::Rev(o.rev))])
-                                .await
-                            {
-                                Ok(()) => touched += 1,
-                                Err(StoreError::Conflict { .. }) => {}
-                                Err(e) => return Err(e.into()),
-                            }
+                            touched += usize::from(self.rewrite(Self::operation_item(&o), o.rev).await?);
                         }
                     }
                     match ops.next_cursor {

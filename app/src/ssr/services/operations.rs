@@ -12,8 +12,8 @@ use crate::domain::{
     ids::Id,
     lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
     model::{
-        BlueGreen, CUSTOMER_ROLE_VERSION_PARAMETER, Color, ConnectionStatus, Customer, DataClassification,
-        Deployment, Environment, EnvironmentName, Operation, Role, Strategy,
+        BlueGreen, Color, Customer, DataClassification, Deployment, Environment, EnvironmentName, Operation,
+        Role, Strategy,
     },
     outbound_url::OutboundPolicy,
     parameters::{FieldError, MASK},
@@ -33,11 +33,7 @@ use super::super::{
     clock,
     error::ServiceError,
     ids::new_id,
-    lifecycle::{
-        deployer::{DeployError, Target},
-        engine::Engine,
-        secrets::is_sealed,
-    },
+    lifecycle::{deployer::Target, engine::Engine, secrets::is_sealed},
     repo::{DeploymentRecord, Repo, RepoError, StartError},
 };
 use super::{customers::shown, deployments::DeploymentService};
@@ -776,30 +772,7 @@ impl OperationService {
             ));
         }
         let target = Target::of(&env, format!("nexus-connect-{}", new_id()));
-        let deployer = self.engine.deployer();
-        let outcome = deployer.verify_account(&target).await;
-        let mut updated = env.clone();
-        updated.connection_checked_at = Some(clock::now());
-        match &outcome {
-            Ok(()) => {
-                updated.connection = ConnectionStatus::Connected;
-                updated.connection_error = None;
-                // Roles before version 2 neither have the parameter nor may read it.
-                updated.role_version =
-                    match deployer.parameter(&target, CUSTOMER_ROLE_VERSION_PARAMETER).await {
-                        Ok(Some(v)) => Some(v.trim().parse().unwrap_or(1)),
-                        Ok(None) | Err(DeployError::Access(_)) => Some(1),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the customer role's version could not be read");
-                            env.role_version
-                        }
-                    };
-            }
-            Err(e) => {
-                updated.connection = ConnectionStatus::Failed;
-                updated.connection_error = Some(stacks::without_foreign_arns(&e.to_string(), &env.role_arn));
-            }
-        }
+        let (updated, outcome) = self.engine.check_connection(&env, &target).await;
         let saved = match self.repo.update_environment(updated).await {
             Err(RepoError::Conflict(_)) => {
                 return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));

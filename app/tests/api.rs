@@ -825,6 +825,12 @@ async fn the_audit_chain_verifies_exports_and_names_an_edited_record() {
     let report = app.get("/api/v1/audit/verify", &exec).await.body;
     assert_eq!(report["ok"], true, "{report}");
     assert!(report["checked"].as_u64().unwrap() >= 3);
+    // A fresh store is keyed from its first record; checkpoints go to a file beside the data.
+    assert_eq!(
+        (&report["keyed_from"], &report["tail_cut"], &report["anchor"]),
+        (&json!(1), &json!(false), &json!("file"))
+    );
+    assert_eq!(report["planted"], json!([]));
 
     let csv = app.get("/api/v1/audit/export?format=csv", &exec).await;
     assert_eq!(csv.status, StatusCode::OK);
@@ -845,6 +851,35 @@ async fn the_audit_chain_verifies_exports_and_names_an_edited_record() {
     let report = app.get("/api/v1/audit/verify", &exec).await.body;
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_broken"], 2, "{report}");
+}
+
+#[tokio::test]
+async fn a_tail_cut_after_the_shutdown_checkpoint_is_reported() {
+    let app = TestApp::embedded(&[]).await;
+    let exec = app.login(EXEC).await;
+    app.login(REP).await;
+    // Stopping the server anchors the head.
+    app.state.shutdown().await;
+    let head = app.get("/api/v1/audit/verify", &exec).await.body["checked"].as_u64().unwrap();
+    use app::ssr::store::{Cond, Write};
+    let store = app.state.repo.store();
+    let previous: Value =
+        serde_json::from_str(&store.get("AUDIT", &format!("{:020}", head - 1)).await.unwrap().unwrap().data)
+            .unwrap();
+    let head_item = store.get("AUDIT", "HEAD").await.unwrap().unwrap();
+    let mut moved = head_item.clone();
+    moved.data = json!({"seq": head - 1, "hash": previous["hash"]}).to_string();
+    moved.rev += 1;
+    store
+        .transact(vec![
+            Write::Delete { pk: "AUDIT".into(), sk: format!("{head:020}"), cond: Cond::None },
+            Write::put(moved, Cond::Rev(head_item.rev)),
+        ])
+        .await
+        .unwrap();
+    let report = app.get("/api/v1/audit/verify", &exec).await.body;
+    assert_eq!((&report["ok"], &report["tail_cut"]), (&json!(false), &json!(true)), "{report}");
+    assert_eq!(report["checkpoint"], json!(head), "{report}");
 }
 
 #[tokio::test]

@@ -196,6 +196,18 @@ async fn cognito_tokens_open_sessions_with_the_role_their_groups_give() {
         "{}",
         log.text
     );
+
+    // Wrong passwords lock the email, not the way in through SSO: a lock cannot be used to keep
+    // someone out for ever.
+    let wrong = json!({"email": "sso.manager@demo.nexus", "password": "Wrong-Password-1!"});
+    let mut last = StatusCode::OK;
+    for _ in 0..6 {
+        last = app.call(Method::POST, "/api/v1/auth/login", None, Some(wrong.clone())).await.status;
+    }
+    assert_eq!(last, StatusCode::LOCKED);
+    let (again, _) = tokens(&pool.client, "sso.manager@demo.nexus").await;
+    let a = sso(again).await;
+    assert_eq!(a.status, StatusCode::OK, "a locked email still signs in through SSO: {}", a.text);
 }
 
 #[tokio::test]

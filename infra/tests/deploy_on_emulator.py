@@ -324,6 +324,28 @@ def check_data(out, env, readers):
     )
 
 
+def check_audit_anchor(out):
+    s3 = client("s3")
+    bucket = out["AuditAnchorBucketName"]
+    props = declared("data")["Resources"]["AuditAnchorBucket"]["Properties"]
+    try:
+        lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    except ClientError as e:
+        lock = {"error": str(e)}
+    # The emulator honours Object Lock on buckets made through the API, not from a template;
+    # app/tests/audit_chain.rs checks a governance-locked bucket made through the API.
+    emulator_drops(
+        "data: the audit anchor bucket locks objects in governance mode",
+        lock.get("Rule", {}).get("DefaultRetention", {}).get("Mode") == "GOVERNANCE",
+        props.get("ObjectLockEnabled") is True
+        and props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == "GOVERNANCE"
+        and props["VersioningConfiguration"] == {"Status": "Enabled"},
+        lock,
+    )
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    check("data: the audit anchor bucket is not public", all(block.values()) and len(block) == 4, block)
+
+
 def check_identity(out):
     idp = client("cognito-idp")
     pool = idp.describe_user_pool(UserPoolId=out["UserPoolId"])["UserPool"]
@@ -452,12 +474,32 @@ def check_app(out):
     declared_container = declared("app")["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     declared_secrets = declared_container["Secrets"]
     emulator_drops(
-        "app: NEXUS_PARAMETER_KEY comes from the parameter-key secret",
-        secret_names == {"NEXUS_PARAMETER_KEY"},
-        [x["Name"] for x in declared_secrets] == ["NEXUS_PARAMETER_KEY"]
-        and declared_secrets[0]["ValueFrom"]
-        == {"Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-ParameterKeySecretArn"}},
+        "app: NEXUS_PARAMETER_KEY and NEXUS_AUDIT_KEY come from their secrets",
+        secret_names == {"NEXUS_PARAMETER_KEY", "NEXUS_AUDIT_KEY"},
+        {x["Name"]: x["ValueFrom"] for x in declared_secrets}
+        == {
+            "NEXUS_PARAMETER_KEY": {"Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-ParameterKeySecretArn"}},
+            "NEXUS_AUDIT_KEY": {"Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-AuditKeySecretArn"}},
+        },
         container.get("secrets"),
+    )
+    check(
+        "app: audit checkpoints go to the Object Lock bucket",
+        (env.get("NEXUS_AUDIT_ANCHOR_BUCKET") or "").startswith(f"{PROJECT}-dev-audit-anchor-"),
+        env.get("NEXUS_AUDIT_ANCHOR_BUCKET"),
+    )
+    # The task role may write and read checkpoints, never delete them nor bypass governance.
+    task_statements = [
+        st
+        for policy in declared("app")["Resources"]["TaskRole"]["Properties"]["Policies"]
+        for st in policy["PolicyDocument"]["Statement"]
+    ]
+    task_actions = {a for st in task_statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    check(
+        "app: the task role never holds s3:BypassGovernanceRetention nor deletes objects",
+        not any(a in task_actions for a in ("s3:BypassGovernanceRetention", "s3:*", "*"))
+        and not any(a.startswith("s3:Delete") or a.startswith("s3:PutObjectRetention") for a in task_actions),
+        sorted(task_actions),
     )
     declared_names = {e["Name"] for e in declared_container["Environment"]} | {x["Name"] for x in declared_secrets}
     check("app: every declared container variable is one of README.md's", not (declared_names - readme_variables()), declared_names - readme_variables())
@@ -610,6 +652,7 @@ def main():
             out = create(f"data {env}", f"{p}-{env}-data", template("data"), params(Project=p, Environment=env, **extra))
             if out:
                 check_data(out, env, readers.split(",") if extra else None)
+                check_audit_anchor(out)
 
         say("identity")
         identity = params(Project=p, Environment="dev", PublicDomainName=DOMAIN, HostedUiDomainPrefix=f"{p}-dev")

@@ -91,8 +91,10 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     tracing::info!(url = %format!("http://{addr}"), "NexusAI Toolkit listening");
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(http::shutdown_signal()).await {
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(http::shutdown_signal()).await;
+    state.shutdown().await;
+    if let Err(e) = served {
         tracing::error!(error = %e, "server error");
         return ExitCode::FAILURE;
     }

@@ -190,6 +190,25 @@ pub struct Config {
     /// `NEXUS_PARAMETER_KEY`: encrypts `NoEcho` parameter values at rest (32+ characters).
     /// Default: a key generated once into `NEXUS_DATA_DIR/parameter.key`.
     pub parameter_key: Option<Secret>,
+    /// How the audit chain is keyed and anchored (`NEXUS_AUDIT_*`).
+    pub audit: AuditConfig,
+}
+
+/// The audit chain's key and where checkpoints of its head go.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// `NEXUS_AUDIT_KEY`: the key the chain is signed with (HMAC-SHA-256, 32+ characters).
+    /// Default: a key generated once into `NEXUS_DATA_DIR/audit.key`.
+    pub key: Option<Secret>,
+    /// `NEXUS_AUDIT_KEY_SECRET_ARN`: the key's Secrets Manager secret, in production.
+    pub key_secret_arn: Option<String>,
+    /// `NEXUS_AUDIT_ANCHOR_BUCKET`: an S3 bucket with Object Lock (governance mode) receiving
+    /// signed checkpoints of the chain's head. Default none: the file
+    /// `NEXUS_DATA_DIR/audit-checkpoint.json`.
+    pub anchor_bucket: Option<String>,
+    /// `NEXUS_AUDIT_CHECKPOINT_SECONDS`: how often the head is checkpointed (when it moved), and
+    /// once more on shutdown. Default 300.
+    pub checkpoint_every: Duration,
 }
 
 /// Whether the `OTEL_*` variables ask for trace export, refusing what this build cannot do
@@ -411,6 +430,18 @@ impl Config {
             per_account_rate: reconcile_rate,
             accounts_in_parallel: positive("NEXUS_RECONCILE_ACCOUNTS", "8")? as usize,
         };
+        let audit = AuditConfig {
+            key: get("NEXUS_AUDIT_KEY").map(Secret),
+            key_secret_arn: get("NEXUS_AUDIT_KEY_SECRET_ARN"),
+            anchor_bucket: get("NEXUS_AUDIT_ANCHOR_BUCKET"),
+            checkpoint_every: Duration::from_secs(u64::from(positive(
+                "NEXUS_AUDIT_CHECKPOINT_SECONDS",
+                "300",
+            )?)),
+        };
+        if audit.key.as_ref().is_some_and(|k| k.expose().len() < 32) {
+            return Err(err("NEXUS_AUDIT_KEY", "must be at least 32 characters".into()));
+        }
         let parameter_key = get("NEXUS_PARAMETER_KEY").map(Secret);
         if parameter_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(err("NEXUS_PARAMETER_KEY", "must be at least 32 characters".into()));
@@ -424,6 +455,7 @@ impl Config {
             stack_events_queue: get("NEXUS_STACK_EVENTS_QUEUE_URL"),
             sns_topic_arn: get("NEXUS_SNS_TOPIC_ARN"),
             parameter_key,
+            audit,
             cognito,
             artifacts_bucket,
             store,

@@ -19,6 +19,7 @@ pub mod password;
 pub mod publish_rules;
 pub mod rate_limit;
 pub mod repo;
+pub mod secret_keys;
 pub mod seed;
 pub mod services;
 pub mod state;

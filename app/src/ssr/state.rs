@@ -7,7 +7,7 @@ use leptos::config::LeptosOptions;
 
 use super::{
     artifacts::{ArtifactStore, LocalArtifacts, S3Artifacts},
-    audit::AuditLog,
+    audit::{Anchor, AuditLog, ChainKey, FileAnchor, S3Anchor},
     auth::{AuthService, LockoutPolicy, tokens::TokenSigner},
     catalog::{Catalog, CatalogError, SharedCatalog},
     config::{Config, DemoSeed, StoreKind},
@@ -43,6 +43,8 @@ pub enum StartupError {
     Sso(String),
     #[error("the parameter key: {0}")]
     ParameterKey(String),
+    #[error("the audit key: {0}")]
+    AuditKey(String),
     #[error("the capability catalog is invalid:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Catalog(Vec<CatalogError>),
 }
@@ -124,91 +126,32 @@ pub async fn open_store(
     })
 }
 
-/// The shortest signing key accepted (HS256 wants at least its 256-bit output size).
-const MIN_KEY_LEN: usize = 32;
-
-/// The session signing key: from Secrets Manager (`NEXUS_JWT_SECRET_ARN`, production), from
-/// `NEXUS_JWT_SECRET`, or a random one for this process only (development, loudly).
-async fn signing_key(config: &Config) -> Result<Vec<u8>, StartupError> {
-    if let Some(arn) = &config.jwt_secret_arn {
-        if config.jwt_secret.is_some() {
-            tracing::warn!(
-                "both NEXUS_JWT_SECRET_ARN and NEXUS_JWT_SECRET are set: using the Secrets Manager secret"
-            );
-        }
-        let sdk = super::aws::load_sdk_config().await;
-        let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        let secret = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
-            tracing::error!(error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "GetSecretValue failed");
-            StartupError::SigningKey(format!(
-                "NEXUS_JWT_SECRET_ARN: cannot read the secret `{arn}` from Secrets Manager (see the log for the AWS error)"
-            ))
-        })?;
-        let value = secret.secret_string().unwrap_or_default();
-        if value.len() < MIN_KEY_LEN {
-            return Err(StartupError::SigningKey(format!(
-                "NEXUS_JWT_SECRET_ARN: the secret must be a string of at least {MIN_KEY_LEN} characters"
-            )));
-        }
-        return Ok(value.as_bytes().to_vec());
-    }
-    match &config.jwt_secret {
-        Some(secret) if secret.expose().len() < MIN_KEY_LEN => Err(StartupError::SigningKey(format!(
-            "NEXUS_JWT_SECRET must be at least {MIN_KEY_LEN} characters"
-        ))),
-        Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
+/// The audit log, keyed, with its checkpoints in the bucket the configuration names or in a
+/// file beside the data.
+async fn audit_log(config: &Config, store: Arc<dyn Store>) -> Result<AuditLog, StartupError> {
+    let key = ChainKey::new(&super::secret_keys::audit_key(config).await.map_err(StartupError::AuditKey)?);
+    let anchor: Arc<dyn Anchor> = match &config.audit.anchor_bucket {
+        Some(bucket) => Arc::new(S3Anchor::new(&super::aws::load_sdk_config().await, bucket.clone())),
         None => {
-            tracing::warn!(
-                "NEXUS_JWT_SECRET is not set: using a random development signing key. Sessions end when \
-                 the server restarts and replicas cannot share them. Never run production like this."
-            );
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
-            Ok(key)
+            if config.store == StoreKind::DynamoDb {
+                tracing::warn!(
+                    "NEXUS_AUDIT_ANCHOR_BUCKET is not set: audit checkpoints go to a file in NEXUS_DATA_DIR"
+                );
+            }
+            Arc::new(FileAnchor::new(config.data_dir.join("audit-checkpoint.json")))
         }
-    }
-}
-
-/// The key `NoEcho` values are sealed with: `NEXUS_PARAMETER_KEY`, or one generated once into
-/// the data directory (fine on one machine; replicas sharing DynamoDB must share the variable).
-fn parameter_key(config: &Config) -> Result<Vec<u8>, StartupError> {
-    if let Some(k) = &config.parameter_key {
-        return Ok(k.expose().as_bytes().to_vec());
-    }
-    if config.store == StoreKind::DynamoDb {
-        tracing::warn!(
-            "NEXUS_PARAMETER_KEY is not set: using a key file in NEXUS_DATA_DIR; replicas must share one key"
-        );
-    }
-    let path = config.data_dir.join("parameter.key");
-    if let Ok(existing) = std::fs::read(&path) {
-        return Ok(existing);
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| StartupError::ParameterKey(format!("{}: {e}", config.data_dir.display())))?;
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut f) => {
-            std::io::Write::write_all(&mut f, hex.as_bytes())
-                .map_err(|e| StartupError::ParameterKey(format!("{}: {e}", path.display())))?;
-            tracing::info!(path = %path.display(), "generated the parameter encryption key");
-            Ok(hex.into_bytes())
-        }
-        // Another process made it first.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read(&path).map_err(|e| StartupError::ParameterKey(format!("{}: {e}", path.display())))
-        }
-        Err(e) => Err(StartupError::ParameterKey(format!("{}: {e}", path.display()))),
-    }
+    };
+    Ok(AuditLog::new(store, key).anchored(anchor))
 }
 
 impl AppState {
+    /// What is left to do when the server stops: anchor the audit chain's head once more.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.audit.checkpoint(super::clock::now()).await {
+            tracing::warn!(error = %e, "the last audit checkpoint was not written");
+        }
+    }
+
     /// Opens the store the configuration names, loads demo data when asked and the store is
     /// empty, and wires the services.
     pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
@@ -219,7 +162,9 @@ impl AppState {
         let repo = Repo::new(store.clone());
         // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
         let mut store_ready = false;
-        let cipher = ParameterCipher::new(&parameter_key(&config)?);
+        let cipher = ParameterCipher::new(
+            &super::secret_keys::parameter_key(&config).map_err(StartupError::ParameterKey)?,
+        );
         match check_schema(&*store).await {
             Ok(version) => {
                 store_ready = true;
@@ -259,7 +204,12 @@ impl AppState {
         let health = HealthService::new(config.store.as_str(), checks, config.health_timeout)
             .reusing_for(config.health_reuse);
         let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(catalog));
-        let audit = Arc::new(AuditLog::new(store.clone()));
+        let audit = Arc::new(audit_log(&config, store.clone()).await?);
+        if store_ready && let Err(e) = audit.ensure_keyed().await {
+            // The first append tries again.
+            tracing::warn!(error = %e, "the start of the keyed audit chain is not marked yet");
+        }
+        audit.spawn_checkpoints(config.audit.checkpoint_every);
         let artifacts: Arc<dyn ArtifactStore> = match &config.artifacts_bucket {
             Some(bucket) => Arc::new(S3Artifacts::new(&super::aws::load_sdk_config().await, bucket.clone())),
             None => Arc::new(LocalArtifacts::new(config.data_dir.join("artifacts"))),
@@ -283,7 +233,9 @@ impl AppState {
         let auth = AuthService::new(
             repo.clone(),
             audit.clone(),
-            TokenSigner::new(&signing_key(&config).await?),
+            TokenSigner::new(
+                &super::secret_keys::signing_key(&config).await.map_err(StartupError::SigningKey)?,
+            ),
             hasher.clone(),
             policy,
         )

@@ -644,7 +644,10 @@ mod tests {
             sessions_valid_after: None,
         };
         repo.create_user(record).await.unwrap();
-        let audit = Arc::new(AuditLog::new(store));
+        let audit = Arc::new(AuditLog::new(
+            store,
+            crate::ssr::audit::ChainKey::new(b"fake-audit-key-for-tests-0123456789"),
+        ));
         let auth = AuthService::new(
             repo.clone(),
             audit,

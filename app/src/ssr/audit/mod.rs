@@ -6,11 +6,15 @@
 //! transaction as the new event, conditionally on the head's revision: two server processes
 //! appending at once cannot both extend the same head, so the chain never forks (the loser
 //! re-reads the head and retries).
+//!
+//! The hashes are keyed (HMAC, [`chain`]) with a key kept outside the store, and the head is
+//! checkpointed outside the store ([`anchor`]): someone who can write the table can neither
+//! recompute a rewritten chain nor cut its newest records unnoticed. [`verify`] says what it
+//! found.
 
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::domain::{
     ids::Id,
@@ -24,8 +28,20 @@ use super::{
     store::{Cond, Cursor, Item, Query, Store, StoreError, Write},
 };
 
+mod anchor;
+mod chain;
+mod verify;
+
+pub use anchor::{Anchor, AnchorError, FileAnchor, NoAnchor, S3Anchor};
+pub use chain::{ChainKey, Checkpoint, KeyedMark, MIN_KEY_LEN, keyed_hash, unkeyed_hash};
+pub use verify::VerifyReport;
+
 const PARTITION: &str = "AUDIT";
 const HEAD: &str = "HEAD";
+/// Where the keyed chain starts (see [`chain`]).
+const MARK: &str = "KEYED";
+/// Records moved aside from past the head: `PLANTED#<seq>#<id>`.
+const PLANTED: &str = "PLANTED#";
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Appends retried this often against other processes before giving up.
@@ -57,17 +73,6 @@ pub struct NewEvent {
 struct Head {
     seq: u64,
     hash: String,
-}
-
-/// The result of recomputing the chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VerifyReport {
-    pub ok: bool,
-    /// Events checked.
-    pub checked: u64,
-    /// The sequence number of the first record that does not fit the chain.
-    pub first_broken: Option<u64>,
-    pub reason: Option<String>,
 }
 
 /// Which events to list.
@@ -112,18 +117,6 @@ fn found(query: &str, e: &AuditEvent) -> bool {
     crate::domain::search::every_word_in(query, &fields)
 }
 
-/// The hash of an event: SHA-256 over the previous hash and the event's JSON without its hash.
-pub fn event_hash(event: &AuditEvent) -> String {
-    let mut unhashed = event.clone();
-    unhashed.hash = String::new();
-    let body = serde_json::to_vec(&unhashed).expect("audit events serialize");
-    let mut h = Sha256::new();
-    h.update(event.prev_hash.as_bytes());
-    h.update(b"\n");
-    h.update(&body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Replaces the values of secret-looking keys, at any depth.
 fn scrub(value: &mut serde_json::Value) {
     match value {
@@ -144,13 +137,43 @@ fn scrub(value: &mut serde_json::Value) {
 
 pub struct AuditLog {
     store: Arc<dyn Store>,
+    key: ChainKey,
+    anchor: Arc<dyn Anchor>,
     /// Appends from this process queue here instead of racing each other for the head.
     local: tokio::sync::Mutex<()>,
+    /// Set once this process has made sure the start of the keyed chain is marked.
+    marked: tokio::sync::OnceCell<()>,
+    /// The head last anchored by this process: an unchanged head is not anchored again.
+    anchored: std::sync::Mutex<Option<u64>>,
+}
+
+/// A record found where the next event belongs although the head never reached it.
+struct Planted {
+    seq: u64,
+    kept_as: String,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        AuditLog { store, local: tokio::sync::Mutex::new(()) }
+    /// A log keyed with `key`, without checkpoints (see [`AuditLog::anchored`]).
+    pub fn new(store: Arc<dyn Store>, key: ChainKey) -> Self {
+        AuditLog {
+            store,
+            key,
+            anchor: Arc::new(NoAnchor),
+            local: tokio::sync::Mutex::new(()),
+            marked: tokio::sync::OnceCell::new(),
+            anchored: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Checkpoints of the head go to `anchor`.
+    pub fn anchored(mut self, anchor: Arc<dyn Anchor>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    pub fn anchor_kind(&self) -> &'static str {
+        self.anchor.kind()
     }
 
     async fn head(&self) -> Result<(Head, Option<u64>), ServiceError> {
@@ -166,11 +189,82 @@ impl AuditLog {
         }
     }
 
-    /// Appends one event at the end of the chain.
+    /// The stored mark of where the keyed chain starts; `Err` when it cannot be read.
+    async fn mark(&self) -> Result<Option<Result<KeyedMark, String>>, ServiceError> {
+        let item = self.store.get(PARTITION, MARK).await.map_err(RepoError::from)?;
+        Ok(item.map(|item| serde_json::from_str::<KeyedMark>(&item.data).map_err(|e| e.to_string())))
+    }
+
+    /// Marks the start of the keyed chain right after the last record, unless it is marked
+    /// already. Runs once per process, before its first append: every record this version
+    /// writes is keyed, and the records before the mark stay as they were written.
+    pub async fn ensure_keyed(&self) -> Result<(), ServiceError> {
+        self.marked
+            .get_or_try_init(|| async {
+                for _ in 0..MAX_ATTEMPTS {
+                    if self.mark().await?.is_some() {
+                        return Ok(());
+                    }
+                    let (head, rev) = self.head().await?;
+                    let mark = KeyedMark::new(&self.key, head.seq + 1);
+                    let writes = vec![
+                        // Pinned to the head read: an append from an older replica meanwhile
+                        // moves the mark after it.
+                        Write::Check {
+                            pk: PARTITION.into(),
+                            sk: HEAD.into(),
+                            cond: rev.map_or(Cond::NotExists, Cond::Rev),
+                        },
+                        Write::put(
+                            Item::new(PARTITION, MARK, 1, serde_json::to_string(&mark).expect("serializes")),
+                            Cond::NotExists,
+                        ),
+                    ];
+                    match self.store.transact(writes).await {
+                        Ok(()) => {
+                            tracing::info!(from = mark.from, "the audit chain is keyed from this record on");
+                            return Ok(());
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(RepoError::from(e).into()),
+                    }
+                }
+                Err(ServiceError::Unavailable)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Appends one event at the end of the chain. A record planted where the event belongs is
+    /// moved aside (kept for the verification, and noted in the chain) rather than blocking
+    /// every audited action.
     pub async fn append(&self, new: NewEvent, at: Timestamp) -> Result<AuditEvent, ServiceError> {
         let _turn = self.local.lock().await;
+        self.ensure_keyed().await?;
+        let (event, planted) = self.append_one(new, at).await?;
+        for p in planted {
+            let note = NewEvent {
+                action: "audit.planted".into(),
+                target: format!("audit/{}", p.seq),
+                outcome: "moved".into(),
+                details: serde_json::json!({"seq": p.seq, "kept_as": p.kept_as}),
+                ..NewEvent::default()
+            };
+            if let Err(e) = Box::pin(self.append_one(note, at)).await {
+                tracing::error!(error = %e, seq = p.seq, "the note of a planted audit record was not written");
+            }
+        }
+        Ok(event)
+    }
+
+    async fn append_one(
+        &self,
+        new: NewEvent,
+        at: Timestamp,
+    ) -> Result<(AuditEvent, Vec<Planted>), ServiceError> {
         let mut details = new.details;
         scrub(&mut details);
+        let mut planted = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             let (head, rev) = self.head().await?;
             let mut event = AuditEvent {
@@ -188,7 +282,7 @@ impl AuditLog {
                 prev_hash: head.hash.clone(),
                 hash: String::new(),
             };
-            event.hash = event_hash(&event);
+            event.hash = keyed_hash(&self.key, &event);
             let next_head = Head { seq: event.seq, hash: event.hash.clone() };
             let next_rev = rev.unwrap_or(0) + 1;
             let writes = vec![
@@ -212,8 +306,12 @@ impl AuditLog {
                 ),
             ];
             match self.store.transact(writes).await {
-                Ok(()) => return Ok(event),
+                Ok(()) => return Ok((event, planted)),
                 Err(StoreError::Conflict { .. }) => {
+                    if let Some(p) = self.move_planted(event.seq, rev).await? {
+                        planted.push(p);
+                        continue;
+                    }
                     // Another process extended the chain: back off a little, re-read the head.
                     let jitter = u64::from(crate::ssr::ids::new_id().as_str().as_bytes()[25] % 8);
                     tokio::time::sleep(Duration::from_millis(2 + jitter + u64::from(attempt.min(10)))).await;
@@ -223,6 +321,73 @@ impl AuditLog {
         }
         tracing::error!("audit append gave up after {MAX_ATTEMPTS} conflicting attempts");
         Err(ServiceError::Unavailable)
+    }
+
+    /// When the slot after the head (`seq`) holds a record although the head is still where it
+    /// was read (`rev`), nobody appended it through the log — a real append moves the head in the
+    /// same transaction — so it is moved aside, under the head's revision so a concurrent real
+    /// append is never mistaken for a planted one.
+    async fn move_planted(&self, seq: u64, rev: Option<u64>) -> Result<Option<Planted>, ServiceError> {
+        let Some(item) = self.store.get(PARTITION, &seq_key(seq)).await.map_err(RepoError::from)? else {
+            return Ok(None);
+        };
+        let kept_as = format!("{PLANTED}{}#{}", seq_key(seq), crate::ssr::ids::new_id());
+        let writes = vec![
+            Write::Check {
+                pk: PARTITION.into(),
+                sk: HEAD.into(),
+                cond: rev.map_or(Cond::NotExists, Cond::Rev),
+            },
+            Write::Delete { pk: PARTITION.into(), sk: seq_key(seq), cond: Cond::Rev(item.rev) },
+            Write::put(Item::new(PARTITION, kept_as.clone(), 1, item.data), Cond::NotExists),
+        ];
+        match self.store.transact(writes).await {
+            Ok(()) => {
+                tracing::error!(seq, kept_as, "a record planted past the audit chain's head was moved aside");
+                Ok(Some(Planted { seq, kept_as }))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(RepoError::from(e).into()),
+        }
+    }
+
+    /// Writes a signed checkpoint of the head to the anchor, unless this process anchored the
+    /// same head already. Answers the sequence number anchored.
+    pub async fn checkpoint(&self, now: Timestamp) -> Result<Option<u64>, ServiceError> {
+        let (head, _) = self.head().await?;
+        if head.seq == 0 || *self.anchored.lock().expect("not poisoned") == Some(head.seq) {
+            return Ok(None);
+        }
+        let keyed_from = match self.mark().await? {
+            Some(Ok(mark)) if mark.is_genuine(&self.key) => Some(mark.from),
+            _ => None,
+        };
+        let checkpoint = Checkpoint::new(&self.key, head.seq, &head.hash, keyed_from, now);
+        self.anchor.write(&checkpoint).await.map_err(|e| {
+            tracing::warn!(error = %e, anchor = self.anchor.kind(), "the audit checkpoint was not written");
+            ServiceError::Unavailable
+        })?;
+        *self.anchored.lock().expect("not poisoned") = Some(head.seq);
+        tracing::debug!(seq = head.seq, anchor = self.anchor.kind(), "audit checkpoint written");
+        Ok(Some(head.seq))
+    }
+
+    /// Anchors the head every `every` (the server also anchors it once more on shutdown). The
+    /// task holds the log weakly: it ends when the log is dropped, so it never keeps the store
+    /// open after the state that owns it is gone.
+    pub fn spawn_checkpoints(self: &Arc<Self>, every: Duration) {
+        if self.anchor.kind() == "none" {
+            return;
+        }
+        let log = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(log) = log.upgrade() else { return };
+                // Errors are logged where they happen; the next round tries again.
+                let _ = log.checkpoint(crate::ssr::clock::now()).await;
+            }
+        });
     }
 
     /// Events newest first, filtered; pages hold up to `limit` matching events.
@@ -263,70 +428,6 @@ impl AuditLog {
                 return Ok(Page { items, next_cursor: None });
             }
         }
-    }
-
-    /// Recomputes the whole chain from the first event up to the head read at the start (events
-    /// appended meanwhile are the next verification's), and names the first record that does not
-    /// fit (edited, missing, reordered, or a head that does not match the last record).
-    pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
-        let (head, _) = self.head().await?;
-        let mut expected_seq = 1u64;
-        let mut prev = GENESIS.to_string();
-        let mut cursor = None;
-        let broken = |seq: u64, checked: u64, reason: String| VerifyReport {
-            ok: false,
-            checked,
-            first_broken: Some(seq),
-            reason: Some(reason),
-        };
-        loop {
-            let q = Query::table(PARTITION).prefix("0").limit(1000).after(cursor.take());
-            let page = self.store.query(q).await.map_err(RepoError::from)?;
-            for item in &page.items {
-                let checked = expected_seq - 1;
-                if checked == head.seq {
-                    break;
-                }
-                let Ok(event) = serde_json::from_str::<AuditEvent>(&item.data) else {
-                    return Ok(broken(expected_seq, checked, "the record cannot be read".into()));
-                };
-                if item.sk != seq_key(event.seq) {
-                    return Ok(broken(
-                        expected_seq,
-                        checked,
-                        "the record's sequence number was changed".into(),
-                    ));
-                }
-                if event.seq != expected_seq {
-                    return Ok(broken(expected_seq, checked, format!("record {expected_seq} is missing")));
-                }
-                if event.prev_hash != prev {
-                    return Ok(broken(
-                        event.seq,
-                        checked,
-                        "the record does not follow the one before it".into(),
-                    ));
-                }
-                if event_hash(&event) != event.hash {
-                    return Ok(broken(event.seq, checked, "the record's content was changed".into()));
-                }
-                prev = event.hash;
-                expected_seq += 1;
-            }
-            match page.next {
-                Some(c) if expected_seq - 1 < head.seq => cursor = Some(c),
-                _ => break,
-            }
-        }
-        let checked = expected_seq - 1;
-        if head.seq != checked || head.hash != prev {
-            return Ok(broken(
-                checked + 1,
-                checked,
-                format!("the chain head says {} records, {} were found", head.seq, checked),
-            ));
-        }
-        Ok(VerifyReport { ok: true, checked, first_broken: None, reason: None })
     }
 }
 
@@ -376,31 +477,5 @@ mod tests {
         assert!(!search("exec@demo.nexus"));
         let system = AuditEvent { actor_email: None, ..e.clone() };
         assert!(AuditFilter { search: Some("system".into()), ..AuditFilter::default() }.matches(&system));
-    }
-
-    #[test]
-    fn the_hash_covers_content_and_the_previous_hash() {
-        let mut e = AuditEvent {
-            seq: 1,
-            at: Timestamp::from_millis(1),
-            actor_id: None,
-            actor_email: Some("exec@demo.nexus".into()),
-            actor_role: Some(Role::Executive),
-            source_ip: Some("127.0.0.1".into()),
-            action: "auth.login".into(),
-            target: "user/exec@demo.nexus".into(),
-            outcome: "success".into(),
-            owner_id: None,
-            details: serde_json::json!({}),
-            prev_hash: GENESIS.into(),
-            hash: String::new(),
-        };
-        let h = event_hash(&e);
-        assert_eq!(h.len(), 64);
-        e.outcome = "failure".into();
-        assert_ne!(event_hash(&e), h);
-        e.outcome = "success".into();
-        e.prev_hash = "1".repeat(64);
-        assert_ne!(event_hash(&e), h);
     }
 }

@@ -213,6 +213,44 @@ async fn wrong_and_unknown_sign_ins_answer_alike_then_lock_with_the_unlock_time(
     assert!(!failures.text.contains("Wrong-Password-1!"), "passwords never enter the audit log");
     let metrics = app.call(Method::GET, "/metrics", None, None).await;
     assert!(metrics.text.contains("\nnexus_lockouts_total 2\n"), "{}", metrics.text);
+
+    // The lock is not kept from its owner: a notice waits in their notifications (the audit
+    // event says so), and Executives see every locked email, with the user who has it.
+    let locked = app.get("/api/v1/users/locked", &exec).await;
+    assert_eq!(locked.status, StatusCode::OK, "{}", locked.text);
+    let rows = locked.body.as_array().unwrap().clone();
+    let row = |email: &str| rows.iter().find(|r| r["email"] == email).cloned();
+    let rep_row = row(REP).expect("the Rep's lock is listed");
+    assert_eq!(rep_row["name"], "Riley Rep");
+    assert!(rep_row["locked_until"].as_str().unwrap().ends_with('Z'));
+    let nobody = row("nobody@demo.nexus").expect("a guessed email's lock is listed");
+    assert_eq!((nobody["user_id"].is_null(), nobody["name"].is_null()), (true, true), "{nobody}");
+    let manager = app.login(MANAGER).await;
+    assert_eq!(app.get("/api/v1/users/locked", &manager).await.status, StatusCode::FORBIDDEN);
+    let notified: Vec<(String, bool)> = items
+        .iter()
+        .map(|e| {
+            (e["target"].as_str().unwrap().to_string(), e["details"]["owner_notified"].as_bool().unwrap())
+        })
+        .collect();
+    assert!(notified.contains(&("user/rep@demo.nexus".into(), true)), "{notified:?}");
+    assert!(notified.contains(&("user/nobody@demo.nexus".into(), false)), "{notified:?}");
+    let rep_event = items.iter().find(|e| e["target"] == "user/rep@demo.nexus").unwrap();
+    let rep_id = rep_row["user_id"].as_str().unwrap();
+    assert_eq!(rep_event["actor_id"], rep_id, "the lockout names whose account it is");
+
+    // Unlocked, the Rep signs in and reads what happened; nobody else gets the notice.
+    let a = app.call(Method::POST, &format!("/api/v1/users/{rep_id}/unlock"), Some(&exec), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let after = app.get("/api/v1/users/locked", &exec).await;
+    assert!(after.body.as_array().unwrap().iter().all(|r| r["email"] != REP), "{}", after.text);
+    let notices = app.get("/api/v1/me/notices", &app.login(REP).await).await;
+    assert_eq!(notices.status, StatusCode::OK, "{}", notices.text);
+    let n = &notices.body[0];
+    assert_eq!((n["kind"].as_str(), n["failures"].as_u64()), (Some("locked"), Some(5)), "{}", notices.text);
+    assert_eq!(n["source_ip"], "127.0.0.1");
+    assert!(n["until"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(app.get("/api/v1/me/notices", &manager).await.body, json!([]));
 }
 
 /// The dashboard lists customers a page at a time: every customer exactly once over the pages,

@@ -59,3 +59,42 @@ test("markup in customer names and parameter values is shown, never run", async 
   await expect(page.getByTestId("customer-name")).toHaveText(`XSS ${suffix} ${PAYLOAD}`);
   expect(dialogs).toEqual([]);
 });
+
+test("a locked account is listed for Executives, unlocked there, and its owner is told", async ({ page, baseURL }) => {
+  await signIn(page, "executive");
+  const headers = { origin: baseURL! };
+  const suffix = `${Date.now()}`.slice(-9);
+  const email = `locked-${suffix}@demo.nexus`;
+  const password = "Fake-E2e-Password-2026!";
+  const created = await page.request.post("/api/v1/users", {
+    headers,
+    data: { email, name: `Lee Locked ${suffix}`, role: "sales_manager", password },
+  });
+  expect(created.status(), await created.text()).toBe(201);
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await page.request.post("/api/v1/auth/login", { headers, data: { email, password: "Wrong-Password-1!" } });
+    statuses.push(r.status());
+  }
+  expect(statuses).toEqual([401, 401, 401, 401, 423]);
+
+  await page.goto("/users");
+  await hydrated(page);
+  const row = page.getByTestId("locked-account").filter({ hasText: `Lee Locked ${suffix}` });
+  await expect(row).toContainText("locked until");
+  await expect(page.getByTestId("user-row").filter({ hasText: email })).toContainText("locked");
+  await row.getByRole("button", { name: "Unlock" }).click();
+  await expect(row).toHaveCount(0);
+  await expect(page.getByTestId("user-row").filter({ hasText: email })).toContainText("active");
+
+  // The owner signs in and reads what happened to their account.
+  await page.context().clearCookies();
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname === "/");
+  await page.goto("/notifications");
+  await expect(page.getByTestId("account-notice")).toContainText("5 failed sign-ins from 127.0.0.1 locked your password sign-in");
+});

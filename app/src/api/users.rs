@@ -5,7 +5,10 @@ use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use super::AppError;
-use crate::domain::model::{Role, User};
+use crate::domain::{
+    model::{Role, User},
+    views::LockedAccount,
+};
 
 /// How many users one page of the Users page lists.
 pub const USERS_PAGE: usize = 100;
@@ -18,16 +21,19 @@ pub struct UsersPage {
     pub next: Option<String>,
     /// Every Sales Manager (a Rep's manager may be on another page; new Reps pick one).
     pub managers: Vec<User>,
+    /// Emails whose password sign-in is locked now.
+    pub locked: Vec<LockedAccount>,
 }
 
 /// One page of users after `after` (the first without it).
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "users")]
 pub async fn get_users(after: Option<String>) -> Result<UsersPage, AppError> {
-    use crate::ssr::http::server_fns;
+    use crate::ssr::{clock, http::server_fns};
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
     let page = state.users.list(&actor, USERS_PAGE, after.as_deref()).await.map_err(server_fns::fail)?;
     let managers = state.users.managers(&actor).await.map_err(server_fns::fail)?;
-    Ok(UsersPage { users: page.items, next: page.next_cursor, managers })
+    let locked = state.auth.locked_accounts(&actor, clock::now()).await.map_err(server_fns::fail)?;
+    Ok(UsersPage { users: page.items, next: page.next_cursor, managers, locked })
 }
 
 /// A new user with a first password (they are told it out of band and change it).

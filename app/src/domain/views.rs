@@ -244,3 +244,48 @@ pub struct Notification {
     #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
 }
+
+/// What a notice about one's own account says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AccountNoticeKind {
+    /// Too many failed sign-ins locked the account's password sign-in for a while.
+    Locked,
+}
+
+impl AccountNoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountNoticeKind::Locked => "locked",
+        }
+    }
+}
+
+/// A notice to a user about their own account, shown at the top of their notifications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AccountNotice {
+    pub kind: AccountNoticeKind,
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// Until when password sign-in stays locked (single sign-on still works).
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub until: Option<Timestamp>,
+    /// Failed sign-ins that caused it.
+    pub failures: u32,
+    /// Where the last failed attempt came from.
+    pub source_ip: Option<String>,
+}
+
+/// An email whose password sign-in is locked now (the Executives' list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LockedAccount {
+    pub email: String,
+    /// The user with that email; `None` when nobody has it (someone guessed at it).
+    pub user_id: Option<Id>,
+    pub name: Option<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub locked_until: Timestamp,
+}

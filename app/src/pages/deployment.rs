@@ -325,10 +325,22 @@ fn live_events(
                 }
             }
         });
+        // The server ends a stream when the operation ends, the session no longer stands, or
+        // the stream is old: only then does the browser reconnect (resuming after the last
+        // event it saw, through `Last-Event-ID`).
+        let ender = source.clone();
+        let on_end = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+            let old = m.data().as_string().is_some_and(|s| s.contains("\"lifetime\""));
+            if !old {
+                ender.close();
+            }
+        });
         let _ = source.add_event_listener_with_callback("stack-event", on_event.as_ref().unchecked_ref());
         let _ = source.add_event_listener_with_callback("operation", on_operation.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
         on_event.forget();
         on_operation.forget();
+        on_end.forget();
         let source = send_wrapper::SendWrapper::new(source);
         on_cleanup(move || source.close());
     }

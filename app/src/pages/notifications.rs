@@ -3,14 +3,14 @@
 
 use leptos::prelude::*;
 
-use crate::api::notifications::get_notifications;
+use crate::api::notifications::{get_account_notices, get_notifications};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::OperationChip,
     last_known::{fetch_or_recall, remember},
     session::{Loading, show},
 };
-use crate::domain::views::Notification;
+use crate::domain::views::{AccountNotice, AccountNoticeKind, Notification};
 
 #[component]
 pub fn NotificationsPage() -> impl IntoView {
@@ -23,6 +23,7 @@ pub fn NotificationsPage() -> impl IntoView {
     view! {
         <section class="panel" aria-labelledby="notifications-heading">
             <h1 id="notifications-heading">"Notifications"</h1>
+            <AccountNotices />
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     show(data.await, |items: Vec<Notification>| {
@@ -50,5 +51,35 @@ pub fn NotificationsPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// Notices about the user's own account, above the feed (nothing when there are none, or when
+/// offline: they are not kept for offline use).
+#[component]
+fn AccountNotices() -> impl IntoView {
+    let notices = json_resource(|| (), |_| get_account_notices());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let items: Vec<AccountNotice> = notices.await.unwrap_or_default();
+                (!items.is_empty()).then(|| view! {
+                    <ul class="notices" data-testid="account-notices">
+                        {items.into_iter().map(|n| {
+                            let text = match n.kind {
+                                AccountNoticeKind::Locked => format!(
+                                    "{} failed sign-ins{} locked your password sign-in at {}{}. If that was not you, tell an Executive; single sign-on still works.",
+                                    n.failures,
+                                    n.source_ip.map(|ip| format!(" from {ip}")).unwrap_or_default(),
+                                    n.at,
+                                    n.until.map(|u| format!(" until {u}")).unwrap_or_default(),
+                                ),
+                            };
+                            view! { <li class="notice" data-testid="account-notice">{text}</li> }
+                        }).collect_view()}
+                    </ul>
+                })
+            })}
+        </Suspense>
     }
 }

@@ -12,7 +12,7 @@ use crate::components::{
     connectivity::use_online,
     session::{Loading, show},
 };
-use crate::domain::model::User;
+use crate::domain::{model::User, views::LockedAccount};
 
 fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
     match value {
@@ -30,8 +30,15 @@ pub fn UsersPage() -> impl IntoView {
     // A page at a time (`?after=<cursor>`, a link: works without JS).
     let query = use_query_map();
     let data = json_resource(
-        move || (query.with(|q| q.get("after")), create.version().get(), set_active.version().get()),
-        |(after, _, _)| get_users(after),
+        move || {
+            (
+                query.with(|q| q.get("after")),
+                create.version().get(),
+                set_active.version().get(),
+                unlock.version().get(),
+            )
+        },
+        |(after, _, _, _)| get_users(after),
     );
     let online = use_online();
     let errors = move || {
@@ -47,14 +54,19 @@ pub fn UsersPage() -> impl IntoView {
             <p class="muted" role="status">{unlocked}</p>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
-                    show(data.await, move |UsersPage { users, next, managers }| {
+                    show(data.await, move |UsersPage { users, next, managers, locked }| {
                         let more = next.map(|c| view! {
                             <p><a href=format!("/users?after={}", crate::url::encode(&c)) data-testid="more-users">"More users"</a></p>
                         });
                         let name_of = move |id: &Option<crate::domain::ids::Id>| {
                             id.as_ref().and_then(|id| managers.iter().find(|m| &m.id == id)).map(|m| m.name.clone()).unwrap_or_default()
                         };
+                        let is_locked = {
+                            let locked: Vec<_> = locked.iter().filter_map(|l| l.user_id.clone()).collect();
+                            move |id: &crate::domain::ids::Id| locked.contains(id)
+                        };
                         view! {
+                            <LockedAccounts locked=locked unlock=unlock />
                             <div class="table-wrap">
                                 <table class="grid" data-testid="users">
                                     <thead>
@@ -63,23 +75,29 @@ pub fn UsersPage() -> impl IntoView {
                                     <tbody>
                                         {users.into_iter().map(|u| {
                                             let (id1, id2) = (u.id.to_string(), u.id.to_string());
-                                            let (rev, active) = (u.rev, u.active);
+                                            let (rev, active, locked) = (u.rev, u.active, is_locked(&u.id));
                                             view! {
                                                 <tr data-testid="user-row">
                                                     <td>{u.name.clone()}</td>
                                                     <td>{u.email.clone()}</td>
                                                     <td>{u.role.label()}</td>
                                                     <td>{name_of(&u.manager_id)}</td>
-                                                    <td>{if active { "active" } else { "deactivated" }}</td>
+                                                    <td>{match (active, locked) {
+                                                        (false, _) => "deactivated",
+                                                        (true, true) => "locked",
+                                                        (true, false) => "active",
+                                                    }}</td>
                                                     <td class="actions">
                                                         <button type="button" class="button button-quiet" disabled=move || !online.get()
                                                             on:click=move |_| { set_active.dispatch(SetUserActive { id: id1.clone(), rev, active: !active }); }>
                                                             {if active { "Deactivate" } else { "Activate" }}
                                                         </button>
-                                                        <button type="button" class="button button-quiet" disabled=move || !online.get()
-                                                            on:click=move |_| { unlock.dispatch(UnlockUser { id: id2.clone() }); }>
-                                                            "Unlock"
-                                                        </button>
+                                                        {locked.then(|| view! {
+                                                            <button type="button" class="button button-quiet" disabled=move || !online.get()
+                                                                on:click=move |_| { unlock.dispatch(UnlockUser { id: id2.clone() }); }>
+                                                                "Unlock"
+                                                            </button>
+                                                        })}
                                                     </td>
                                                 </tr>
                                             }
@@ -124,4 +142,40 @@ pub fn UsersPage() -> impl IntoView {
             </ActionForm>
         </section>
     }
+}
+
+/// Emails whose password sign-in is locked now: who, until when, and unlock for a user's.
+#[component]
+fn LockedAccounts(locked: Vec<LockedAccount>, unlock: ServerAction<UnlockUser>) -> impl IntoView {
+    let online = use_online();
+    if locked.is_empty() {
+        return view! { <p class="muted" data-testid="no-locked-accounts">"No account is locked."</p> }
+            .into_any();
+    }
+    view! {
+        <h2 id="locked-heading">"Locked accounts"</h2>
+        <p class="muted small">"Five failed sign-ins lock an email's password sign-in for a while; single sign-on still works. "
+            "An email nobody has was guessed at."</p>
+        <ul class="list" aria-labelledby="locked-heading" data-testid="locked-accounts">
+            {locked.into_iter().map(|l| {
+                let who = l.name.clone().map(|n| format!("{n} ({})", l.email)).unwrap_or_else(|| format!("{} (no such user)", l.email));
+                view! {
+                    <li data-testid="locked-account">
+                        <strong>{who}</strong>
+                        <span class="muted small">" locked until " {l.locked_until.to_string()} " "</span>
+                        {l.user_id.map(|id| {
+                            let id = id.to_string();
+                            view! {
+                                <button type="button" class="button button-quiet" disabled=move || !online.get()
+                                    on:click=move |_| { unlock.dispatch(UnlockUser { id: id.clone() }); }>
+                                    "Unlock"
+                                </button>
+                            }
+                        })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+    .into_any()
 }

@@ -192,6 +192,9 @@ pub struct Config {
     pub parameter_key: Option<Secret>,
     /// How the audit chain is keyed and anchored (`NEXUS_AUDIT_*`).
     pub audit: AuditConfig,
+    /// `NEXUS_EVENT_STREAM_MAX_SECONDS`: the longest a live event stream stays open before the
+    /// server ends it (the browser reconnects, signing in again on the way). Default 900.
+    pub event_stream_lifetime: Duration,
 }
 
 /// The audit chain's key and where checkpoints of its head go.
@@ -430,6 +433,8 @@ impl Config {
             per_account_rate: reconcile_rate,
             accounts_in_parallel: positive("NEXUS_RECONCILE_ACCOUNTS", "8")? as usize,
         };
+        let event_stream_lifetime =
+            Duration::from_secs(u64::from(positive("NEXUS_EVENT_STREAM_MAX_SECONDS", "900")?));
         let audit = AuditConfig {
             key: get("NEXUS_AUDIT_KEY").map(Secret),
             key_secret_arn: get("NEXUS_AUDIT_KEY_SECRET_ARN"),
@@ -478,6 +483,7 @@ impl Config {
             read_cache_mb,
             health_timeout: Duration::from_millis(health_timeout_ms),
             health_reuse: Duration::from_millis(health_reuse_ms),
+            event_stream_lifetime,
         })
     }
 }
@@ -502,6 +508,7 @@ mod tests {
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.health_timeout, Duration::from_secs(2));
         assert_eq!(c.health_reuse, Duration::from_secs(1));
+        assert_eq!(c.event_stream_lifetime, Duration::from_secs(900));
         assert_eq!(c.read_cache_mb, 32);
     }
 

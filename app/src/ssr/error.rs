@@ -28,6 +28,9 @@ pub enum ServiceError {
     Locked { until: Timestamp },
     #[error("too many requests: retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// One user holds as many live event streams as one may: an open one must close first.
+    #[error("at most {max} live event streams may be open at once: close one (another tab) first")]
+    TooManyStreams { max: usize },
     #[error("the store is unavailable: try again shortly")]
     Unavailable,
     #[error("internal error")]

@@ -90,6 +90,8 @@ pub struct Services {
     pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// Each user's open live event streams (`http::event_stream`).
+    pub streams: Arc<super::http::event_stream::StreamGate>,
 }
 
 /// Per-client-IP request limits; `None` when switched off.
@@ -321,6 +323,7 @@ impl AppState {
                 all: config.rate_limit.map(RateLimiter::new),
                 login: config.login_rate_limit.map(RateLimiter::new),
             }),
+            streams: Arc::default(),
             config: Arc::new(config),
             health: Arc::new(health),
             auth: Arc::new(auth),

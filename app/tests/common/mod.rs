@@ -187,3 +187,94 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// One server-sent event as a test reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// An open live event stream, read frame by frame.
+pub struct LiveStream {
+    body: Body,
+    pending: String,
+}
+
+impl TestApp {
+    /// Opens `GET path` as a browser's EventSource would (optionally resuming after
+    /// `last_event_id`): the stream when it answers 200, else the error answer.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<LiveStream, Answer> {
+        let mut req = Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = self.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        if status != StatusCode::OK {
+            let headers = response.headers().clone();
+            let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(Answer { status, headers, body, text });
+        }
+        Ok(LiveStream { body: response.into_body(), pending: String::new() })
+    }
+}
+
+impl LiveStream {
+    /// The next event (comments such as keep-alives skipped); `None` when the stream has ended
+    /// or `within` passed first.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<SseEvent> {
+        use http_body_util::BodyExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = ("message".to_string(), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() && id.is_none() && event == "message" {
+                    continue; // a comment (keep-alive)
+                }
+                let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                return Some(SseEvent { event, id, data });
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            if let Ok(bytes) = frame.into_data() {
+                self.pending.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    /// Every event until the stream ends; panics when it is still open after `within`.
+    pub async fn read_to_end(&mut self, within: std::time::Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut all = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(e) => all.push(e),
+                None => {
+                    assert!(tokio::time::Instant::now() < deadline, "still open after {within:?}: {all:?}");
+                    return all;
+                }
+            }
+        }
+    }
+}

@@ -3,7 +3,10 @@
 //!
 //! - Failed sign-ins are counted per submitted email, whether or not a user has it, and an
 //!   unknown email still costs one Argon2 verification, so neither the answers nor their timing
-//!   tell who exists. The fifth failure locks the email for the configured time (423).
+//!   tell who exists. The fifth failure locks the email's password sign-in for the configured
+//!   time (423), tells the user with that email (a notice in their notifications, and the audit
+//!   event says so), and lists it for Executives, who may unlock it. Single sign-on is not
+//!   locked: a lock someone else causes by guessing cannot keep a user out.
 //! - A session is a stored record; tokens name it, so sign-out (revoking the session) ends every
 //!   token renewed from it, and a deactivated user's tokens stop working at once.
 
@@ -20,6 +23,7 @@ use crate::domain::{
     model::{Role, User},
     permissions::{self, Action, Decision, Grant, Relation, Scope},
     time::Timestamp,
+    views::{AccountNotice, AccountNoticeKind, LockedAccount},
 };
 
 use super::{
@@ -145,6 +149,11 @@ enum Reservation {
 
 /// However active the user, a session ends after this long.
 pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
+/// A user's notifications show this many notices about their own account.
+const ACCOUNT_NOTICES_LIMIT: usize = 10;
+/// The Executives' list of locked accounts shows at most this many (more would be an attack,
+/// and the audit log holds every one).
+const LOCKED_LIST_LIMIT: usize = 500;
 
 /// A successful sign-in.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -448,6 +457,7 @@ impl AuthService {
         };
 
         let user = self.repo.user_by_email(&email).await?;
+        let owner = user.as_ref().map(|u| u.user.id.clone());
         // Exactly one verification whatever the case, so timing does not tell users apart; on a
         // blocking thread, since Argon2 takes tens of milliseconds of CPU.
         let hash =
@@ -465,9 +475,15 @@ impl AuthService {
             )
             .await;
             if let Some(until) = locked_by_this {
-                let details =
-                    serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold});
-                self.record(event("auth.lockout", "success", details), now).await;
+                let notified = match &owner {
+                    Some(owner) => self.notify_lock(owner, until, client, now).await,
+                    None => false,
+                };
+                let details = serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold,
+                    "owner_notified": notified});
+                let mut lockout = event("auth.lockout", "success", details);
+                lockout.actor_id = owner.clone();
+                self.record(lockout, now).await;
                 self.metrics.lockout();
                 return Err(ServiceError::Locked { until });
             }
@@ -492,6 +508,51 @@ impl AuthService {
         success.actor_role = Some(record.user.role);
         self.record(success, now).await;
         Ok(LoginResponse { token, expires_at: claims.expires_at(), user: record.user })
+    }
+
+    /// Tells a user their password sign-in was locked (their notifications show it); answers
+    /// whether the notice was stored. A failure is logged, never stops the sign-in's answer.
+    async fn notify_lock(&self, user: &Id, until: Timestamp, client: &ClientInfo, now: Timestamp) -> bool {
+        let notice = AccountNotice {
+            kind: AccountNoticeKind::Locked,
+            at: now,
+            until: Some(until),
+            failures: self.policy.threshold,
+            source_ip: client.ip_string(),
+        };
+        match self.repo.put_account_notice(user, &notice).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a lockout notice");
+                false
+            }
+        }
+    }
+
+    /// The newest notices about the signed-in user's own account.
+    pub async fn account_notices(&self, actor: &Actor) -> Result<Vec<AccountNotice>, ServiceError> {
+        Ok(self.repo.account_notices(&actor.user.id, ACCOUNT_NOTICES_LIMIT).await?)
+    }
+
+    /// Emails whose password sign-in is locked now, with their users (Executives).
+    pub async fn locked_accounts(
+        &self,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<LockedAccount>, ServiceError> {
+        actor.require(Action::ManageUsers)?;
+        let mut out = Vec::new();
+        for (email, attempts) in self.repo.locked_logins(LOCKED_LIST_LIMIT).await? {
+            let Some(until) = attempts.locked_until.filter(|u| *u > now) else { continue };
+            let user = self.repo.user_by_email(&email).await?;
+            out.push(LockedAccount {
+                email,
+                user_id: user.as_ref().map(|u| u.user.id.clone()),
+                name: user.map(|u| u.user.name),
+                locked_until: until,
+            });
+        }
+        Ok(out)
     }
 
     /// Counts one attempt for `email` before its password is checked.
@@ -565,11 +626,40 @@ impl AuthService {
         let (Ok(sid), Ok(uid)) = (Id::parse(&claims.sid), Id::parse(&claims.sub)) else {
             return Err(ServiceError::Unauthenticated);
         };
-        let session = self.repo.session(&sid).await?.ok_or(ServiceError::Unauthenticated)?;
-        if session.revoked_at.is_some() || session.user_id != uid || session.expires_at <= now {
+        let (actor, session_expires) = self.session_actor(&sid, &uid, client, now).await?;
+        let renewed = (claims.exp * 1000 - now.millis() < RENEW_BELOW_MS
+            && session_expires.millis() > now.millis() + RENEW_BELOW_MS)
+            .then(|| self.signer.issue(uid.as_str(), sid.as_str(), now));
+        Ok(Authenticated { actor, renewed })
+    }
+
+    /// Checks again, for a long-lived request (a live event stream), that the actor's session
+    /// still stands as it did when the request began: not signed out, not expired, the user still
+    /// active with the same role. Answers the actor as they are now (a Sales Manager's team may
+    /// have changed), or `Unauthenticated` once any of that no longer holds.
+    pub async fn recheck(&self, actor: &Actor, now: Timestamp) -> Result<Actor, ServiceError> {
+        let (fresh, _) = self.session_actor(&actor.session_id, &actor.user.id, &actor.client, now).await?;
+        if fresh.user.role != actor.user.role {
             return Err(ServiceError::Unauthenticated);
         }
-        let record = match self.repo.user(&uid).await {
+        Ok(fresh)
+    }
+
+    /// The user behind a live session, and when the session ends; `Unauthenticated` when the
+    /// session is revoked, expired, someone else's, or its user is gone, inactive or signed out
+    /// everywhere since it began.
+    async fn session_actor(
+        &self,
+        sid: &Id,
+        uid: &Id,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<(Actor, Timestamp), ServiceError> {
+        let session = self.repo.session(sid).await?.ok_or(ServiceError::Unauthenticated)?;
+        if session.revoked_at.is_some() || session.user_id != *uid || session.expires_at <= now {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let record = match self.repo.user(uid).await {
             Ok(r) => r,
             Err(RepoError::NotFound) => return Err(ServiceError::Unauthenticated),
             Err(e) => return Err(e.into()),
@@ -582,13 +672,8 @@ impl AuthService {
         } else {
             Vec::new()
         };
-        let renewed = (claims.exp * 1000 - now.millis() < RENEW_BELOW_MS
-            && session.expires_at.millis() > now.millis() + RENEW_BELOW_MS)
-            .then(|| self.signer.issue(uid.as_str(), sid.as_str(), now));
-        Ok(Authenticated {
-            actor: Actor { user: record.user, team, session_id: sid, client: client.clone() },
-            renewed,
-        })
+        let actor = Actor { user: record.user, team, session_id: sid.clone(), client: client.clone() };
+        Ok((actor, session.expires_at))
     }
 
     /// Ends the session (every token of it).

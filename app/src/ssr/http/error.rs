@@ -104,6 +104,11 @@ impl From<ServiceError> for ApiError {
                 err.retry_after = Some(retry_after_secs);
                 err
             }
+            ServiceError::TooManyStreams { .. } => {
+                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message);
+                err.retry_after = Some(5);
+                err
+            }
             ServiceError::Unavailable => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }

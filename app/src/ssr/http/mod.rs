@@ -4,6 +4,7 @@
 pub mod api;
 mod caching;
 pub mod error;
+pub mod event_stream;
 pub mod extract;
 mod health;
 pub mod read_cache;

@@ -56,7 +56,9 @@ pub fn fail(e: ServiceError) -> AppError {
         ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
         ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
         ServiceError::Locked { .. } => (StatusCode::LOCKED, AppError::Unavailable(message)),
-        ServiceError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, AppError::Unavailable(message)),
+        ServiceError::RateLimited { .. } | ServiceError::TooManyStreams { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, AppError::Unavailable(message))
+        }
         ServiceError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, AppError::Unavailable(message)),
         ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(message)),
     };

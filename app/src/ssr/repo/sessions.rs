@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ids::Id, time::Timestamp};
+use crate::domain::{ids::Id, time::Timestamp, views::AccountNotice};
 
 use super::{Repo, RepoError, from_item, to_json};
-use crate::ssr::store::{Cond, Item, Write, keys};
+use crate::ssr::store::{Cond, Item, Query, Write, keys};
 
 /// Failed sign-ins for one email since the last success or lockout.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +42,45 @@ impl Repo {
         }
     }
 
-    /// Saves the attempts read at `a.rev`; a concurrent change answers `Conflict`.
+    /// Saves the attempts read at `a.rev`; a concurrent change answers `Conflict`. A locked
+    /// email is also filed in the `LOCKS` index, for the Executives' list of locked accounts.
     pub async fn save_login_attempts(&self, email: &str, a: &LoginAttempts) -> Result<(), RepoError> {
         let cond = if a.rev == 0 { Cond::NotExists } else { Cond::Rev(a.rev) };
-        let item = Item::new(keys::login(email), "LOGIN", a.rev + 1, to_json(a));
+        let mut item = Item::new(keys::login(email), "LOGIN", a.rev + 1, to_json(a));
+        if a.locked_until.is_some() {
+            item = item.with_index(keys::GSI1, keys::LOCKS, email.to_ascii_lowercase());
+        }
         self.store.transact(vec![Write::put(item, cond)]).await?;
         Ok(())
+    }
+
+    /// Emails whose sign-in lock has been set and not yet cleared (some may have run out:
+    /// `locked_until` says), in email order, at most `limit`.
+    pub async fn locked_logins(&self, limit: usize) -> Result<Vec<(String, LoginAttempts)>, RepoError> {
+        let page = self.store.query(Query::index(keys::GSI1, keys::LOCKS).limit(limit)).await?;
+        page.items
+            .iter()
+            .map(|item| {
+                let mut a: LoginAttempts = from_item(item)?;
+                a.rev = item.rev;
+                let email = item.pk.strip_prefix("LOGIN#").unwrap_or(&item.pk).to_string();
+                Ok((email, a))
+            })
+            .collect()
+    }
+
+    /// Tells a user something about their own account (a lock on their sign-in).
+    pub async fn put_account_notice(&self, user: &Id, n: &AccountNotice) -> Result<(), RepoError> {
+        let sk = format!("{:013}#{}", n.at.millis().max(0), n.kind.as_str());
+        let item = Item::new(keys::account_notices(user), sk, 1, to_json(n));
+        self.store.transact(vec![Write::put(item, Cond::None)]).await?;
+        Ok(())
+    }
+
+    /// The newest `limit` notices about a user's own account.
+    pub async fn account_notices(&self, user: &Id, limit: usize) -> Result<Vec<AccountNotice>, RepoError> {
+        let p = self.store.query(Query::table(keys::account_notices(user)).descending().limit(limit)).await?;
+        p.items.iter().map(from_item).collect()
     }
 
     pub async fn create_session(&self, s: &Session) -> Result<(), RepoError> {

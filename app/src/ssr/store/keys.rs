@@ -11,7 +11,8 @@
 //! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#WORK` / `<id>` while a worker has to move it, `OPS#WAIT` / `<id>` while it waits for a user | | |
 //! | operation lock, idempotency keys, stack events | see `repo::operations` | | | | | |
 //! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
-//! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | | | | |
+//! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | `LOCKS` / `<email>` while a lock is set | | | |
+//! | notice about a user's own account (a sign-in lock) | `NOTICE#<user id>` | `<millis, 13 digits>#<kind>` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
@@ -66,6 +67,13 @@ pub fn summary_all() -> String {
 pub fn summary_owner(id: &str) -> String {
     format!("SUMMARY#OWNER#{id}")
 }
+/// The index partition of locked sign-ins.
+pub const LOCKS: &str = "LOCKS";
+
+pub fn account_notices(user: &crate::domain::ids::Id) -> String {
+    format!("NOTICE#{user}")
+}
+
 pub fn login(email: &str) -> String {
     format!("LOGIN#{}", email.to_ascii_lowercase())
 }

@@ -9,7 +9,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{ids::Id, model::User},
+    domain::{ids::Id, model::User, views::AccountNotice},
     ssr::{
         auth::{ClientInfo, LoginResponse},
         clock,
@@ -102,4 +102,15 @@ pub async fn logout(State(state): State<AppState>, Authed(actor): Authed) -> Api
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("session" = [])))]
 pub async fn me(Authed(actor): Authed) -> Json<Me> {
     Json(Me { user: actor.user, team: actor.team })
+}
+
+/// Notices about the signed-in user's own account, newest first (a lock on their password
+/// sign-in: when, until when, from where).
+#[utoipa::path(get, path = "/api/v1/me/notices", tag = "auth",
+    responses((status = 200, body = Vec<AccountNotice>), (status = 401, body = ErrorBody)), security(("session" = [])))]
+pub async fn notices(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+) -> ApiResult<Json<Vec<AccountNotice>>> {
+    Ok(Json(state.auth.account_notices(&actor).await?))
 }

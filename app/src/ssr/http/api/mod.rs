@@ -88,14 +88,14 @@ impl Modify for SessionAuth {
         Every route but sign-in needs a session: `Authorization: Bearer <token>` or the session cookie. \
         Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
     paths(
-        auth::login, auth::cognito, auth::logout, auth::me,
+        auth::login, auth::cognito, auth::logout, auth::me, auth::notices,
         catalog::list, catalog::get, catalog::usage, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
         customers::rotate_external_id,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
-        users::list, users::create, users::update, users::reset_password, users::unlock,
+        users::list, users::create, users::update, users::reset_password, users::unlock, users::locked,
         operations::deploy, operations::upgrade, operations::rollback, operations::switch, operations::delete, operations::drift,
         operations::execute, operations::approve, operations::reject, operations::cancel,
         operations::events, operations::stream, operations::connect,
@@ -119,6 +119,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/cognito", post(auth::cognito))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/me/notices", get(auth::notices))
         .route("/api/v1/capabilities", get(catalog::list))
         .route("/api/v1/capabilities/{slug}", get(catalog::get))
         .route("/api/v1/capabilities/{slug}/usage", get(catalog::usage))
@@ -155,6 +156,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/audit/export", get(audit::export))
         .route("/api/v1/users", get(users::list).post(users::create))
+        .route("/api/v1/users/locked", get(users::locked))
         .route("/api/v1/users/{id}", axum::routing::patch(users::update))
         .route("/api/v1/users/{id}/password", post(users::reset_password))
         .route("/api/v1/users/{id}/unlock", post(users::unlock))

@@ -2,12 +2,12 @@
 //! environment; execute, approve, reject and cancel operations; their stack events, as a list
 //! and as a live stream.
 
-use std::{convert::Infallible, time::Duration};
+use std::convert::Infallible;
 
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures::Stream;
@@ -21,6 +21,7 @@ use crate::{
     ssr::{
         http::{
             error::{ApiResult, ErrorBody},
+            event_stream,
             extract::{ApiJson, Authed, IdempotencyKey, OptionalJson, Params, parse_id},
         },
         state::AppState,
@@ -187,59 +188,33 @@ pub async fn events(
     Ok(Json(state.operations.events(&actor, &parse_id("id", &id)?).await?))
 }
 
-/// Server-sent events while the operation runs: `stack-event` for each new stack event,
-/// `operation` whenever its state changes; the stream ends when the operation is over.
-#[utoipa::path(get, path = "/api/v1/operations/{id}/events/stream", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)),
+/// Server-sent events while the operation runs: `stack-event` for each new stack event (its
+/// SSE id is its position, so a reconnect with `Last-Event-ID` resumes after it), `operation`
+/// whenever its state changes, and `end` with a `reason` as the last: `finished`, `session` (signed
+/// out, deactivated or given another role since the stream opened) or `lifetime`
+/// (`NEXUS_EVENT_STREAM_MAX_SECONDS`). At most ten open streams per user (429 past that).
+#[utoipa::path(get, path = "/api/v1/operations/{id}/events/stream", tag = "lifecycle",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody)),
     security(("session" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     Authed(actor): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id = parse_id("id", &id)?;
-    // Checks scope once, up front (404 outside it).
+    // Scope once, up front (404 outside it); the stream re-checks the session as it goes.
     state.deployments.operation(&actor, &id).await?;
-    let stream = futures::stream::unfold(
-        (state, actor, id, 0usize, None::<(u64, bool)>, false),
-        |(state, actor, id, sent, last, done)| async move {
-            if done {
-                return None;
-            }
-            let mut out = Vec::new();
-            let mut sent = sent;
-            let mut last = last;
-            let mut finished = false;
-            loop {
-                if let Ok(events) = state.operations.events(&actor, &id).await {
-                    for e in events.iter().skip(sent) {
-                        out.push(Ok(Event::default().event("stack-event").json_data(e).unwrap_or_default()));
-                    }
-                    sent = sent.max(events.len());
-                }
-                match state.deployments.operation(&actor, &id).await {
-                    Ok(op) => {
-                        if last != Some((op.rev, op.state.is_terminal())) {
-                            last = Some((op.rev, op.state.is_terminal()));
-                            finished = op.state.is_terminal();
-                            out.push(Ok(Event::default()
-                                .event("operation")
-                                .json_data(&op)
-                                .unwrap_or_default()));
-                        }
-                    }
-                    Err(_) => finished = true,
-                }
-                if !out.is_empty() || finished {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Some((futures::stream::iter(out), (state, actor, id, sent, last, finished)))
-        },
-    );
-    use futures::StreamExt;
-    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+    let permit = state.streams.open(&actor.user.id)?;
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let events = event_stream::follow_operation(state, actor, id, resume_after, permit);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// Checks the environment's role: AssumeRole with its external id, then the account id.

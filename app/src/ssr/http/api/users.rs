@@ -7,7 +7,10 @@ use axum::{
 };
 
 use crate::{
-    domain::model::{Page, User},
+    domain::{
+        model::{Page, User},
+        views::LockedAccount,
+    },
     ssr::{
         clock,
         http::{
@@ -81,4 +84,15 @@ pub async fn unlock(
     let email = state.users.email(&actor, &parse_id("id", &id)?).await?;
     state.auth.unlock(&actor, &email, clock::now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Emails whose password sign-in is locked now (five failed sign-ins), with the user who has
+/// each (none when nobody does: someone guessed). Single sign-on stays open to a locked user.
+#[utoipa::path(get, path = "/api/v1/users/locked", tag = "users",
+    responses((status = 200, body = Vec<LockedAccount>), (status = 403, body = ErrorBody)), security(("session" = [])))]
+pub async fn locked(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+) -> ApiResult<Json<Vec<LockedAccount>>> {
+    Ok(Json(state.auth.locked_accounts(&actor, clock::now()).await?))
 }

@@ -1,0 +1,190 @@
+//! The live event stream of one operation (server-sent events), and the limits that keep a
+//! stream from outliving the session that opened it.
+//!
+//! A stream is one long request: the session check at its start is not enough, since a user
+//! signed out, deactivated or given another role would go on receiving events. So every few
+//! seconds the stream checks the session again ([`AuthService::recheck`]) and ends itself when
+//! it no longer stands; it also ends after `NEXUS_EVENT_STREAM_MAX_SECONDS` whatever happens,
+//! and a user holds at most [`MAX_STREAMS_PER_USER`] at once (per server process).
+//!
+//! Stack events carry their position as the SSE `id`, so a browser that reconnects (after the
+//! lifetime cap, or a network blip) sends `Last-Event-ID` and gets only what it has not seen.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::response::sse::Event;
+use futures::{Stream, StreamExt};
+
+use crate::{
+    domain::ids::Id,
+    ssr::{auth::Actor, clock, error::ServiceError, state::AppState},
+};
+
+/// The most live streams one user may hold open at once.
+pub const MAX_STREAMS_PER_USER: usize = 10;
+/// How often an open stream checks that its session still stands.
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often it looks for new stack events and state changes.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// Counts each user's open streams. In memory, per process: behind several replicas a user may
+/// hold this many per replica (the cap bounds the cost of one session, not the fleet's).
+#[derive(Default)]
+pub struct StreamGate {
+    open: Mutex<HashMap<Id, usize>>,
+}
+
+/// One open stream; dropping it (the stream ended or the client went away) frees the place.
+pub struct StreamPermit {
+    gate: Arc<StreamGate>,
+    user: Id,
+}
+
+impl StreamGate {
+    /// A place for one more of `user`'s streams, or `TooManyStreams` (429).
+    pub fn open(self: &Arc<Self>, user: &Id) -> Result<StreamPermit, ServiceError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(user.clone()).or_default();
+        if *count >= MAX_STREAMS_PER_USER {
+            return Err(ServiceError::TooManyStreams { max: MAX_STREAMS_PER_USER });
+        }
+        *count += 1;
+        Ok(StreamPermit { gate: self.clone(), user: user.clone() })
+    }
+
+    /// How many streams `user` holds open now.
+    pub fn open_for(&self, user: &Id) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(user).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// Why the server ended a stream (the `end` event's `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum EndReason {
+    /// The operation is over (its last `operation` event says how).
+    Finished,
+    /// The session was signed out or expired, or the user deactivated or given another role.
+    Session,
+    /// Open for `NEXUS_EVENT_STREAM_MAX_SECONDS`: reconnect to go on.
+    Lifetime,
+}
+
+/// Where one stream stands between two polls.
+struct Follow {
+    state: AppState,
+    actor: Actor,
+    id: Id,
+    /// Stack events sent so far (also the last sent event's SSE id).
+    sent: usize,
+    /// The operation's revision and whether it was over, as last sent.
+    last: Option<(u64, bool)>,
+    opened: Instant,
+    checked: Instant,
+    ended: bool,
+    _permit: StreamPermit,
+}
+
+/// The events of operation `id` as `actor` may see them, from the `resume_after`th stack event
+/// on: `stack-event` for each new one, `operation` when its state changes, and `end` (with the
+/// reason) as the last event.
+pub fn follow_operation(
+    state: AppState,
+    actor: Actor,
+    id: Id,
+    resume_after: usize,
+    permit: StreamPermit,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let now = Instant::now();
+    let follow = Follow {
+        state,
+        actor,
+        id,
+        sent: resume_after,
+        last: None,
+        opened: now,
+        checked: now,
+        ended: false,
+        _permit: permit,
+    };
+    futures::stream::unfold(follow, |mut f| async move {
+        if f.ended {
+            return None;
+        }
+        let out = f.next_batch().await;
+        Some((futures::stream::iter(out.into_iter().map(Ok)), f))
+    })
+    .flatten()
+}
+
+impl Follow {
+    /// Waits until there is something to send, and answers it.
+    async fn next_batch(&mut self) -> Vec<Event> {
+        let lifetime = self.state.config.event_stream_lifetime;
+        loop {
+            if self.opened.elapsed() >= lifetime {
+                return vec![self.end(EndReason::Lifetime)];
+            }
+            if self.checked.elapsed() >= RECHECK_EVERY {
+                self.checked = Instant::now();
+                match self.state.auth.recheck(&self.actor, clock::now()).await {
+                    Ok(actor) => self.actor = actor,
+                    Err(e) => {
+                        // Also on a store error: a stream that cannot check its session closes,
+                        // and the browser's reconnect meets the full sign-in check.
+                        tracing::info!(operation = %self.id, reason = %e, "ended a live event stream");
+                        return vec![self.end(EndReason::Session)];
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            if let Ok(events) = self.state.operations.events(&self.actor, &self.id).await {
+                for (i, e) in events.iter().enumerate().skip(self.sent) {
+                    let event = Event::default().event("stack-event").id((i + 1).to_string());
+                    out.push(event.json_data(e).unwrap_or_default());
+                }
+                self.sent = self.sent.max(events.len());
+            }
+            match self.state.deployments.operation(&self.actor, &self.id).await {
+                Ok(op) => {
+                    let now = (op.rev, op.state.is_terminal());
+                    if self.last != Some(now) {
+                        self.last = Some(now);
+                        out.push(Event::default().event("operation").json_data(&op).unwrap_or_default());
+                        if now.1 {
+                            out.push(self.end(EndReason::Finished));
+                        }
+                    }
+                }
+                // Gone from the actor's scope (or the store): nothing more to follow.
+                Err(_) => out.push(self.end(EndReason::Finished)),
+            }
+            if !out.is_empty() {
+                return out;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) -> Event {
+        self.ended = true;
+        Event::default().event("end").json_data(serde_json::json!({ "reason": reason })).unwrap_or_default()
+    }
+}

@@ -152,6 +152,17 @@ async fn deploy_with_preview_then_upgrade_roll_back_and_delete() {
             .iter()
             .any(|e| e["status"] == "CREATE_COMPLETE" && e["resource_type"] == "AWS::CloudFormation::Stack")
     );
+    // A browser reconnecting to the live stream with `Last-Event-ID` gets only what it missed:
+    // the last stack event (its id is its position), the operation, and the end.
+    let seen = (events.len() - 1).to_string();
+    let path = format!("/api/v1/operations/{op}/events/stream");
+    let mut stream = app.open_stream(&path, &exec, Some(&seen)).await.map_err(|a| a.text).unwrap();
+    let rest = stream.read_to_end(Duration::from_secs(10)).await;
+    let kinds: Vec<(&str, Option<&str>)> = rest.iter().map(|e| (e.event.as_str(), e.id.as_deref())).collect();
+    let last_id = events.len().to_string();
+    assert_eq!(kinds, [("stack-event", Some(last_id.as_str())), ("operation", None), ("end", None)]);
+    assert_eq!(rest[0].data, events[events.len() - 1]);
+    assert_eq!(rest[2].data["reason"], "finished");
 
     // Upgrade without a preview; parameters not given keep their values.
     let a = post(

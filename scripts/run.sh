@@ -51,7 +51,8 @@ cat >&2 <<MSG
   NexusAI Toolkit is running at http://$LEPTOS_SITE_ADDR
   Data: $NEXUS_DATA_DIR ($NEXUS_STORE store); AWS emulator: $ENDPOINT
   Demo sign-in: exec@demo.nexus / ${NEXUS_DEMO_PASSWORD:-Demo-Password-2026!}
-    (also manager@demo.nexus, rep@demo.nexus; a demo credential, not a secret)
+    (also exec2@demo.nexus, the second Executive a prod change by an Executive waits for,
+     manager@demo.nexus, rep@demo.nexus; a demo credential, not a secret)
   Press Ctrl-C to stop.
 
 MSG

@@ -1088,7 +1088,7 @@ async fn executives_manage_users_roles_teams_passwords_and_locks() {
     // Others may not.
     let rep = app.login(REP).await;
     assert_eq!(app.get("/api/v1/users", &rep).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/api/v1/users", &exec).await.body["items"].as_array().unwrap().len(), 6);
+    assert_eq!(app.get("/api/v1/users", &exec).await.body["items"].as_array().unwrap().len(), 7);
 
     // The password policy names every unmet rule.
     let new = |password: &str| json!({"email": "New.Rep@Demo.Nexus", "name": "Nova Rep", "role": "rep", "manager_id": manager_id, "password": password});

@@ -382,16 +382,21 @@ async fn an_idempotency_key_returns_the_first_operation() {
     assert_eq!(d.body["operations"].as_array().unwrap().len(), 1, "{}", d.text);
 }
 
+/// Issue 20 §8: a request waits for approval with its change set made, the approver sees the
+/// change and approves exactly that change set (with a note kept), nobody approves their own,
+/// and an Executive's prod change waits for a second Executive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
+async fn requests_wait_for_the_right_approver_with_their_change_set_and_nobody_approves_their_own() {
     let app = app(&[]).await;
     let exec = app.login(EXEC).await;
+    let exec2 = app.login("exec2@demo.nexus").await;
     let rep = app.login(REP).await;
     let manager = app.login(MANAGER).await;
     let other_manager = app.login(MANAGER2).await;
     let c = customer(&app, &exec).await;
 
-    // A Rep's dev request waits for their Sales Manager.
+    // A Rep's dev request: its change set is made first (nothing runs), then it waits for their
+    // Sales Manager, showing what it will change.
     let a = post(
         &app,
         &rep,
@@ -401,31 +406,49 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
     )
     .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
-    assert_eq!(
-        (a.body["state"].as_str(), a.body["approver"].as_str()),
-        (Some("awaiting_approval"), Some("sales_manager"))
-    );
+    assert_eq!(a.body["approver"], "sales_manager", "{}", a.text);
     let op = a.body["id"].as_str().unwrap().to_string();
-    let approve = |token: String, op: String| {
+    let waiting = wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
+    let change_set = waiting["change_set_id"].as_str().expect("waits with its change set").to_string();
+    let changes: Vec<&str> =
+        waiting["changes"].as_array().unwrap().iter().map(|c| c["logical_id"].as_str().unwrap()).collect();
+    assert!(changes.contains(&"ScoreTable"), "the approver sees the change: {waiting}");
+    assert_eq!(waiting["executed"], false);
+    let approve = |token: String, op: String, note: Value| {
         let app = &app;
-        async move { post(app, &token, &format!("/api/v1/operations/{op}/approve"), json!({})).await }
+        async move { post(app, &token, &format!("/api/v1/operations/{op}/approve"), note).await }
     };
-    assert_eq!(approve(rep.clone(), op.clone()).await.status, StatusCode::FORBIDDEN, "not their own");
     assert_eq!(
-        approve(other_manager.clone(), op.clone()).await.status,
+        approve(rep.clone(), op.clone(), json!({})).await.status,
+        StatusCode::FORBIDDEN,
+        "not their own"
+    );
+    assert_eq!(
+        approve(other_manager.clone(), op.clone(), json!({})).await.status,
         StatusCode::NOT_FOUND,
         "another team"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let still = app.get(&format!("/api/v1/operations/{op}"), &exec).await;
-    assert_eq!(still.body["state"], "awaiting_approval", "no worker touches it before approval");
-    let a = approve(manager.clone(), op.clone()).await;
+    assert_eq!(still.body["state"], "awaiting_approval", "nothing runs before approval");
+    let long = "x".repeat(501);
+    let a = approve(manager.clone(), op.clone(), json!({"note": long})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("note")),
+        "{}",
+        a.text
+    );
+    let a = approve(manager.clone(), op.clone(), json!({"note": "  Checked the table: fine.  "})).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["state"], "executing", "the approved change set runs at once (auto_execute)");
     let done = wait_for(&app, &exec, &op, terminal).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["approved_by"], app.user_id(MANAGER).await.as_str());
+    assert_eq!(done["change_set_id"], change_set.as_str(), "the very change set approved ran");
+    assert_eq!(done["decision_note"], "Checked the table: fine.");
 
-    // Prod: only an Executive approves; a rejection is recorded with who rejected.
+    // Prod: only an Executive approves; a rejection is recorded with who rejected and why.
     let a = post(
         &app,
         &rep,
@@ -436,7 +459,8 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
     .await;
     assert_eq!(a.body["approver"], "executive", "{}", a.text);
     let op = a.body["id"].as_str().unwrap().to_string();
-    let a = approve(manager.clone(), op.clone()).await;
+    wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
+    let a = approve(manager.clone(), op.clone(), json!({})).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     let a =
         post(&app, &exec, &format!("/api/v1/operations/{op}/reject"), json!({"note": "not this quarter"}))
@@ -444,30 +468,63 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["state"], "rejected");
     assert_eq!(a.body["rejected_by"], app.user_id(EXEC).await.as_str());
-    assert_eq!(approve(exec.clone(), op.clone()).await.status, StatusCode::CONFLICT, "already decided");
+    assert_eq!(a.body["decision_note"], "not this quarter");
+    assert_eq!(
+        approve(exec.clone(), op.clone(), json!({})).await.status,
+        StatusCode::CONFLICT,
+        "already decided"
+    );
 
-    // A Sales Manager's prod change waits for an Executive, who approves it.
+    // A Sales Manager's prod change waits for an Executive; without auto_execute the approved
+    // change set goes to a last confirmation, and runs as approved.
     let a = post(
         &app,
         &manager,
         "/api/v1/deployments",
         json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.1.0",
-               "parameters": {"Environment": "prod"}, "auto_execute": true}),
+               "parameters": {"Environment": "prod"}}),
     )
     .await;
+    assert_eq!(a.body["approver"], "executive", "{}", a.text);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let change_set = wait_for(&app, &exec, &op, state_is("awaiting_approval")).await["change_set_id"].clone();
+    let a = approve(exec.clone(), op.clone(), json!({"note": "go"})).await;
     assert_eq!(
-        (a.body["state"].as_str(), a.body["approver"].as_str()),
-        (Some("awaiting_approval"), Some("executive")),
+        (a.status, a.body["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("preview_ready")),
         "{}",
         a.text
     );
+    let a = post(&app, &manager, &format!("/api/v1/operations/{op}/execute"), json!({})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "the approved requester confirms: {}", a.text);
+    let done = wait_for(&app, &exec, &op, terminal).await;
+    assert_eq!((done["state"].as_str(), &done["change_set_id"]), (Some("succeeded"), &change_set), "{done}");
+    let prod_deployment = done["deployment_id"].as_str().unwrap().to_string();
+
+    // Four eyes: an Executive's own prod change waits for a second Executive.
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "churn-prediction", "version": "1.0.0",
+               "parameters": {"Environment": "prod"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["approver"], "executive", "{}", a.text);
     let op = a.body["id"].as_str().unwrap().to_string();
-    assert_eq!(approve(exec.clone(), op.clone()).await.status, StatusCode::ACCEPTED);
-    assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
+    wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
+    let own = approve(exec.clone(), op.clone(), json!({})).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    let a = approve(exec2.clone(), op.clone(), json!({"note": "second pair of eyes"})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done = wait_for(&app, &exec, &op, terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["approved_by"], app.user_id("exec2@demo.nexus").await.as_str());
 
     // Deleting in prod needs the stack name typed.
-    let d = a.body["deployment_id"].as_str().unwrap();
-    let a = app.call(Method::DELETE, &format!("/api/v1/deployments/{d}"), Some(&exec), None).await;
+    let a =
+        app.call(Method::DELETE, &format!("/api/v1/deployments/{prod_deployment}"), Some(&exec), None).await;
     assert_eq!(
         (a.status, a.body["error"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("confirm")),
@@ -476,9 +533,83 @@ async fn requests_wait_for_the_right_approver_and_nobody_approves_their_own() {
     );
 }
 
+/// Four eyes off (`NEXUS_PROD_FOUR_EYES=off`, a one-person organisation): an Executive's prod
+/// change runs at once, and its audit event says four eyes were off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_four_eyes_an_executives_prod_change_runs_and_the_audit_says_so() {
+    let app = app(&[("NEXUS_PROD_FOUR_EYES", "off")]).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "prod"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!((a.status, a.body["approver"].as_str()), (StatusCode::ACCEPTED, Some("none")), "{}", a.text);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
+    let d = a.body["deployment_id"].as_str().unwrap();
+    let events =
+        app.get(&format!("/api/v1/audit?action=operation.deploy&target=deployment/{d}"), &exec).await;
+    assert_eq!(events.body["items"][0]["details"]["four_eyes"], "off", "{}", events.text);
+    // Outside prod nothing is said: four eyes never applied there.
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    let d = a.body["deployment_id"].as_str().unwrap();
+    let events =
+        app.get(&format!("/api/v1/audit?action=operation.deploy&target=deployment/{d}"), &exec).await;
+    assert!(events.body["items"][0]["details"].get("four_eyes").is_none(), "{}", events.text);
+}
+
+/// A request stored before requests waited with their change sets (or the demo's) has none:
+/// approving it first has its change set made, and it comes back for approval of that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_request_without_a_change_set_gets_one_before_it_is_approved() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let manager = app.login(MANAGER).await;
+    let c = customer(&app, &exec).await;
+    let rep = app.login(REP).await;
+    let a = post(
+        &app,
+        &rep,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.1.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    let op = a.body["id"].as_str().unwrap().to_string();
+    wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
+    // As an older build stored it: waiting, no change set.
+    let id = app::domain::ids::Id::parse(&op).unwrap();
+    let mut stored = app.state.repo.operation(&id).await.unwrap();
+    stored.change_set_id = None;
+    stored.changes.clear();
+    app.state.repo.save_operation(&mut stored).await.unwrap();
+
+    let a = post(&app, &manager, &format!("/api/v1/operations/{op}/approve"), json!({"note": "ok"})).await;
+    assert_eq!((a.status, a.body["state"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{}", a.text);
+    assert!(a.body["approved_by"].is_null(), "not approved yet: {}", a.text);
+    let back = wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
+    assert!(back["change_set_id"].is_string() && !back["changes"].as_array().unwrap().is_empty(), "{back}");
+    let a = post(&app, &manager, &format!("/api/v1/operations/{op}/approve"), json!({})).await;
+    assert_eq!((a.status, a.body["state"].as_str()), (StatusCode::ACCEPTED, Some("executing")), "{}", a.text);
+    assert_eq!(wait_for(&app, &exec, &op, terminal).await["state"], "succeeded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_stack_names_the_resource_and_the_reason() {
-    let app = app(&[]).await;
+    // An Executive deploys to prod here: no second Executive in this test.
+    let app = app(&[("NEXUS_PROD_FOUR_EYES", "off")]).await;
     let exec = app.login(EXEC).await;
     let c = customer(&app, &exec).await;
     // A version whose bucket has a fixed name: the second copy in the account cannot have it.

@@ -8,7 +8,7 @@ use common::{require_emulator, unique};
 use std::{future::Future, path::PathBuf, sync::Arc};
 
 use app::domain::{
-    lifecycle::DeploymentStatus,
+    lifecycle::{DeploymentStatus, OperationState},
     model::{EnvironmentName, Role},
 };
 use app::ssr::{
@@ -334,7 +334,7 @@ async fn demo_data_loads_and_reads_back_through_every_access_pattern(store: Arc<
     assert!(repo.is_empty().await.unwrap());
     let password = Secret::new("Fake-Demo-Password-1!");
     let summary = seed_demo(&repo, &password).await.unwrap();
-    assert_eq!((summary.users, summary.customers, summary.environments), (6, 20, 60));
+    assert_eq!((summary.users, summary.customers, summary.environments), (7, 20, 60));
     assert!(summary.deployments > 150, "{summary:?}");
     assert!(!repo.is_empty().await.unwrap());
     // Loading again adds nothing (fixed ids), so an interrupted load can simply be re-run.
@@ -343,12 +343,24 @@ async fn demo_data_loads_and_reads_back_through_every_access_pattern(store: Arc<
 
     let exec = repo.user_by_email("EXEC@demo.nexus").await.unwrap().expect("emails are case-insensitive");
     assert_eq!(exec.user.role, Role::Executive);
+    // Four eyes can be tried in the demo: a second Executive, and a Rep's request waiting.
+    let exec2 = repo.user_by_email("exec2@demo.nexus").await.unwrap().expect("a second Executive");
+    assert_eq!(exec2.user.role, Role::Executive);
+    let rep = repo.user_by_email("rep@demo.nexus").await.unwrap().unwrap().user.id;
+    let mut waiting_for_rep = 0;
+    for op in repo.waiting_operations(500).await.unwrap() {
+        let owner = repo.customer(&op.customer_id).await.unwrap().owner_id;
+        if op.state == OperationState::AwaitingApproval && owner == rep && op.requested_by == rep {
+            waiting_for_rep += 1;
+        }
+    }
+    assert!(waiting_for_rep >= 1, "a request on rep@demo.nexus's customers waits for approval");
     assert!(verify_password("Fake-Demo-Password-1!", exec.password_hash.as_deref().unwrap()));
     assert!(repo.user_by_email("nobody@demo.nexus").await.unwrap().is_none());
     let manager = repo.user_by_email("manager@demo.nexus").await.unwrap().unwrap();
     let team: Vec<String> = repo.team(&manager.user.id).await.unwrap().into_iter().map(|u| u.email).collect();
     assert_eq!(team, ["rep2@demo.nexus", "rep@demo.nexus"]);
-    assert_eq!(repo.users(10, None).await.unwrap().items.len(), 6);
+    assert_eq!(repo.users(10, None).await.unwrap().items.len(), 7);
 
     // Customers: all, and by owner, paged.
     let all = repo.customers(None, 100, None).await.unwrap();

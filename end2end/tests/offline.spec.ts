@@ -95,7 +95,8 @@ test("a request made offline is queued and sent once, as that Rep's", async ({ p
   expect(ops).toHaveLength(1);
   expect(ops[0].requested_by).toBe(me.id);
   expect(ops[0].kind).toBe("deploy");
-  expect(ops[0].state).toBe("awaiting_approval");
+  // The request gets its change set made, then waits for approval with it.
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${ops[0].id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
 });
 
 test("after sign-out nothing of the user's data is on the device", async ({ page, context }) => {
@@ -194,7 +195,7 @@ test("a request queued offline waits through an expired session and is sent once
   const ops = (await apiGet(page, `/api/v1/deployments/${deps[0].id}/operations`)).items;
   expect(ops).toHaveLength(1);
   expect(ops[0].requested_by).toBe(me.id);
-  expect(ops[0].state).toBe("awaiting_approval");
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${ops[0].id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
 });
 
 test("someone else signing in after an expired session finds nothing of the previous user's", async ({ page, context, browser, baseURL }) => {

@@ -115,6 +115,31 @@ test("a Sales Manager decides a Rep's request from the inbox", async ({ page }, 
   await expect(decidable).toHaveCount(before - 1);
 });
 
+test("an approver sees the change set a request waits with, approves it with a note, and the note is shown", async ({ page, baseURL }) => {
+  await signIn(page, "executive");
+  const slot = await freshCustomer(page, baseURL!, "Four Eyes Co");
+  await signIn(page, "rep");
+  const r = await page.request.post("/api/v1/deployments", {
+    headers: { origin: baseURL! },
+    data: { environment_id: slot.env, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "dev" } },
+  });
+  expect(r.status(), await r.text()).toBe(202);
+  const op = await r.json();
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
+
+  await signIn(page, "manager");
+  await page.goto("/approvals");
+  await hydrated(page);
+  const card = page.getByTestId("approval").filter({ hasText: slot.name });
+  await expect(card.getByTestId("approval-changes")).toContainText("ScoreTable");
+  await card.getByLabel("Note (optional)").fill("Checked the change set.");
+  await card.getByTestId("approve").click();
+  await expect(card).toHaveCount(0);
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state).toBe("preview_ready");
+  await page.goto(`/deployments/${op.deployment_id}`);
+  await expect(page.getByTestId("decision-note")).toContainText("Checked the change set.");
+});
+
 test("the catalog lists every capability with its versions", async ({ page }) => {
   await signIn(page, "rep");
   await page.goto("/catalog");
@@ -242,6 +267,8 @@ test("notifications follow a request: its approver sees it waiting, the Rep sees
   });
   expect(r.status(), await r.text()).toBe(202);
   const op = await r.json();
+  // The request waits for approval once its change set is made.
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
 
   await signIn(page, "manager");
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Notifications" }).click();
@@ -254,7 +281,8 @@ test("notifications follow a request: its approver sees it waiting, the Rep sees
   await signIn(page, "rep");
   await page.goto("/notifications");
   await expect(mine.first()).toContainText("rejected");
-  await expect(mine).toHaveCount(2);
+  // Requested (queued), its change set made, waiting, rejected.
+  await expect(mine).toHaveCount(4);
 
   // Another team's Rep hears nothing of it.
   await signIn(page, "otherRep");

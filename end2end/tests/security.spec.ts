@@ -30,7 +30,7 @@ test("markup in customer names and parameter values is shown, never run", async 
   });
   expect(env.status(), await env.text()).toBe(201);
 
-  // The Rep's request waits for approval: no stack is made, but the value is stored and shown.
+  // The Rep's request waits for approval (its change set made, nothing run); the value is stored and shown.
   await signIn(page, "rep");
   const request = await page.request.post("/api/v1/deployments", {
     headers,

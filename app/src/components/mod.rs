@@ -1,5 +1,6 @@
 //! Components shared by several pages.
 
+pub mod change_set;
 pub mod chips;
 pub mod connectivity;
 pub mod device;

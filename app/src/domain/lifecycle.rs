@@ -158,10 +158,13 @@ pub fn can_transition(kind: OperationKind, from: OperationState, to: OperationSt
     let change_set = kind.uses_change_set();
     match (from, to) {
         (AwaitingApproval, Queued | Rejected | Cancelled) => true,
+        // An approved change set: run at once, or shown to confirm (see `after_approval`).
+        (AwaitingApproval, Executing | PreviewReady) => change_set,
         (Queued, CreatingChangeSet) => change_set,
         (Queued, Executing) => !change_set,
         (Queued, Cancelled | Failed) => true,
-        (CreatingChangeSet, PreviewReady | NoChanges | Failed | Cancelled) => change_set,
+        // A request that needs approval waits with its change set made, so the approver sees it.
+        (CreatingChangeSet, PreviewReady | NoChanges | Failed | Cancelled | AwaitingApproval) => change_set,
         // `auto_execute`: straight on once the change set exists.
         (CreatingChangeSet, Executing) => change_set,
         (PreviewReady, Executing | Cancelled | Failed) => change_set,
@@ -184,9 +187,28 @@ pub fn check_transition(
     }
 }
 
-/// The first state of a new operation.
-pub fn initial_state(needs_approval: bool) -> OperationState {
-    if needs_approval { OperationState::AwaitingApproval } else { OperationState::Queued }
+/// The first state of a new operation. A change that needs approval is queued all the same:
+/// its change set is made first (nothing runs), and it waits for approval with it, so the
+/// approver decides on the actual change. Only a delete (no change set) waits at once.
+pub fn initial_state(kind: OperationKind, needs_approval: bool) -> OperationState {
+    if needs_approval && !kind.uses_change_set() {
+        OperationState::AwaitingApproval
+    } else {
+        OperationState::Queued
+    }
+}
+
+/// Where approving a waiting request leads. A change whose change set was made goes on with that
+/// very change set: at once when the requester asked for it (`auto_execute`), else to the
+/// preview for a last confirmation. A request without one (a delete, or a change stored before
+/// requests waited with their change sets) is queued; such a change then gets its change set
+/// made and waits again, for approval of what it will actually do.
+pub fn after_approval(kind: OperationKind, has_change_set: bool, auto_execute: bool) -> OperationState {
+    match (kind.uses_change_set() && has_change_set, auto_execute) {
+        (true, true) => OperationState::Executing,
+        (true, false) => OperationState::PreviewReady,
+        (false, _) => OperationState::Queued,
+    }
 }
 
 /// What a deployment is, as far as its stack goes.
@@ -404,7 +426,27 @@ mod tests {
         assert!(can_transition(k, Executing, RolledBack));
         assert!(!can_transition(k, Queued, Executing), "a change needs its change set first");
         assert!(!can_transition(k, Executing, Cancelled), "nothing is cancelled once executing");
-        assert!(!can_transition(k, AwaitingApproval, Executing), "approval comes first");
+        assert!(can_transition(k, CreatingChangeSet, AwaitingApproval), "waits with its change set");
+        assert!(!can_transition(OperationKind::Delete, AwaitingApproval, Executing), "no change set to run");
+    }
+
+    #[test]
+    fn a_request_for_approval_waits_with_its_change_set_and_approval_runs_that_one() {
+        use OperationKind::*;
+        assert_eq!(initial_state(Upgrade, true), Queued, "the change set is made first");
+        assert_eq!(initial_state(Upgrade, false), Queued);
+        assert_eq!(initial_state(Delete, true), AwaitingApproval, "nothing to make for a delete");
+        assert_eq!(initial_state(Delete, false), Queued);
+        assert_eq!(after_approval(Deploy, true, true), Executing);
+        assert_eq!(after_approval(Deploy, true, false), PreviewReady);
+        assert_eq!(after_approval(Deploy, false, true), Queued, "an older request gets its change set");
+        assert_eq!(after_approval(Delete, false, true), Queued);
+        for kind in OperationKind::ALL {
+            for (has, auto) in [(true, true), (true, false), (false, true), (false, false)] {
+                let to = after_approval(kind, has && kind.uses_change_set(), auto);
+                assert!(can_transition(kind, AwaitingApproval, to), "{kind:?} -> {to:?}");
+            }
+        }
     }
 
     #[test]

@@ -290,6 +290,9 @@ pub struct Operation {
     pub requested_by: Id,
     pub approved_by: Option<Id>,
     pub rejected_by: Option<Id>,
+    /// What the approver (or the one who rejected it) wrote with the decision.
+    #[serde(default)]
+    pub decision_note: Option<String>,
     /// The version the operation moves to (deploy, upgrade, rollback).
     pub target_version: Option<Version>,
     pub parameters: BTreeMap<String, String>,
@@ -361,6 +364,11 @@ pub struct BlueGreen {
 }
 
 impl Operation {
+    /// Someone must still approve it before it runs.
+    pub fn awaits_approval(&self) -> bool {
+        self.approver != Approver::None && self.approved_by.is_none() && self.rejected_by.is_none()
+    }
+
     /// An operation with nothing set, for `..Operation::blank()` in constructors.
     pub fn blank() -> Self {
         let zero = Id::from_parts(0, 0);
@@ -375,6 +383,7 @@ impl Operation {
             requested_by: zero,
             approved_by: None,
             rejected_by: None,
+            decision_note: None,
             target_version: None,
             parameters: BTreeMap::new(),
             auto_execute: false,

@@ -172,9 +172,21 @@ pub enum Approver {
 /// a Rep's requests wait for their Sales Manager (non-prod) or an Executive (prod); a Sales
 /// Manager's prod changes wait for an Executive; Restricted capabilities are deployed only by
 /// an Executive, so anyone else's request waits for one.
-pub fn required_approver(role: Role, env: EnvironmentName, classification: DataClassification) -> Approver {
+///
+/// With `prod_four_eyes` (`NEXUS_PROD_FOUR_EYES`, on by default) an Executive's own prod change
+/// waits for a second Executive too; off, for a one-person organisation, it runs at once.
+pub fn required_approver(
+    role: Role,
+    env: EnvironmentName,
+    classification: DataClassification,
+    prod_four_eyes: bool,
+) -> Approver {
     if role == Role::Executive {
-        return Approver::None;
+        return if prod_four_eyes && env == EnvironmentName::Prod {
+            Approver::Executive
+        } else {
+            Approver::None
+        };
     }
     if !may_deploy_classification(role, classification) {
         return Approver::Executive;
@@ -286,16 +298,28 @@ mod tests {
     fn who_approves_what() {
         use EnvironmentName::*;
         let c = DataClassification::Internal;
-        assert_eq!(required_approver(Role::Executive, Prod, DataClassification::Restricted), Approver::None);
-        assert_eq!(required_approver(Role::Rep, Dev, c), Approver::SalesManager);
-        assert_eq!(required_approver(Role::Rep, Prod, c), Approver::Executive);
-        assert_eq!(required_approver(Role::SalesManager, Staging, c), Approver::None);
-        assert_eq!(required_approver(Role::SalesManager, Prod, c), Approver::Executive);
+        for four_eyes in [true, false] {
+            let required = |role, env, class| required_approver(role, env, class, four_eyes);
+            assert_eq!(required(Role::Executive, Staging, DataClassification::Restricted), Approver::None);
+            assert_eq!(required(Role::Rep, Dev, c), Approver::SalesManager);
+            assert_eq!(required(Role::Rep, Prod, c), Approver::Executive);
+            assert_eq!(required(Role::SalesManager, Staging, c), Approver::None);
+            assert_eq!(required(Role::SalesManager, Prod, c), Approver::Executive);
+            assert_eq!(
+                required(Role::SalesManager, Dev, DataClassification::Restricted),
+                Approver::Executive
+            );
+            assert_eq!(required(Role::Rep, Dev, DataClassification::Restricted), Approver::Executive);
+        }
+        // Four eyes on prod: an Executive's own prod change waits for another Executive (who
+        // may approve it: nobody approves their own).
+        assert_eq!(required_approver(Role::Executive, Prod, c, true), Approver::Executive);
         assert_eq!(
-            required_approver(Role::SalesManager, Dev, DataClassification::Restricted),
-            Approver::Executive
+            required_approver(Role::Executive, Prod, DataClassification::Restricted, false),
+            Approver::None
         );
-        assert_eq!(required_approver(Role::Rep, Dev, DataClassification::Restricted), Approver::Executive);
+        assert!(may_approve(Role::Executive, Relation::Other, Prod, Approver::Executive, false));
+        assert!(!may_approve(Role::Executive, Relation::Other, Prod, Approver::Executive, true));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::api::{
 };
 use crate::components::json_codec::json_resource;
 use crate::components::{
+    change_set::ChangeSetTable,
     connectivity::{offline_reason, use_online},
     session::{Loading, show},
 };
@@ -57,6 +58,9 @@ fn InboxCard(item: InboxItem, act: ServerAction<ActOnOperation>) -> impl IntoVie
         act.dispatch(ActOnOperation { id, action, note: Some(note.get_untracked()) });
     };
     let (id1, id2) = (id.clone(), id.clone());
+    let has_change_set = op.change_set_id.is_some();
+    let approve_label =
+        if has_change_set || !op.kind.uses_change_set() { "Approve" } else { "Prepare preview" };
     view! {
         <li class="card" data-testid="approval">
             <p>
@@ -74,15 +78,29 @@ fn InboxCard(item: InboxItem, act: ServerAction<ActOnOperation>) -> impl IntoVie
                 </details>
             })}
             <p class="muted">"Requested " {op.created_at.to_string()} " · " <a href=format!("/deployments/{}", op.deployment_id)>"deployment"</a></p>
+            {if has_change_set {
+                view! {
+                    <h3 class="small">"What approving runs (its change set)"</h3>
+                    <ChangeSetTable changes=op.changes.clone() testid="approval-changes" />
+                }.into_any()
+            } else if op.kind.uses_change_set() {
+                view! {
+                    <p class="muted" data-testid="approval-no-preview">
+                        "No preview yet: \u{201c}Prepare preview\u{201d} makes its change set (nothing runs), and the request comes back here to be approved."
+                    </p>
+                }.into_any()
+            } else {
+                ().into_any()
+            }}
             {if item.may_decide {
                 view! {
                     <label for=note_id.clone()>"Note (optional)"</label>
-                    <input id=note_id type="text" on:input=move |ev| note.set(event_target_value(&ev)) />
+                    <input id=note_id type="text" maxlength="500" on:input=move |ev| note.set(event_target_value(&ev)) />
                     <div class="actions">
                         <button type="button" class="button" data-testid="approve"
                             disabled=move || act.pending().get() || !online.get()
                             title=move || offline_reason(online.get()).unwrap_or_default()
-                            on:click=move |_| decide(OperationAction::Approve, id1.clone())>"Approve"</button>
+                            on:click=move |_| decide(OperationAction::Approve, id1.clone())>{approve_label}</button>
                         <button type="button" class="button button-quiet" data-testid="reject"
                             disabled=move || act.pending().get() || !online.get()
                             on:click=move |_| decide(OperationAction::Reject, id2.clone())>"Reject"</button>

@@ -15,6 +15,7 @@ use crate::api::{
 use crate::components::json_codec::json_resource;
 use crate::components::outbox::new_key;
 use crate::components::{
+    change_set::ChangeSetTable,
     chips::{DriftChip, HealthChip, OperationChip, StatusChip},
     connectivity::{OfflineBanner, offline_reason, use_online},
     last_known::{fetch_or_recall, remember},
@@ -191,6 +192,11 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
         }
     };
     let changes = op.changes.clone();
+    // What the approver (or the one who rejected it) wrote.
+    let decision = op
+        .decision_note
+        .clone()
+        .map(|n| (if op.rejected_by.is_some() { "Rejection note:" } else { "Approval note:" }, n));
     let requested: Vec<(String, String)> = op.parameters.clone().into_iter().collect();
     let error = move || match act.value().get() {
         Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
@@ -209,23 +215,10 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
             })}
             {(!changes.is_empty()).then(|| view! {
                 <h3>"Change-set preview"</h3>
-                <div class="table-wrap">
-                    <table class="grid" data-testid="preview">
-                        <thead>
-                            <tr><th scope="col">"Action"</th><th scope="col">"Resource"</th><th scope="col">"Type"</th><th scope="col">"Replacement"</th></tr>
-                        </thead>
-                        <tbody>
-                            {changes.into_iter().map(|c| view! {
-                                <tr>
-                                    <td>{c.action}</td>
-                                    <td class="mono">{c.logical_id}</td>
-                                    <td class="mono">{c.resource_type}</td>
-                                    <td>{c.replacement.unwrap_or_else(|| "—".into())}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
+                <ChangeSetTable changes testid="preview" />
+            })}
+            {decision.map(|(label, note)| view! {
+                <p data-testid="decision-note"><strong>{label}</strong> " " {note}</p>
             })}
             <div class="actions">
                 {move || {

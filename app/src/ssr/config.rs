@@ -192,6 +192,10 @@ pub struct Config {
     pub parameter_key: Option<Secret>,
     /// How the audit chain is keyed and anchored (`NEXUS_AUDIT_*`).
     pub audit: AuditConfig,
+    /// `NEXUS_PROD_FOUR_EYES` (`on`|`off`, default on): an Executive's own prod change waits for
+    /// a second Executive. Off (a one-person organisation) it runs at once, and its audit event
+    /// says `four_eyes: off`.
+    pub prod_four_eyes: bool,
     /// `NEXUS_EVENT_STREAM_MAX_SECONDS`: the longest a live event stream stays open before the
     /// server ends it (the browser reconnects, signing in again on the way). Default 900.
     pub event_stream_lifetime: Duration,
@@ -433,6 +437,11 @@ impl Config {
             per_account_rate: reconcile_rate,
             accounts_in_parallel: positive("NEXUS_RECONCILE_ACCOUNTS", "8")? as usize,
         };
+        let prod_four_eyes = match get_or("NEXUS_PROD_FOUR_EYES", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(err("NEXUS_PROD_FOUR_EYES", "expected `on` or `off`".into())),
+        };
         let event_stream_lifetime =
             Duration::from_secs(u64::from(positive("NEXUS_EVENT_STREAM_MAX_SECONDS", "900")?));
         let audit = AuditConfig {
@@ -484,6 +493,7 @@ impl Config {
             health_timeout: Duration::from_millis(health_timeout_ms),
             health_reuse: Duration::from_millis(health_reuse_ms),
             event_stream_lifetime,
+            prod_four_eyes,
         })
     }
 }
@@ -509,6 +519,9 @@ mod tests {
         assert_eq!(c.health_timeout, Duration::from_secs(2));
         assert_eq!(c.health_reuse, Duration::from_secs(1));
         assert_eq!(c.event_stream_lifetime, Duration::from_secs(900));
+        assert!(c.prod_four_eyes);
+        assert!(!config(&[("NEXUS_PROD_FOUR_EYES", "off")]).unwrap().prod_four_eyes);
+        assert_eq!(config(&[("NEXUS_PROD_FOUR_EYES", "maybe")]).unwrap_err().var, "NEXUS_PROD_FOUR_EYES");
         assert_eq!(c.read_cache_mb, 32);
     }
 

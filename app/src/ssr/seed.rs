@@ -92,8 +92,11 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
     let rep = fixed_id(1, 4);
     let rep2 = fixed_id(1, 5);
     let rep3 = fixed_id(1, 6);
+    // A second Executive: an Executive's prod change waits for another (four eyes).
+    let exec2 = fixed_id(1, 7);
     let users = [
         (exec, "exec@demo.nexus", "Erin Executive", Role::Executive, None),
+        (exec2, "exec2@demo.nexus", "Ezra Executive", Role::Executive, None),
         (manager.clone(), "manager@demo.nexus", "Morgan Manager", Role::SalesManager, None),
         (manager2.clone(), "manager2@demo.nexus", "Mika Manager", Role::SalesManager, None),
         (rep.clone(), "rep@demo.nexus", "Riley Rep", Role::Rep, Some(manager.clone())),

@@ -306,6 +306,7 @@ impl AppState {
             audit.clone(),
             deployments.clone(),
             config.outbound,
+            config.prod_four_eyes,
         );
         let read_cache = super::http::read_cache::ReadCache::new(
             store.clone(),

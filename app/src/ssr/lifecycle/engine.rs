@@ -584,6 +584,12 @@ impl Engine {
             ChangeSetStatus::Pending => {
                 Err(StepError::Transient("the change set is still being computed".into()))
             }
+            // A request that needs approval waits with its change set: the approver decides on
+            // exactly this change (approving runs it; see `OperationService::approve`).
+            ChangeSetStatus::Ready if op.awaits_approval() => {
+                self.transition(op, OperationState::AwaitingApproval).await?;
+                Ok(false)
+            }
             ChangeSetStatus::Ready if op.auto_execute => {
                 self.start_executing(op).await?;
                 Ok(true)

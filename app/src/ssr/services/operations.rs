@@ -10,7 +10,9 @@ use std::{
 
 use crate::domain::{
     ids::Id,
-    lifecycle::{OperationKind, OperationState, allowed_operations, check_transition, initial_state},
+    lifecycle::{
+        OperationKind, OperationState, after_approval, allowed_operations, check_transition, initial_state,
+    },
     model::{
         BlueGreen, Color, Customer, DataClassification, Deployment, Environment, EnvironmentName, Operation,
         Role, Strategy,
@@ -47,6 +49,8 @@ pub struct OperationService {
     deployments: DeploymentService,
     /// Which addresses a health URL may name (`NEXUS_HEALTH_ALLOW_LOOPBACK`).
     outbound: OutboundPolicy,
+    /// `NEXUS_PROD_FOUR_EYES`: an Executive's prod change waits for a second Executive.
+    prod_four_eyes: bool,
 }
 
 /// What a request resolves to before it is stored.
@@ -65,8 +69,9 @@ impl OperationService {
         audit: Arc<AuditLog>,
         deployments: DeploymentService,
         outbound: OutboundPolicy,
+        prod_four_eyes: bool,
     ) -> Self {
-        OperationService { repo, catalog, engine, audit, deployments, outbound }
+        OperationService { repo, catalog, engine, audit, deployments, outbound, prod_four_eyes }
     }
 
     fn classification(&self, capability: &str) -> Option<DataClassification> {
@@ -175,12 +180,12 @@ impl OperationService {
     ) -> Result<Approver, ServiceError> {
         actor.check_customer(Action::RequestChange, owner, what)?;
         let classification = self.classification(capability).unwrap_or(DataClassification::Restricted);
-        Ok(permissions::required_approver(actor.role(), env, classification))
+        Ok(permissions::required_approver(actor.role(), env, classification, self.prod_four_eyes))
     }
 
     fn new_operation(&self, actor: &Actor, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
         let now = clock::now();
-        let state = initial_state(approver != Approver::None);
+        let state = initial_state(plan.kind, approver != Approver::None);
         // Blue-green versions change by building the other colour's stack; a first deploy
         // builds blue.
         let blue_green = match (plan.kind, &plan.version) {
@@ -285,6 +290,14 @@ impl OperationService {
             "operation": op.id, "state": op.state, "version": op.target_version,
             "approver": op.approver, "stack": op.stack_name,
         });
+        // A prod change by an Executive that nobody else approves says so, every time.
+        if !self.prod_four_eyes
+            && op.environment == EnvironmentName::Prod
+            && op.kind.is_change()
+            && actor.role() == crate::domain::model::Role::Executive
+        {
+            event.details["four_eyes"] = serde_json::json!("off");
+        }
         self.audit.append(event, clock::now()).await?;
         self.engine.published(&op).await;
         if op.state == OperationState::Queued {
@@ -610,6 +623,10 @@ impl OperationService {
             .await
     }
 
+    /// Approves a waiting request: its change set, which the approver saw, runs (or goes to a
+    /// last confirmation when the requester asked for one). A request still without a change
+    /// set (a delete, or one stored before requests waited with theirs) is queued: a change then
+    /// comes back with its change set, for approval of what it will actually do.
     pub async fn approve(
         &self,
         actor: &Actor,
@@ -617,9 +634,21 @@ impl OperationService {
         req: DecisionRequest,
     ) -> Result<Operation, ServiceError> {
         let (mut op, r) = self.decide(actor, id).await?;
+        let note = decision_note(req.note)?;
+        let has_change_set = op.change_set_id.is_some();
+        let to = after_approval(op.kind, has_change_set, op.auto_execute);
+        if op.kind.uses_change_set() && !has_change_set {
+            // Nothing to approve yet: make the change set first; the approval comes after.
+            return self
+                .save_user_transition(actor, op, to, &r.owner_id, "operation.prepare_change_set")
+                .await;
+        }
         op.approved_by = Some(actor.user.id.clone());
-        let _ = req;
-        self.save_user_transition(actor, op, OperationState::Queued, &r.owner_id, "operation.approve").await
+        op.decision_note = note;
+        if to == OperationState::Executing {
+            op.status_before = Some(r.deployment.status);
+        }
+        self.save_user_transition(actor, op, to, &r.owner_id, "operation.approve").await
     }
 
     pub async fn reject(
@@ -629,9 +658,18 @@ impl OperationService {
         req: DecisionRequest,
     ) -> Result<Operation, ServiceError> {
         let (mut op, r) = self.decide(actor, id).await?;
+        let note = decision_note(req.note)?;
         op.rejected_by = Some(actor.user.id.clone());
-        op.error = req.note.map(|n| format!("rejected: {}", n.chars().take(500).collect::<String>()));
-        self.save_user_transition(actor, op, OperationState::Rejected, &r.owner_id, "operation.reject").await
+        op.error = note.as_ref().map(|n| format!("rejected: {n}"));
+        op.decision_note = note;
+        let had_change_set = op.change_set_id.is_some();
+        let op = self
+            .save_user_transition(actor, op, OperationState::Rejected, &r.owner_id, "operation.reject")
+            .await?;
+        if had_change_set {
+            self.engine.discard_change_set(&op, &r.deployment.environment_id).await;
+        }
+        Ok(op)
     }
 
     /// The checks approve and reject share.
@@ -737,7 +775,8 @@ impl OperationService {
             )));
         }
         let had_change_set =
-            matches!(op.state, OperationState::PreviewReady | OperationState::CreatingChangeSet);
+            matches!(op.state, OperationState::PreviewReady | OperationState::CreatingChangeSet)
+                || (op.state == OperationState::AwaitingApproval && op.change_set_id.is_some());
         let op = self
             .save_user_transition(actor, op, OperationState::Cancelled, &r.owner_id, "operation.cancel")
             .await?;
@@ -800,6 +839,32 @@ pub const NOTIFICATIONS_LIMIT: usize = 50;
 pub const INBOX_LIMIT: usize = 500;
 
 /// Whether this user may approve or reject this request (the service's rule, once).
+/// The longest decision note kept.
+const NOTE_MAX_CHARS: usize = 500;
+
+/// A decision's note, trimmed; empty is none; longer than [`NOTE_MAX_CHARS`] is refused (400),
+/// never cut without a word.
+fn decision_note(note: Option<String>) -> Result<Option<String>, ServiceError> {
+    let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(n) = &note {
+        if n.chars().count() > NOTE_MAX_CHARS {
+            return Err(ServiceError::invalid(
+                "note",
+                "too_long",
+                format!("a note has at most {NOTE_MAX_CHARS} characters"),
+            ));
+        }
+        if n.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(ServiceError::invalid(
+                "note",
+                "invalid_characters",
+                "a note may not hold control characters",
+            ));
+        }
+    }
+    Ok(note)
+}
+
 fn may_decide(actor: &Actor, op: &Operation, owner: &Id) -> Result<(), ServiceError> {
     let own = op.requested_by == actor.user.id;
     if own {

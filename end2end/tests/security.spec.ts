@@ -94,7 +94,10 @@ test("a locked account is listed for Executives, unlocked there, and its owner i
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
+  // Signed in, the page loads the dashboard afresh: wait for that load before going on.
   await page.waitForURL((u) => u.pathname === "/");
+  await expect(page.getByTestId("signed-in-as")).toContainText("Sales Manager");
+  await hydrated(page);
   await page.goto("/notifications");
   await expect(page.getByTestId("account-notice")).toContainText("5 failed sign-ins from 127.0.0.1 locked your password sign-in");
 });

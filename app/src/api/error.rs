@@ -14,6 +14,9 @@ use crate::domain::parameters::FieldError;
 pub enum AppError {
     #[error("sign in first")]
     Unauthenticated,
+    /// A second factor is needed: a code from the authenticator app, or a recovery code.
+    #[error("enter a code from your authenticator app (or a recovery code)")]
+    MfaRequired,
     #[error("{0}")]
     Forbidden(String),
     /// Unknown, or not the user's to see (the same answer).

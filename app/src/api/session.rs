@@ -38,7 +38,12 @@ pub async fn sign_in_options() -> Result<SignInMethods, AppError> {
 /// site), or back to the sign-in form with the reason. Works as a plain form post without
 /// JavaScript too.
 #[server(prefix = "/sfn", endpoint = "sign-in")]
-pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+pub async fn sign_in(
+    email: String,
+    password: String,
+    otp: Option<String>,
+    next: Option<String>,
+) -> Result<(), AppError> {
     use crate::ssr::{
         auth::ClientInfo,
         clock,
@@ -49,7 +54,9 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let client =
         use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
     let now = clock::now();
-    let login = state.auth.login(&email, &password, &client, now).await.map_err(server_fns::fail)?;
+    let otp = otp.filter(|o| !o.trim().is_empty());
+    let login =
+        state.auth.login(&email, &password, otp.as_deref(), &client, now).await.map_err(server_fns::fail)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));

@@ -289,3 +289,39 @@ pub struct LockedAccount {
     #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
     pub locked_until: Timestamp,
 }
+
+/// The signed-in user's second factors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MfaStatus {
+    /// An authenticator app (TOTP) is set up.
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: usize,
+}
+
+/// An authenticator app being set up: shown once, confirmed by one of its codes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TotpEnrolment {
+    /// The secret in base32, for typing into the app by hand.
+    pub secret: String,
+    pub otpauth_url: String,
+    /// The URL as a QR code (an SVG document).
+    pub qr_svg: String,
+}
+
+/// Recovery codes, shown this once (each signs in once in place of the app's code).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+}
+
+/// A second-factor code: from the authenticator app, or a recovery code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    pub code: String,
+}

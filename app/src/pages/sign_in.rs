@@ -94,6 +94,9 @@ pub fn SignInPage() -> impl IntoView {
                 <input id="email" name="email" type="email" autocomplete="username" required />
                 <label for="password">"Password"</label>
                 <input id="password" name="password" type="password" autocomplete="current-password" required />
+                // Only for accounts with a second factor: the server asks for it when it is missing.
+                <label for="otp">"Authenticator code " <span class="muted small">"(if you set one up; or a recovery code)"</span></label>
+                <input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code" maxlength="16" />
                 <p class="error" role="alert" data-testid="sign-in-error">
                     {error}
                 </p>

@@ -196,6 +196,9 @@ pub struct Config {
     /// a second Executive. Off (a one-person organisation) it runs at once, and its audit event
     /// says `four_eyes: off`.
     pub prod_four_eyes: bool,
+    /// `NEXUS_MFA_STEP_UP_MINUTES`: how recent a second factor must be for actions that need
+    /// one (removing the app, new recovery codes). Default 5.
+    pub mfa_step_up: Duration,
     /// `NEXUS_EVENT_STREAM_MAX_SECONDS`: the longest a live event stream stays open before the
     /// server ends it (the browser reconnects, signing in again on the way). Default 900.
     pub event_stream_lifetime: Duration,
@@ -246,6 +249,11 @@ impl Config {
     /// Whether users reach the toolkit over HTTPS (Secure cookies, HSTS).
     pub fn https(&self) -> bool {
         self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The step-up window in milliseconds (`NEXUS_MFA_STEP_UP_MINUTES`).
+    pub fn mfa_step_up_ms(&self) -> i64 {
+        self.mfa_step_up.as_millis() as i64
     }
 
     /// Reads the process environment.
@@ -442,6 +450,7 @@ impl Config {
             "off" => false,
             _ => return Err(err("NEXUS_PROD_FOUR_EYES", "expected `on` or `off`".into())),
         };
+        let mfa_step_up = Duration::from_secs(60 * u64::from(positive("NEXUS_MFA_STEP_UP_MINUTES", "5")?));
         let event_stream_lifetime =
             Duration::from_secs(u64::from(positive("NEXUS_EVENT_STREAM_MAX_SECONDS", "900")?));
         let audit = AuditConfig {
@@ -494,6 +503,7 @@ impl Config {
             health_reuse: Duration::from_millis(health_reuse_ms),
             event_stream_lifetime,
             prod_four_eyes,
+            mfa_step_up,
         })
     }
 }
@@ -520,6 +530,7 @@ mod tests {
         assert_eq!(c.health_reuse, Duration::from_secs(1));
         assert_eq!(c.event_stream_lifetime, Duration::from_secs(900));
         assert!(c.prod_four_eyes);
+        assert_eq!(c.mfa_step_up, Duration::from_secs(300));
         assert!(!config(&[("NEXUS_PROD_FOUR_EYES", "off")]).unwrap().prod_four_eyes);
         assert_eq!(config(&[("NEXUS_PROD_FOUR_EYES", "maybe")]).unwrap_err().var, "NEXUS_PROD_FOUR_EYES");
         assert_eq!(c.read_cache_mb, 32);

@@ -20,6 +20,9 @@ pub enum ServiceError {
     Invalid { code: &'static str, field: Option<String>, message: String, details: Vec<FieldError> },
     #[error("sign in first")]
     Unauthenticated,
+    /// The account has a second factor and this needs one (sign-in), or a recent one (step-up).
+    #[error("enter a code from your authenticator app (or a recovery code)")]
+    MfaRequired,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

@@ -24,4 +24,5 @@ pub mod seed;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod stream_gate;
 pub mod telemetry;

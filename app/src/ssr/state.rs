@@ -90,8 +90,8 @@ pub struct Services {
     pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
-    /// Each user's open live event streams (`http::event_stream`).
-    pub streams: Arc<super::http::event_stream::StreamGate>,
+    /// Each user's open live event streams (`stream_gate`).
+    pub streams: Arc<super::stream_gate::StreamGate>,
 }
 
 /// Per-client-IP request limits; `None` when switched off.
@@ -241,7 +241,8 @@ impl AppState {
             hasher.clone(),
             policy,
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_cipher(cipher.clone());
         let auth = match &config.cognito {
             Some(c) => {
                 let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;

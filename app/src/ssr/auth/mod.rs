@@ -12,6 +12,8 @@
 
 pub mod cognito;
 pub mod hosted_ui;
+pub mod mfa;
+mod second_factor;
 pub mod tokens;
 
 use std::{net::IpAddr, sync::Arc};
@@ -144,7 +146,7 @@ enum Reservation {
     Locked(Timestamp),
     /// Go ahead; `locks` is set when this attempt reached the threshold (it stands unless the
     /// password is right).
-    Granted { locks: Option<Timestamp>, earlier_failures: bool },
+    Granted { locks: Option<Timestamp> },
 }
 
 /// However active the user, a session ends after this long.
@@ -181,6 +183,8 @@ pub struct AuthService {
     policy: LockoutPolicy,
     cognito: Option<cognito::CognitoVerifier>,
     metrics: Arc<crate::ssr::metrics::Metrics>,
+    /// Seals TOTP secrets at rest (the `NoEcho` parameters' key).
+    cipher: crate::ssr::lifecycle::secrets::ParameterCipher,
 }
 
 /// Emails are compared trimmed and lower-case.
@@ -208,7 +212,15 @@ impl AuthService {
             policy,
             cognito: None,
             metrics: Default::default(),
+            // A key of its own until `with_cipher` gives the server's (tests need no other).
+            cipher: crate::ssr::lifecycle::secrets::ParameterCipher::new(&random),
         }
+    }
+
+    /// Seals second-factor secrets with the server's parameter key.
+    pub fn with_cipher(mut self, cipher: crate::ssr::lifecycle::secrets::ParameterCipher) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     /// Counts lockouts into the process's metrics.
@@ -384,6 +396,8 @@ impl AuthService {
             expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
             revoked_at: None,
             method: "cognito".into(),
+            // The user pool enforces its own second factor.
+            mfa_at: None,
         };
         self.repo.create_session(&session).await?;
         let (token, claims) = self.signer.issue(user.id.as_str(), session.id.as_str(), now);
@@ -413,11 +427,13 @@ impl AuthService {
         }
     }
 
-    /// Checks email and password and opens a session.
+    /// Checks email and password (and the second factor, `otp`: a TOTP or recovery code, when
+    /// the account has one) and opens a session.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        otp: Option<&str>,
         client: &ClientInfo,
         now: Timestamp,
     ) -> Result<LoginResponse, ServiceError> {
@@ -447,13 +463,13 @@ impl AuthService {
         // The attempt is counted before the password is checked, with a conditional write: of
         // many guesses sent at once, only the threshold's worth get a verification; the rest
         // meet the lock. A success clears the count.
-        let (locked_by_this, had_failures) = match self.reserve_attempt(&email, now).await? {
+        let locked_by_this = match self.reserve_attempt(&email, now).await? {
             Reservation::Locked(until) => {
                 self.record(event("auth.login", "denied", serde_json::json!({"reason": "locked"})), now)
                     .await;
                 return Err(ServiceError::Locked { until });
             }
-            Reservation::Granted { locks, earlier_failures } => (locks, earlier_failures),
+            Reservation::Granted { locks } => locks,
         };
 
         let user = self.repo.user_by_email(&email).await?;
@@ -468,31 +484,55 @@ impl AuthService {
             .map_err(|_| ServiceError::Internal)?;
         let user = user.filter(|u| password_ok && u.password_hash.is_some() && u.user.active);
 
+        // A failed attempt (password or second factor): audited, and the lock it may have set
+        // is reported, to the caller and to the account's owner.
+        let failed = async |reason: &str, actor_id: Option<Id>| -> ServiceError {
+            let mut failure = event("auth.login", "failure", serde_json::json!({"reason": reason}));
+            failure.actor_id = actor_id;
+            self.record(failure, now).await;
+            let Some(until) = locked_by_this else { return ServiceError::Unauthenticated };
+            let notified = match &owner {
+                Some(owner) => self.notify_lock(owner, until, client, now).await,
+                None => false,
+            };
+            let details = serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold,
+                "owner_notified": notified});
+            let mut lockout = event("auth.lockout", "success", details);
+            lockout.actor_id = owner.clone();
+            self.record(lockout, now).await;
+            self.metrics.lockout();
+            ServiceError::Locked { until }
+        };
         let Some(record) = user else {
-            self.record(
-                event("auth.login", "failure", serde_json::json!({"reason": "bad_credentials"})),
-                now,
-            )
-            .await;
-            if let Some(until) = locked_by_this {
-                let notified = match &owner {
-                    Some(owner) => self.notify_lock(owner, until, client, now).await,
-                    None => false,
-                };
-                let details = serde_json::json!({"until": until.to_string(), "failures": self.policy.threshold,
-                    "owner_notified": notified});
-                let mut lockout = event("auth.lockout", "success", details);
-                lockout.actor_id = owner.clone();
-                self.record(lockout, now).await;
-                self.metrics.lockout();
-                return Err(ServiceError::Locked { until });
-            }
-            return Err(ServiceError::Unauthenticated);
+            return Err(failed("bad_credentials", None).await);
         };
 
-        if had_failures || locked_by_this.is_some() {
-            self.reset_failures(&email).await?;
+        // The second factor, when the account has one: without a code the answer is
+        // `mfa_required` (the attempt stays counted until a sign-in succeeds); a wrong code is a
+        // failed sign-in like a wrong password.
+        let mut mfa_at = None;
+        let mfa = self.repo.mfa(&record.user.id).await?;
+        if mfa.has_factor() {
+            let Some(code) = otp.map(str::trim).filter(|c| !c.is_empty()) else {
+                let mut asked = event("auth.login", "mfa_required", serde_json::json!({}));
+                asked.actor_id = Some(record.user.id.clone());
+                self.record(asked, now).await;
+                return Err(ServiceError::MfaRequired);
+            };
+            match self.use_code(&record.user.id, code, now).await? {
+                Some(kind) => {
+                    mfa_at = Some(now);
+                    let mut used = event("auth.mfa", "success", serde_json::json!({"factor": kind}));
+                    used.actor_id = Some(record.user.id.clone());
+                    self.record(used, now).await;
+                }
+                None => return Err(failed("bad_second_factor", Some(record.user.id.clone())).await),
+            }
         }
+
+        // Every attempt was counted when it began, this one too: a success clears the count (a
+        // success that left its own count behind made the next lock come one failure early).
+        self.reset_failures(&email).await?;
         let session = Session {
             id: new_id(),
             user_id: record.user.id.clone(),
@@ -500,6 +540,7 @@ impl AuthService {
             expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
             revoked_at: None,
             method: "local".into(),
+            mfa_at,
         };
         self.repo.create_session(&session).await?;
         let (token, claims) = self.signer.issue(record.user.id.as_str(), session.id.as_str(), now);
@@ -567,7 +608,6 @@ impl AuthService {
                 a.locked_until = None;
                 a.failures = 0;
             }
-            let earlier_failures = a.failures > 0;
             a.failures += 1;
             let locks = a.failures >= self.policy.threshold;
             if locks {
@@ -576,10 +616,7 @@ impl AuthService {
             }
             match self.repo.save_login_attempts(email, &a).await {
                 Ok(()) => {
-                    return Ok(Reservation::Granted {
-                        locks: a.locked_until.filter(|_| locks),
-                        earlier_failures,
-                    });
+                    return Ok(Reservation::Granted { locks: a.locked_until.filter(|_| locks) });
                 }
                 Err(RepoError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -765,15 +802,16 @@ mod tests {
         let client = ClientInfo::default();
         let base = hasher.verifications.load(Ordering::SeqCst);
 
-        let unknown = auth.login("nobody@example.test", "Wrong-Password-1!", &client, NOW).await;
+        let unknown = auth.login("nobody@example.test", "Wrong-Password-1!", None, &client, NOW).await;
         assert!(matches!(unknown, Err(ServiceError::Unauthenticated)), "{unknown:?}");
         assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 1);
 
-        let wrong = auth.login("someone@example.test", "Wrong-Password-1!", &client, NOW).await;
+        let wrong = auth.login("someone@example.test", "Wrong-Password-1!", None, &client, NOW).await;
         assert!(matches!(wrong, Err(ServiceError::Unauthenticated)), "{wrong:?}");
         assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 2);
 
-        let ok = auth.login("Someone@Example.test ", "Fake-Password-2026!", &client, NOW).await.unwrap();
+        let ok =
+            auth.login("Someone@Example.test ", "Fake-Password-2026!", None, &client, NOW).await.unwrap();
         assert_eq!(hasher.verifications.load(Ordering::SeqCst), base + 3);
         assert_eq!(ok.user.email, "someone@example.test");
     }
@@ -784,7 +822,7 @@ mod tests {
         let client = ClientInfo::default();
         for email in ["someone@example.test", "nobody@example.test"] {
             for i in 1..=5 {
-                let r = auth.login(email, "Wrong-Password-1!", &client, NOW).await;
+                let r = auth.login(email, "Wrong-Password-1!", None, &client, NOW).await;
                 if i < 5 {
                     assert!(matches!(r, Err(ServiceError::Unauthenticated)), "{email} #{i}: {r:?}");
                 } else {
@@ -793,19 +831,20 @@ mod tests {
             }
         }
         // Locked: even the right password is refused, with the unlock time.
-        let r = auth.login("someone@example.test", "Fake-Password-2026!", &client, NOW).await;
+        let r = auth.login("someone@example.test", "Fake-Password-2026!", None, &client, NOW).await;
         let Err(ServiceError::Locked { until }) = r else { panic!("{r:?}") };
         assert_eq!(until.millis(), NOW.millis() + 15 * 60 * 1000);
         // After 15 minutes the right password works again.
         let later = Timestamp::from_millis(until.millis() + 1);
-        auth.login("someone@example.test", "Fake-Password-2026!", &client, later).await.unwrap();
+        auth.login("someone@example.test", "Fake-Password-2026!", None, &client, later).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_session_ends_on_logout_and_renews_when_half_used() {
         let (auth, _repo, _dir) = service(Arc::new(CountingHasher::default())).await;
         let client = ClientInfo::default();
-        let login = auth.login("someone@example.test", "Fake-Password-2026!", &client, NOW).await.unwrap();
+        let login =
+            auth.login("someone@example.test", "Fake-Password-2026!", None, &client, NOW).await.unwrap();
         let fresh = auth.authenticate(&login.token, &client, NOW).await.unwrap();
         assert!(fresh.renewed.is_none());
         let later = Timestamp::from_millis(NOW.millis() + 20 * 60 * 1000);

@@ -104,6 +104,7 @@ impl From<ServiceError> for ApiError {
                 err.retry_after = Some(retry_after_secs);
                 err
             }
+            ServiceError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
             ServiceError::TooManyStreams { .. } => {
                 let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message);
                 err.retry_after = Some(5);

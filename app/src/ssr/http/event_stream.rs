@@ -5,15 +5,14 @@
 //! signed out, deactivated or given another role would go on receiving events. So every few
 //! seconds the stream checks the session again ([`AuthService::recheck`]) and ends itself when
 //! it no longer stands; it also ends after `NEXUS_EVENT_STREAM_MAX_SECONDS` whatever happens,
-//! and a user holds at most [`MAX_STREAMS_PER_USER`] at once (per server process).
+//! and a user holds at most [`MAX_STREAMS_PER_USER`](crate::ssr::stream_gate::MAX_STREAMS_PER_USER)
+//! at once (per server process: `ssr::stream_gate`).
 //!
 //! Stack events carry their position as the SSE `id`, so a browser that reconnects (after the
 //! lifetime cap, or a network blip) sends `Last-Event-ID` and gets only what it has not seen.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,58 +21,13 @@ use futures::{Stream, StreamExt};
 
 use crate::{
     domain::ids::Id,
-    ssr::{auth::Actor, clock, error::ServiceError, state::AppState},
+    ssr::{auth::Actor, clock, state::AppState, stream_gate::StreamPermit},
 };
 
-/// The most live streams one user may hold open at once.
-pub const MAX_STREAMS_PER_USER: usize = 10;
 /// How often an open stream checks that its session still stands.
 const RECHECK_EVERY: Duration = Duration::from_secs(2);
 /// How often it looks for new stack events and state changes.
 const POLL_EVERY: Duration = Duration::from_millis(500);
-
-/// Counts each user's open streams. In memory, per process: behind several replicas a user may
-/// hold this many per replica (the cap bounds the cost of one session, not the fleet's).
-#[derive(Default)]
-pub struct StreamGate {
-    open: Mutex<HashMap<Id, usize>>,
-}
-
-/// One open stream; dropping it (the stream ended or the client went away) frees the place.
-pub struct StreamPermit {
-    gate: Arc<StreamGate>,
-    user: Id,
-}
-
-impl StreamGate {
-    /// A place for one more of `user`'s streams, or `TooManyStreams` (429).
-    pub fn open(self: &Arc<Self>, user: &Id) -> Result<StreamPermit, ServiceError> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(user.clone()).or_default();
-        if *count >= MAX_STREAMS_PER_USER {
-            return Err(ServiceError::TooManyStreams { max: MAX_STREAMS_PER_USER });
-        }
-        *count += 1;
-        Ok(StreamPermit { gate: self.clone(), user: user.clone() })
-    }
-
-    /// How many streams `user` holds open now.
-    pub fn open_for(&self, user: &Id) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(user).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let mut open = self.gate.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.user) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.user);
-            }
-        }
-    }
-}
 
 /// Why the server ended a stream (the `end` event's `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

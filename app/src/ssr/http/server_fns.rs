@@ -53,6 +53,7 @@ pub fn fail(e: ServiceError) -> AppError {
             (StatusCode::BAD_REQUEST, AppError::Invalid { field, message, details })
         }
         ServiceError::Unauthenticated => (StatusCode::UNAUTHORIZED, AppError::Unauthenticated),
+        ServiceError::MfaRequired => (StatusCode::UNAUTHORIZED, AppError::MfaRequired),
         ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
         ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
         ServiceError::Locked { .. } => (StatusCode::LOCKED, AppError::Unavailable(message)),

@@ -85,6 +85,33 @@ impl ParameterCipher {
         String::from_utf8(plain).map_err(|_| DecryptError)
     }
 
+    /// Any other secret at rest (a user's TOTP secret), sealed like a `NoEcho` value and bound
+    /// to `binding` (it opens under that binding only).
+    pub fn seal_bound(&self, plain: &[u8], binding: &str) -> String {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system's random source is unavailable");
+        let aad = format!("nexus-secret\0{binding}");
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: aad.as_bytes() })
+            .expect("encryption cannot fail");
+        format!("{V2}{}", STANDARD.encode([nonce.as_slice(), &ct].concat()))
+    }
+
+    /// The inverse of [`seal_bound`](Self::seal_bound).
+    pub fn open_bound(&self, stored: &str, binding: &str) -> Result<Vec<u8>, DecryptError> {
+        let bytes =
+            STANDARD.decode(stored.strip_prefix(V2).ok_or(DecryptError)?).map_err(|_| DecryptError)?;
+        if bytes.len() < 12 {
+            return Err(DecryptError);
+        }
+        let (nonce, ct) = bytes.split_at(12);
+        let aad = format!("nexus-secret\0{binding}");
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .map_err(|_| DecryptError)
+    }
+
     /// The values as stored for `deployment`: `NoEcho` ones sealed to it (already sealed ones
     /// kept as they are).
     pub fn seal_all(
@@ -146,6 +173,17 @@ impl ParameterCipher {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bound_secrets_open_only_under_their_binding_and_key() {
+        let cipher = ParameterCipher::new(b"fake-test-key-fake-test-key-fake-test");
+        let sealed = cipher.seal_bound(b"totp secret bytes", "mfa-totp\0user-1");
+        assert!(!sealed.contains("totp"));
+        assert_eq!(cipher.open_bound(&sealed, "mfa-totp\0user-1").unwrap(), b"totp secret bytes");
+        assert!(cipher.open_bound(&sealed, "mfa-totp\0user-2").is_err());
+        let other = ParameterCipher::new(b"another-fake-key-another-fake-key-xx");
+        assert!(other.open_bound(&sealed, "mfa-totp\0user-1").is_err());
+    }
+
     use super::*;
 
     fn schema() -> ParameterSchema {

@@ -15,6 +15,7 @@ use crate::domain::{
 use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
 
 mod catalog_records;
+mod mfa;
 mod operations;
 mod sessions;
 

@@ -28,6 +28,9 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     /// `local` or `cognito`.
     pub method: String,
+    /// When the user last proved a second factor in this session (sign-in or step-up).
+    #[serde(default)]
+    pub mfa_at: Option<Timestamp>,
 }
 
 impl Repo {

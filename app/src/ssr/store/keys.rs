@@ -14,6 +14,7 @@
 //! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | `LOCKS` / `<email>` while a lock is set | | | |
 //! | notice about a user's own account (a sign-in lock) | `NOTICE#<user id>` | `<millis, 13 digits>#<kind>` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
+//! | a user's second factors | `MFA#<user id>` | `MFA` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head | `AUDIT` | `HEAD` | | | | |
@@ -72,6 +73,10 @@ pub const LOCKS: &str = "LOCKS";
 
 pub fn account_notices(user: &crate::domain::ids::Id) -> String {
     format!("NOTICE#{user}")
+}
+
+pub fn mfa(user: &crate::domain::ids::Id) -> String {
+    format!("MFA#{user}")
 }
 
 pub fn login(email: &str) -> String {

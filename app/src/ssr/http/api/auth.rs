@@ -9,7 +9,11 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{ids::Id, model::User, views::AccountNotice},
+    domain::{
+        ids::Id,
+        model::User,
+        views::{AccountNotice, CodeRequest, MfaStatus, RecoveryCodes, TotpEnrolment},
+    },
     ssr::{
         auth::{ClientInfo, LoginResponse},
         clock,
@@ -27,6 +31,10 @@ use crate::{
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The second factor, when the account has one: a code from the authenticator app or a
+    /// recovery code. Without it such an account answers 401 `mfa_required`.
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -41,7 +49,8 @@ pub struct Me {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "wrong credentials, or `mfa_required`: send the second factor as `otp`", body = ErrorBody),
         (status = 423, description = "locked after too many failures", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn login(
@@ -50,7 +59,7 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let now = clock::now();
-    let response = state.auth.login(&body.email, &body.password, &client, now).await?;
+    let response = state.auth.login(&body.email, &body.password, body.otp.as_deref(), &client, now).await?;
     Ok(session_response(&state, response, now))
 }
 
@@ -113,4 +122,70 @@ pub async fn notices(
     Authed(actor): Authed,
 ) -> ApiResult<Json<Vec<AccountNotice>>> {
     Ok(Json(state.auth.account_notices(&actor).await?))
+}
+
+/// Step-up: proves a second factor now (`{"code"}`), for actions that need a recent one (they
+/// answer 401 `mfa_required` otherwise). A wrong or used code is 400 naming `code`.
+#[utoipa::path(post, path = "/api/v1/auth/step-up", tag = "auth", request_body = CodeRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn step_up(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> ApiResult<StatusCode> {
+    state.auth.step_up(&actor, &body.code, clock::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user's second factors.
+#[utoipa::path(get, path = "/api/v1/me/mfa", tag = "auth",
+    responses((status = 200, body = MfaStatus), (status = 401, body = ErrorBody)), security(("session" = [])))]
+pub async fn mfa_status(State(state): State<AppState>, Authed(actor): Authed) -> ApiResult<Json<MfaStatus>> {
+    Ok(Json(state.auth.mfa_status(&actor).await?))
+}
+
+/// Starts setting up an authenticator app: the secret (text, `otpauth://` URL, QR code as SVG),
+/// shown once; `POST /me/mfa/totp/confirm` with one of the app's codes finishes.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp", tag = "auth",
+    responses((status = 200, body = TotpEnrolment), (status = 409, body = ErrorBody)), security(("session" = [])))]
+pub async fn start_totp(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+) -> ApiResult<impl IntoResponse> {
+    let enrolment = state.auth.start_totp(&actor, clock::now()).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(enrolment)))
+}
+
+/// Confirms the app with one of its codes; the first factor also answers ten recovery codes,
+/// shown this once.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "auth", request_body = CodeRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = ErrorBody)), security(("session" = [])))]
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let codes = state.auth.confirm_totp(&actor, &body.code, clock::now()).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(codes)))
+}
+
+/// Removes the app and the recovery codes (needs a second factor used within the step-up window).
+#[utoipa::path(delete, path = "/api/v1/me/mfa/totp", tag = "auth",
+    responses((status = 204), (status = 401, description = "`mfa_required`: step up first", body = ErrorBody)),
+    security(("session" = [])))]
+pub async fn remove_totp(State(state): State<AppState>, Authed(actor): Authed) -> ApiResult<StatusCode> {
+    state.auth.remove_totp(&actor, clock::now(), state.config.mfa_step_up_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ten new recovery codes, shown this once; the old ones stop working (needs a recent factor).
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", tag = "auth",
+    responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody)), security(("session" = [])))]
+pub async fn renew_recovery_codes(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+) -> ApiResult<impl IntoResponse> {
+    let codes = state.auth.renew_recovery_codes(&actor, clock::now(), state.config.mfa_step_up_ms()).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(codes)))
 }

@@ -89,13 +89,14 @@ impl Modify for SessionAuth {
         Errors answer `{\"error\":{\"code\",\"message\",\"field\"}}`."),
     paths(
         auth::login, auth::cognito, auth::logout, auth::me, auth::notices,
+        auth::step_up, auth::mfa_status, auth::start_totp, auth::confirm_totp, auth::remove_totp, auth::renew_recovery_codes,
         catalog::list, catalog::get, catalog::usage, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
         customers::rotate_external_id,
         deployments::list, deployments::get, deployments::operations, deployments::operation, deployments::fleet_summary,
         audit::list, audit::verify, audit::export,
-        users::list, users::create, users::update, users::reset_password, users::unlock, users::locked,
+        users::list, users::create, users::update, users::reset_password, users::unlock, users::locked, users::reset_mfa,
         operations::deploy, operations::upgrade, operations::rollback, operations::switch, operations::delete, operations::drift,
         operations::execute, operations::approve, operations::reject, operations::cancel,
         operations::events, operations::stream, operations::connect,
@@ -120,6 +121,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/me/notices", get(auth::notices))
+        .route("/api/v1/auth/step-up", post(auth::step_up))
+        .route("/api/v1/me/mfa", get(auth::mfa_status))
+        .route("/api/v1/me/mfa/totp", post(auth::start_totp).delete(auth::remove_totp))
+        .route("/api/v1/me/mfa/totp/confirm", post(auth::confirm_totp))
+        .route("/api/v1/me/mfa/recovery-codes", post(auth::renew_recovery_codes))
         .route("/api/v1/capabilities", get(catalog::list))
         .route("/api/v1/capabilities/{slug}", get(catalog::get))
         .route("/api/v1/capabilities/{slug}/usage", get(catalog::usage))
@@ -160,5 +166,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users/{id}", axum::routing::patch(users::update))
         .route("/api/v1/users/{id}/password", post(users::reset_password))
         .route("/api/v1/users/{id}/unlock", post(users::unlock))
+        .route("/api/v1/users/{id}/mfa/reset", post(users::reset_mfa))
         .route("/api/{*rest}", axum::routing::any(not_found))
 }

@@ -96,3 +96,15 @@ pub async fn locked(
 ) -> ApiResult<Json<Vec<LockedAccount>>> {
     Ok(Json(state.auth.locked_accounts(&actor, clock::now()).await?))
 }
+
+/// Removes a user's second factors (a lost phone): they set one up again (Executives; audited).
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/reset", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("session" = [])))]
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    Authed(actor): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.auth.reset_mfa(&actor, &parse_id("id", &id)?, clock::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,68 @@
+//! Each user's second factors (`auth::mfa::MfaRecord`), one item per user, written under its
+//! revision so two sign-ins with the same code cannot both record it.
+
+use crate::{
+    domain::ids::Id,
+    ssr::{
+        auth::mfa::MfaRecord,
+        store::{Cond, Item, Write, keys},
+    },
+};
+
+use super::{Repo, RepoError, from_item, to_json};
+
+impl Repo {
+    /// The user's second factors (an empty record when there are none).
+    pub async fn mfa(&self, user: &Id) -> Result<MfaRecord, RepoError> {
+        match self.store.get(&keys::mfa(user), "MFA").await? {
+            None => Ok(MfaRecord::default()),
+            Some(item) => {
+                let mut r: MfaRecord = from_item(&item)?;
+                r.rev = item.rev;
+                Ok(r)
+            }
+        }
+    }
+
+    /// Saves the record read at `r.rev`; a concurrent change answers `Conflict`.
+    pub async fn save_mfa(&self, user: &Id, r: &MfaRecord) -> Result<(), RepoError> {
+        let cond = if r.rev == 0 { Cond::NotExists } else { Cond::Rev(r.rev) };
+        let item = Item::new(keys::mfa(user), "MFA", r.rev + 1, to_json(r));
+        self.store.transact(vec![Write::put(item, cond)]).await?;
+        Ok(())
+    }
+
+    /// Removes every second factor of the user (an Executive's reset).
+    pub async fn delete_mfa(&self, user: &Id) -> Result<(), RepoError> {
+        self.store
+            .transact(vec![Write::Delete { pk: keys::mfa(user), sk: "MFA".into(), cond: Cond::None }])
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the session's user just used a second factor (step-up).
+    pub async fn mark_session_mfa(
+        &self,
+        session: &Id,
+        at: crate::domain::time::Timestamp,
+    ) -> Result<(), RepoError> {
+        for _ in 0..5 {
+            let item = self
+                .store
+                .get(&keys::session(session.as_str()), "SESSION")
+                .await?
+                .ok_or(RepoError::NotFound)?;
+            let mut s: super::Session = from_item(&item)?;
+            s.mfa_at = Some(at);
+            let next = Item::new(item.pk.clone(), item.sk.clone(), item.rev + 1, to_json(&s));
+            match self.store.transact(vec![Write::put(next, Cond::Rev(item.rev))]).await {
+                Ok(()) => return Ok(()),
+                Err(e) => match RepoError::from(e) {
+                    RepoError::Conflict(_) => continue,
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(RepoError::Conflict("the session changed meanwhile".into()))
+    }
+}

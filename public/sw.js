@@ -88,7 +88,7 @@ self.addEventListener("message", (event) => {
     event.waitUntil(self.clients.claim());
   } else if (type === "cache-page") {
     const url = new URL(event.data.url, self.location.origin);
-    if (url.origin !== self.location.origin) return;
+    if (url.origin !== self.location.origin || neverCached(url.pathname)) return;
     event.waitUntil(
       (async () => {
         try {
@@ -156,11 +156,23 @@ async function cacheFirst(request) {
   return response;
 }
 
+// Nothing of the second factor is ever kept: the account page and the factor's reads go to the
+// network only (its server functions are POSTs, which are never cached anyway).
+function neverCached(path) {
+  return path === "/account" || path.startsWith("/api/v1/me/mfa") || path.startsWith("/sfn/mfa-");
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  if (neverCached(url.pathname)) {
+    if (request.mode === "navigate") {
+      event.respondWith(fetch(request).catch(() => caches.match("/offline.html")));
+    }
+    return;
+  }
   if ((request.headers.get("accept") || "").includes("text/event-stream")) return;
 
   if (url.pathname.startsWith("/pkg/")) {

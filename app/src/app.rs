@@ -14,9 +14,10 @@ use crate::components::{
     session::provide_session,
 };
 use crate::pages::{
-    approvals::ApprovalsPage, audit::AuditPage, catalog::CatalogPage, customer::CustomerPage,
-    dashboard::DashboardPage, deploy::DeployPage, deployment::DeploymentPage, not_found::NotFoundPage,
-    notifications::NotificationsPage, sign_in::SignInPage, status::StatusPage, users::UsersPage,
+    account::AccountPage, approvals::ApprovalsPage, audit::AuditPage, catalog::CatalogPage,
+    customer::CustomerPage, dashboard::DashboardPage, deploy::DeployPage, deployment::DeploymentPage,
+    not_found::NotFoundPage, notifications::NotificationsPage, sign_in::SignInPage, status::StatusPage,
+    users::UsersPage,
 };
 
 /// The application: routes and the chrome around every page. Pages render whole on the server
@@ -42,6 +43,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("audit") view={Lazy::<Audit>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("users") view={Lazy::<Users>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("notifications") view=NotificationsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("account") view={Lazy::<Account>::new()} ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("customers"), ParamSegment("id"))
                         view=CustomerPage
@@ -80,6 +82,7 @@ enum Occasional {
     Users,
     Catalog,
     Audit,
+    Account,
 }
 
 #[lazy]
@@ -90,6 +93,7 @@ fn occasional_page(page: Occasional) -> AnyView {
         Occasional::Users => view! { <UsersPage /> }.into_any(),
         Occasional::Catalog => view! { <CatalogPage /> }.into_any(),
         Occasional::Audit => view! { <AuditPage /> }.into_any(),
+        Occasional::Account => view! { <AccountPage /> }.into_any(),
     }
 }
 
@@ -118,4 +122,4 @@ macro_rules! occasional_routes {
     )*};
 }
 
-occasional_routes!(Deploy, Deployment, Users, Catalog, Audit);
+occasional_routes!(Deploy, Deployment, Users, Catalog, Audit, Account);

@@ -30,7 +30,7 @@ function totp(secret: Buffer, unixSeconds: number): string {
   return n.toString().padStart(6, "0");
 }
 
-test("an authenticator app set up through the API is asked for at sign-in", async ({ page, baseURL }) => {
+test("an authenticator app is set up on the account page, then asked for at sign-in; nothing of it is cached", async ({ page, baseURL }) => {
   await signIn(page, "executive");
   const headers = { origin: baseURL! };
   const suffix = `${Date.now()}`.slice(-9);
@@ -42,16 +42,31 @@ test("an authenticator app set up through the API is asked for at sign-in", asyn
   });
   expect(created.status(), await created.text()).toBe(201);
 
-  // As the new user: set up the app (the test is the app).
+  // As the new user: the account page sets up the app (the test is the app).
   const login = await page.request.post("/api/v1/auth/login", { headers, data: { email, password } });
   expect(login.status()).toBe(200);
-  const start = await page.request.post("/api/v1/me/mfa/totp", { headers, data: {} });
-  expect(start.status(), await start.text()).toBe(200);
-  const secret = fromBase32((await start.json()).secret);
+  await page.goto("/account");
+  await hydrated(page);
+  await expect(page.getByTestId("mfa-off")).toBeVisible();
+  await page.getByTestId("start-totp").click();
+  await expect(page.getByTestId("enrolment").locator("svg")).toBeVisible();
+  const secret = fromBase32((await page.getByTestId("totp-secret").textContent())!.trim());
   const now = Date.now() / 1000;
-  const confirm = await page.request.post("/api/v1/me/mfa/totp/confirm", { headers, data: { code: totp(secret, now) } });
-  expect(confirm.status(), await confirm.text()).toBe(200);
-  expect((await confirm.json()).codes).toHaveLength(10);
+  await page.getByLabel("Code shown by the app").fill(totp(secret, now));
+  await page.getByTestId("confirm-totp").click();
+  await expect(page.getByTestId("recovery-codes").locator("li")).toHaveCount(10);
+  await expect(page.getByTestId("mfa-on")).toContainText("10 recovery codes left");
+
+  // The service worker kept nothing of it.
+  await page.waitForFunction(() => navigator.serviceWorker?.controller != null, undefined, { timeout: 15_000 });
+  const cached = await page.evaluate(async () => {
+    const urls: string[] = [];
+    for (const name of await caches.keys()) {
+      for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+    }
+    return urls;
+  });
+  expect(cached.filter((u) => u.includes("/account") || u.includes("mfa"))).toEqual([]);
 
   // Signing in through the form: the password alone is answered with a request for the code.
   await page.context().clearCookies();

@@ -3,6 +3,7 @@
 //! Server functions are thin: they fetch the state from context, call one service and map its
 //! error. Reads are `GET` under `/sfn/` so the service worker can cache them for offline use.
 
+pub mod account;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;

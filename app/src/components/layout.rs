@@ -51,9 +51,11 @@ pub fn Layout(children: Children) -> impl IntoView {
                                     </ul>
                                 </nav>
                                 <div class="who">
-                                    <span data-testid="signed-in-as">
-                                        {info.user.name.clone()} " · " {info.user.role.label()}
-                                    </span>
+                                    <a href="/account" class="account-link" title="Your account and second factor">
+                                        <span data-testid="signed-in-as">
+                                            {info.user.name.clone()} " · " {info.user.role.label()}
+                                        </span>
+                                    </a>
                                     // A plain form post: the sign-in page it lands on clears what the
                                     // browser kept (see register-sw.js), with or without the wasm.
                                     <form method="post" action="/sfn/sign-out" class="inline">

@@ -1,5 +1,6 @@
 //! One page per file.
 
+pub mod account;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;

@@ -1,0 +1,58 @@
+//! One's own account: the second factor (an authenticator app and recovery codes). Every call
+//! is a POST, so the service worker never keeps any of it (see `public/sw.js`).
+
+use leptos::prelude::*;
+
+use super::AppError;
+use crate::domain::views::{MfaStatus, RecoveryCodes, TotpEnrolment};
+
+#[server(prefix = "/sfn", endpoint = "mfa-status")]
+pub async fn get_mfa_status() -> Result<MfaStatus, AppError> {
+    use crate::ssr::http::server_fns;
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.mfa_status(&actor).await.map_err(server_fns::fail)
+}
+
+/// A new secret for the app, shown once.
+#[server(prefix = "/sfn", endpoint = "mfa-totp-start")]
+pub async fn start_totp() -> Result<TotpEnrolment, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.start_totp(&actor, clock::now()).await.map_err(server_fns::fail)
+}
+
+/// Confirms the app with one of its codes; the first time, answers the recovery codes.
+#[server(prefix = "/sfn", endpoint = "mfa-totp-confirm")]
+pub async fn confirm_totp(code: String) -> Result<RecoveryCodes, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.confirm_totp(&actor, &code, clock::now()).await.map_err(server_fns::fail)
+}
+
+/// Renews the recovery codes or removes the app. Both need a recent second factor: `code`, when
+/// given, proves one first (step-up).
+#[server(prefix = "/sfn", endpoint = "mfa-change")]
+pub async fn change_mfa(change: MfaChange, code: Option<String>) -> Result<RecoveryCodes, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let now = clock::now();
+    if let Some(code) = code.filter(|c| !c.trim().is_empty()) {
+        state.auth.step_up(&actor, &code, now).await.map_err(server_fns::fail)?;
+    }
+    let window = state.config.mfa_step_up_ms();
+    match change {
+        MfaChange::RenewRecoveryCodes => {
+            state.auth.renew_recovery_codes(&actor, now, window).await.map_err(server_fns::fail)
+        }
+        MfaChange::RemoveApp => {
+            state.auth.remove_totp(&actor, now, window).await.map_err(server_fns::fail)?;
+            Ok(RecoveryCodes { codes: Vec::new() })
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MfaChange {
+    RenewRecoveryCodes,
+    RemoveApp,
+}

@@ -113,6 +113,28 @@ async fn wrong_codes_count_toward_the_lockout(app: TestApp) {
     assert_eq!(statuses[4], StatusCode::LOCKED, "the fifth failure locks, as for passwords");
     let right = mfa::totp_code(&secret, now_secs() + mfa::STEP_SECONDS);
     assert_eq!(login(&app, MANAGER, Some(&right)).await.status, StatusCode::LOCKED, "a lock is a lock");
+
+    // The attempt that reaches the threshold locks even when its password was right and it only
+    // lacked the code: reported as a lock (423, audited, the owner told), not as `mfa_required`.
+    enrol(&app, EXEC).await;
+    for _ in 0..4 {
+        assert_eq!(login(&app, EXEC, Some("123456")).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login(&app, EXEC, None).await.status, StatusCode::LOCKED);
+
+    // Step-up codes count too: a stolen session cannot guess them at the request rate.
+    let (secret, _) = enrol(&app, REP).await;
+    let next = mfa::totp_code(&secret, now_secs() + mfa::STEP_SECONDS);
+    let rep = login(&app, REP, Some(&next)).await.body["token"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let a =
+            app.call(Method::POST, "/api/v1/auth/step-up", Some(&rep), Some(json!({"code": "123456"}))).await;
+        statuses.push(a.status);
+    }
+    assert_eq!(statuses[..4], [StatusCode::BAD_REQUEST; 4]);
+    assert_eq!(statuses[4], StatusCode::LOCKED);
+    assert_eq!(login(&app, REP, Some("654321")).await.status, StatusCode::LOCKED, "the email is locked");
 }
 
 async fn step_up_and_an_executives_reset(app: TestApp) {
@@ -145,6 +167,13 @@ async fn step_up_and_an_executives_reset(app: TestApp) {
     let path = format!("/api/v1/users/{rep_id}/mfa/reset");
     assert_eq!(app.call(Method::POST, &path, Some(&manager), None).await.status, StatusCode::FORBIDDEN);
     let exec = app.login(EXEC).await;
+    let exec_id = app.get("/api/v1/me", &exec).await.body["user"]["id"].as_str().unwrap().to_string();
+    let own = app.call(Method::POST, &format!("/api/v1/users/{exec_id}/mfa/reset"), Some(&exec), None).await;
+    assert_eq!(
+        own.status,
+        StatusCode::FORBIDDEN,
+        "one's own factor is removed with a current code, not reset"
+    );
     assert_eq!(app.call(Method::POST, &path, Some(&exec), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(login(&app, REP, None).await.status, StatusCode::OK);
     let audit = app.get("/api/v1/audit?action=mfa.reset", &exec).await;

@@ -81,4 +81,5 @@ test("an authenticator app is set up on the account page, then asked for at sign
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL((u) => u.pathname === "/");
   await expect(page.getByTestId("signed-in-as")).toContainText("Sales Manager");
+  await hydrated(page);
 });

@@ -55,7 +55,7 @@ pub fn NotificationsPage() -> impl IntoView {
 }
 
 /// Notices about the user's own account, above the feed (nothing when there are none, or when
-/// offline: they are not kept for offline use).
+/// they cannot be read).
 #[component]
 fn AccountNotices() -> impl IntoView {
     let notices = json_resource(|| (), |_| get_account_notices());

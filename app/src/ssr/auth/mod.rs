@@ -514,6 +514,10 @@ impl AuthService {
         let mfa = self.repo.mfa(&record.user.id).await?;
         if mfa.has_factor() {
             let Some(code) = otp.map(str::trim).filter(|c| !c.is_empty()) else {
+                // This attempt reached the threshold: the lock it set is reported like any other.
+                if locked_by_this.is_some() {
+                    return Err(failed("second_factor_missing", Some(record.user.id.clone())).await);
+                }
                 let mut asked = event("auth.login", "mfa_required", serde_json::json!({}));
                 asked.actor_id = Some(record.user.id.clone());
                 self.record(asked, now).await;
@@ -584,7 +588,8 @@ impl AuthService {
         actor.require(Action::ManageUsers)?;
         let mut out = Vec::new();
         for (email, attempts) in self.repo.locked_logins(LOCKED_LIST_LIMIT).await? {
-            let Some(until) = attempts.locked_until.filter(|u| *u > now) else { continue };
+            // Latest-ending first: the first run-out lock means the rest ran out too.
+            let Some(until) = attempts.locked_until.filter(|u| *u > now) else { break };
             let user = self.repo.user_by_email(&email).await?;
             out.push(LockedAccount {
                 email,

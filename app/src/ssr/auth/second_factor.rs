@@ -13,7 +13,7 @@ use crate::{
 };
 
 use super::{
-    Actor, AuthService,
+    Actor, AuthService, Reservation,
     mfa::{self, CodeMatch, MfaRecord, PendingTotp, TotpFactor},
 };
 
@@ -182,6 +182,11 @@ impl AuthService {
     /// An Executive removes another user's second factors (lost phone): they enrol again.
     pub async fn reset_mfa(&self, actor: &Actor, user: &Id, now: Timestamp) -> Result<(), ServiceError> {
         actor.require(Action::ManageUsers)?;
+        if *user == actor.user.id {
+            return Err(ServiceError::Forbidden(
+                "remove your own authenticator app on your account page (it asks for a current code)".into(),
+            ));
+        }
         let target = match self.repo.user(user).await {
             Ok(r) => r.user.email,
             Err(RepoError::NotFound) => return Err(ServiceError::NotFound("user")),
@@ -192,11 +197,19 @@ impl AuthService {
         Ok(())
     }
 
-    /// Step-up: a code proves a second factor now, for actions that need a recent one.
+    /// Step-up: a code proves a second factor now, for actions that need a recent one. Wrong
+    /// codes count toward the sign-in lockout of the user's email, as at sign-in, so a stolen
+    /// session cannot guess codes at the request rate.
     pub async fn step_up(&self, actor: &Actor, code: &str, now: Timestamp) -> Result<(), ServiceError> {
-        let target = format!("user/{}", actor.user.email);
+        let email = super::normalize_email(&actor.user.email);
+        let target = format!("user/{email}");
+        let locks = match self.reserve_attempt(&email, now).await? {
+            Reservation::Locked(until) => return Err(ServiceError::Locked { until }),
+            Reservation::Granted { locks } => locks,
+        };
         match self.use_code(&actor.user.id, code, now).await? {
             Some(factor) => {
+                self.reset_failures(&email).await?;
                 self.repo.mark_session_mfa(&actor.session_id, now).await?;
                 let mut used = actor.audit("auth.mfa", target, "success");
                 used.details = serde_json::json!({"factor": factor, "step_up": true});
@@ -204,9 +217,18 @@ impl AuthService {
                 Ok(())
             }
             None => {
-                let mut failed = actor.audit("auth.mfa", target, "failure");
+                let mut failed = actor.audit("auth.mfa", target.clone(), "failure");
                 failed.details = serde_json::json!({"step_up": true});
                 self.record(failed, now).await;
+                if let Some(until) = locks {
+                    let notified = self.notify_lock(&actor.user.id, until, &actor.client, now).await;
+                    let mut lockout = actor.audit("auth.lockout", target, "success");
+                    lockout.details = serde_json::json!({"until": until.to_string(),
+                        "failures": self.policy.threshold, "owner_notified": notified, "step_up": true});
+                    self.record(lockout, now).await;
+                    self.metrics.lockout();
+                    return Err(ServiceError::Locked { until });
+                }
                 Err(ServiceError::invalid(
                     "code",
                     "wrong_code",

@@ -32,12 +32,19 @@ impl Repo {
         Ok(())
     }
 
-    /// Removes every second factor of the user (an Executive's reset).
+    /// Removes every second factor of the user (their own removal, an Executive's reset). The
+    /// record stays, empty, so its revision keeps counting: a write still holding an older
+    /// revision (a sign-in recording a code) can never land on a record enrolled afterwards.
     pub async fn delete_mfa(&self, user: &Id) -> Result<(), RepoError> {
-        self.store
-            .transact(vec![Write::Delete { pk: keys::mfa(user), sk: "MFA".into(), cond: Cond::None }])
-            .await?;
-        Ok(())
+        for _ in 0..5 {
+            let current = self.mfa(user).await?;
+            let empty = MfaRecord { rev: current.rev, ..Default::default() };
+            match self.save_mfa(user, &empty).await {
+                Err(RepoError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(RepoError::Conflict("the second factors changed meanwhile".into()))
     }
 
     /// Records that the session's user just used a second factor (step-up).

@@ -50,17 +50,20 @@ impl Repo {
     pub async fn save_login_attempts(&self, email: &str, a: &LoginAttempts) -> Result<(), RepoError> {
         let cond = if a.rev == 0 { Cond::NotExists } else { Cond::Rev(a.rev) };
         let mut item = Item::new(keys::login(email), "LOGIN", a.rev + 1, to_json(a));
-        if a.locked_until.is_some() {
-            item = item.with_index(keys::GSI1, keys::LOCKS, email.to_ascii_lowercase());
+        if let Some(until) = a.locked_until {
+            // Sorted by when the lock ends: the list reads the live ones first, however many
+            // expired ones (left until their email is tried again) sort before them by name.
+            let sk = format!("{:013}#{}", until.millis().max(0), email.to_ascii_lowercase());
+            item = item.with_index(keys::GSI1, keys::LOCKS, sk);
         }
         self.store.transact(vec![Write::put(item, cond)]).await?;
         Ok(())
     }
 
-    /// Emails whose sign-in lock has been set and not yet cleared (some may have run out:
-    /// `locked_until` says), in email order, at most `limit`.
+    /// Emails whose sign-in lock has been set and not yet cleared, the latest-ending first, at
+    /// most `limit` (some may have run out: `locked_until` says; they come last).
     pub async fn locked_logins(&self, limit: usize) -> Result<Vec<(String, LoginAttempts)>, RepoError> {
-        let page = self.store.query(Query::index(keys::GSI1, keys::LOCKS).limit(limit)).await?;
+        let page = self.store.query(Query::index(keys::GSI1, keys::LOCKS).descending().limit(limit)).await?;
         page.items
             .iter()
             .map(|item| {

@@ -11,7 +11,7 @@
 //! | operation | `DEP#<deployment id>` | `OP#<id>` (ULIDs: time order) | `OP#<id>` / `OP` | `OPS#WORK` / `<id>` while a worker has to move it, `OPS#WAIT` / `<id>` while it waits for a user | | |
 //! | operation lock, idempotency keys, stack events | see `repo::operations` | | | | | |
 //! | fleet counters | `SUMMARY#ALL` or `SUMMARY#OWNER#<owner id>` | `<capability>#<env>#<status>` (counter `n`) | | | | |
-//! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | `LOCKS` / `<email>` while a lock is set | | | |
+//! | failed sign-ins per submitted email | `LOGIN#<email>` | `LOGIN` | `LOCKS` / `<lock end, millis, 13 digits>#<email>` while a lock is set | | | |
 //! | notice about a user's own account (a sign-in lock) | `NOTICE#<user id>` | `<millis, 13 digits>#<kind>` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
 //! | a user's second factors | `MFA#<user id>` | `MFA` | | | | |

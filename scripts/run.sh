@@ -38,6 +38,9 @@ export NEXUS_SEED_DEMO="${NEXUS_SEED_DEMO:-if-empty}"
 # The demo's seeded deployments have no stacks behind them: a reconciler pass would mark them all
 # missing. Deployments made in the demo are real (on the emulator); set a period to watch them.
 export NEXUS_RECONCILE_SECONDS="${NEXUS_RECONCILE_SECONDS:-0}"
+# The demo Executive's authenticator app: a fixed, documented demo key (not a secret). Executives
+# must have a second factor (NEXUS_MFA_REQUIRED_ROLES, default executive).
+export NEXUS_DEMO_TOTP_SECRET="${NEXUS_DEMO_TOTP_SECRET:-NEXUSDEMOFAKETOTPSECRETKEY234567}"
 
 "$CARGO_TARGET_DIR/release/nexus-toolkit" &
 SERVER_PID=$!
@@ -51,8 +54,11 @@ cat >&2 <<MSG
   NexusAI Toolkit is running at http://$LEPTOS_SITE_ADDR
   Data: $NEXUS_DATA_DIR ($NEXUS_STORE store); AWS emulator: $ENDPOINT
   Demo sign-in: exec@demo.nexus / ${NEXUS_DEMO_PASSWORD:-Demo-Password-2026!}
-    (also exec2@demo.nexus, the second Executive a prod change by an Executive waits for,
-     manager@demo.nexus, rep@demo.nexus; a demo credential, not a secret)
+    then the authenticator code: add the key $NEXUS_DEMO_TOTP_SECRET to an authenticator
+    app, or run scripts/totp.py (demo credentials, not secrets)
+  Also manager@demo.nexus, rep@demo.nexus (password only), and exec2@demo.nexus, the second
+    Executive a prod change by an Executive waits for: Executives must have a second factor,
+    so exec2 is sent to set one up first.
   Press Ctrl-C to stop.
 
 MSG

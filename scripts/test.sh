@@ -70,6 +70,10 @@ export NEXUS_STORE=embedded NEXUS_DATA_DIR="$RUN_DIR/store" NEXUS_SEED_DEMO=if-e
 export NEXUS_LOGIN_RATE_LIMIT=300/300
 # Test-only: the deploy test points a capability's health URL at this server on 127.0.0.1.
 export NEXUS_HEALTH_ALLOW_LOOPBACK=true
+# Many browser tests sign the demo Executive in at once; a required second factor would need a
+# fresh code for each (codes work once). mfa.spec.ts enrols its own users; app/tests/mfa.rs
+# proves the requirement.
+export NEXUS_MFA_REQUIRED_ROLES=none
 # Single sign-on: a real OpenID provider (npm oidc-provider) on Cognito's paths stands in for the
 # user pool's hosted UI, on localhost — another site than the toolkit on 127.0.0.1.
 SSO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

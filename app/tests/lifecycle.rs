@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use app::ssr::auth::mfa;
 use axum::http::{Method, StatusCode};
 use common::{TestApp, require_emulator, unique};
 use serde_json::{Value, json};
@@ -516,11 +517,26 @@ async fn requests_wait_for_the_right_approver_with_their_change_set_and_nobody_a
     wait_for(&app, &exec, &op, state_is("awaiting_approval")).await;
     let own = approve(exec.clone(), op.clone(), json!({})).await;
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    // The second Executive has an authenticator app: approving a prod change needs it proved
+    // within the step-up window (here: ten minutes ago is too long), and then goes through.
+    let secret = enrol_totp(&app, &exec2).await;
+    age_the_factor(&app, &exec2).await;
+    let a = approve(exec2.clone(), op.clone(), json!({"note": "second pair of eyes"})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("mfa_required")),
+        "{}",
+        a.text
+    );
+    let code = mfa::totp_code(&secret, now_secs() + mfa::STEP_SECONDS);
+    let up = post(&app, &exec2, "/api/v1/auth/step-up", json!({"code": code})).await;
+    assert_eq!(up.status, StatusCode::NO_CONTENT, "{}", up.text);
     let a = approve(exec2.clone(), op.clone(), json!({"note": "second pair of eyes"})).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let done = wait_for(&app, &exec, &op, terminal).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["approved_by"], app.user_id("exec2@demo.nexus").await.as_str());
+    let exec2_id = app.get("/api/v1/me", &exec2).await.body["user"]["id"].clone();
+    assert_eq!(done["approved_by"], exec2_id);
 
     // Deleting in prod needs the stack name typed.
     let a =
@@ -531,6 +547,29 @@ async fn requests_wait_for_the_right_approver_with_their_change_set_and_nobody_a
         "{}",
         a.text
     );
+}
+
+/// Sets up an authenticator app for the session's user; answers its secret.
+async fn enrol_totp(app: &TestApp, token: &str) -> Vec<u8> {
+    let start = post(app, token, "/api/v1/me/mfa/totp", json!({})).await;
+    let secret = mfa::from_base32(start.body["secret"].as_str().unwrap()).unwrap();
+    let code = mfa::totp_code(&secret, now_secs());
+    let ok = post(app, token, "/api/v1/me/mfa/totp/confirm", json!({"code": code})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    secret
+}
+
+fn now_secs() -> u64 {
+    (app::ssr::clock::now().millis() / 1000) as u64
+}
+
+/// Makes the session of `token` have last proved a factor ten minutes ago (time passing).
+async fn age_the_factor(app: &TestApp, token: &str) {
+    let client = app::ssr::auth::ClientInfo::default();
+    let now = app::ssr::clock::now();
+    let actor = app.state.auth.authenticate(token, &client, now).await.unwrap().actor;
+    let long_ago = app::domain::time::Timestamp::from_millis(now.millis() - 10 * 60 * 1000);
+    app.state.repo.update_session(&actor.session_id, |s| s.mfa_at = Some(long_ago)).await.unwrap();
 }
 
 /// Four eyes off (`NEXUS_PROD_FOUR_EYES=off`, a one-person organisation): an Executive's prod

@@ -28,6 +28,12 @@ async fn login(app: &TestApp, email: &str, otp: Option<&str>) -> common::Answer 
 /// Enrols `email`'s authenticator app; answers its secret and the recovery codes.
 async fn enrol(app: &TestApp, email: &str) -> (Vec<u8>, Vec<String>) {
     let token = app.login(email).await;
+    enrol_session(app, &token).await
+}
+
+/// Enrols an authenticator app in the session of `token`.
+async fn enrol_session(app: &TestApp, token: &str) -> (Vec<u8>, Vec<String>) {
+    let token = token.to_string();
     let start = app.call(Method::POST, "/api/v1/me/mfa/totp", Some(&token), Some(json!({}))).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
     assert_eq!(start.headers["cache-control"], "no-store");
@@ -161,7 +167,8 @@ async fn step_up_and_an_executives_reset(app: TestApp) {
     let renewed = app.state.auth.renew_recovery_codes(&actor, later, window).await.unwrap();
     assert_eq!(renewed.codes.len(), 10);
 
-    // A lost phone: only an Executive resets it, and the user signs in with the password again.
+    // A lost phone: only an Executive resets it; the user signs in with the password again, and
+    // every session they had open ends (the phone may hold one).
     let manager = app.login(MANAGER).await;
     let rep_id = app.get("/api/v1/me", &rep).await.body["user"]["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/users/{rep_id}/mfa/reset");
@@ -174,7 +181,9 @@ async fn step_up_and_an_executives_reset(app: TestApp) {
         StatusCode::FORBIDDEN,
         "one's own factor is removed with a current code, not reset"
     );
+    assert_eq!(app.get("/api/v1/me", &rep).await.status, StatusCode::OK);
     assert_eq!(app.call(Method::POST, &path, Some(&exec), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/me", &rep).await.status, StatusCode::UNAUTHORIZED, "signed out");
     assert_eq!(login(&app, REP, None).await.status, StatusCode::OK);
     let audit = app.get("/api/v1/audit?action=mfa.reset", &exec).await;
     assert_eq!(audit.body["items"][0]["target"], "user/rep@demo.nexus", "{}", audit.text);
@@ -183,25 +192,143 @@ async fn step_up_and_an_executives_reset(app: TestApp) {
     let _: Value = bad.body;
 }
 
+/// The policy (`NEXUS_MFA_REQUIRED_ROLES=executive`, the default): an Executive without a factor
+/// signs in to enrolment and nothing else, until enrolled; other roles are not held back.
+async fn a_required_role_reaches_only_enrolment_until_it_has_a_factor(app: TestApp) {
+    let a = login(&app, EXEC, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["mfa_enrolment_required"], true, "{}", a.text);
+    let exec = a.body["token"].as_str().unwrap().to_string();
+    let earlier = app.login(EXEC).await;
+
+    let closed = app.get("/api/v1/customers", &exec).await;
+    assert_eq!(
+        (closed.status, closed.body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("mfa_enrolment_required")),
+        "{}",
+        closed.text
+    );
+    let page = app.call(Method::GET, "/approvals", Some(&exec), None).await;
+    assert_eq!(
+        (page.status, page.headers["location"].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/account"),
+        "a page goes to enrolment"
+    );
+    let sfn = app.call(Method::POST, "/sfn/dashboard", Some(&exec), None).await;
+    assert_eq!(sfn.status, StatusCode::FORBIDDEN);
+    assert_eq!(sfn.body, json!("MfaEnrolmentRequired"), "the pages' error: {}", sfn.text);
+    for open in ["/api/v1/me", "/api/v1/me/mfa"] {
+        assert_eq!(app.get(open, &exec).await.status, StatusCode::OK, "{open}");
+    }
+    assert_eq!(app.call(Method::GET, "/account", Some(&exec), None).await.status, StatusCode::OK);
+    let manager = login(&app, MANAGER, None).await;
+    assert_eq!(manager.body["mfa_enrolment_required"], false);
+    let manager = manager.body["token"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/api/v1/customers", &manager).await.status, StatusCode::OK, "not required");
+
+    // Enrolled: everything opens, in this session and in one opened before.
+    enrol_session(&app, &exec).await;
+    assert_eq!(app.get("/api/v1/customers", &exec).await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/customers", &earlier).await.status, StatusCode::OK);
+    assert_eq!(app.call(Method::GET, "/approvals", Some(&exec), None).await.status, StatusCode::OK);
+
+    // Removing the only factor closes it again (the removal itself needs the fresh factor the
+    // enrolment just proved).
+    let removed = app.call(Method::DELETE, "/api/v1/me/mfa/totp", Some(&exec), None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    let closed = app.get("/api/v1/customers", &exec).await;
+    assert_eq!(closed.body["error"]["code"], "mfa_enrolment_required", "{}", closed.text);
+}
+
+/// Makes the session of `token` have last proved a factor ten minutes ago (time passing).
+async fn age_the_factor(app: &TestApp, token: &str) {
+    let client = app::ssr::auth::ClientInfo::default();
+    let actor = app.state.auth.authenticate(token, &client, clock::now()).await.unwrap().actor;
+    let long_ago = app::domain::time::Timestamp::from_millis(clock::now().millis() - 10 * 60 * 1000);
+    app.state.repo.update_session(&actor.session_id, |s| s.mfa_at = Some(long_ago)).await.unwrap();
+}
+
+/// Publishing needs a factor proved within `NEXUS_MFA_STEP_UP_MINUTES` from a user who has one
+/// (or whose role requires one): 401 `mfa_required`, then a step-up, then it goes through.
+async fn publishing_asks_for_a_recent_factor(app: TestApp) {
+    let publish = |token: String| {
+        let app = &app;
+        async move {
+            // Not a valid template: a 400 says the factor check was passed.
+            let body = json!({"version": "9.0.0", "template": "Resources: {}\n"});
+            app.call(Method::POST, "/api/v1/capabilities/lead-scoring/versions", Some(&token), Some(body))
+                .await
+        }
+    };
+    let exec = app.login(EXEC).await;
+    assert_eq!(publish(exec.clone()).await.status, StatusCode::BAD_REQUEST, "no factor, none required");
+    let (secret, _) = enrol_session(&app, &exec).await;
+    assert_eq!(publish(exec.clone()).await.status, StatusCode::BAD_REQUEST, "just proved by enrolling");
+    age_the_factor(&app, &exec).await;
+    let a = publish(exec.clone()).await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("mfa_required")),
+        "{}",
+        a.text
+    );
+    let code = mfa::totp_code(&secret, now_secs() + mfa::STEP_SECONDS);
+    let up = app.call(Method::POST, "/api/v1/auth/step-up", Some(&exec), Some(json!({"code": code}))).await;
+    assert_eq!(up.status, StatusCode::NO_CONTENT, "{}", up.text);
+    assert_eq!(publish(exec.clone()).await.status, StatusCode::BAD_REQUEST, "stepped up");
+}
+
 macro_rules! on_both_stores {
     ($($check:ident),* $(,)?) => {$(
         mod $check {
             #[tokio::test]
             async fn embedded_store() {
-                super::$check(super::TestApp::embedded(&[]).await).await;
+                super::$check(super::TestApp::embedded(super::POLICY).await).await;
             }
 
             #[tokio::test]
             async fn dynamodb_store() {
                 let table = super::common::unique("nexus-mfa");
-                super::$check(super::TestApp::dynamodb(&table, &[]).await).await;
+                super::$check(super::TestApp::dynamodb(&table, super::POLICY).await).await;
             }
         }
     )*};
 }
 
+/// `NEXUS_DEMO_TOTP_SECRET` (what `make run` sets): the demo Executive has an authenticator app
+/// with that key; nobody else does.
+async fn the_demo_executive_has_the_demo_authenticator_app(app: TestApp) {
+    let secret = mfa::from_base32(DEMO_TOTP).unwrap();
+    let a = login(&app, EXEC, None).await;
+    assert_eq!(a.body["error"]["code"], "mfa_required", "{}", a.text);
+    let a = login(&app, EXEC, Some(&mfa::totp_code(&secret, now_secs()))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(login(&app, "exec2@demo.nexus", None).await.status, StatusCode::OK);
+    assert_eq!(login(&app, MANAGER, None).await.status, StatusCode::OK);
+}
+
+const DEMO_TOTP: &str = "NEXUSDEMOFAKETOTPSECRETKEY234567";
+
+/// These tests run with the requirement off (the test default: `none`), except the policy's.
+const POLICY: &[(&str, &str)] = &[];
+
 on_both_stores!(
     sign_in_with_each_factor_once,
     wrong_codes_count_toward_the_lockout,
-    step_up_and_an_executives_reset
+    step_up_and_an_executives_reset,
+    publishing_asks_for_a_recent_factor
 );
+
+mod policy {
+    use super::*;
+
+    const POLICY: &[(&str, &str)] = &[("NEXUS_MFA_REQUIRED_ROLES", "executive")];
+    on_both_stores!(a_required_role_reaches_only_enrolment_until_it_has_a_factor);
+}
+
+mod demo {
+    use super::*;
+
+    const POLICY: &[(&str, &str)] = &[("NEXUS_DEMO_TOTP_SECRET", DEMO_TOTP)];
+    on_both_stores!(the_demo_executive_has_the_demo_authenticator_app);
+}

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { expect, test } from "@playwright/test";
-import { hydrated, signIn } from "./helpers";
+import { apiGet, freshCustomer, hydrated, signIn } from "./helpers";
 
 // A second factor (issue 25): an authenticator app set up for a fresh user, then the sign-in
 // form asks for its code. The test computes the codes itself (RFC 6238, SHA-1, 6 digits, 30 s).
@@ -82,4 +82,79 @@ test("an authenticator app is set up on the account page, then asked for at sign
   await page.waitForURL((u) => u.pathname === "/");
   await expect(page.getByTestId("signed-in-as")).toContainText("Sales Manager");
   await hydrated(page);
+
+  // A lost phone: an Executive resets the factor on the Users page; the password alone signs in
+  // again (and must set one up again to have one).
+  await signIn(page, "executive");
+  await page.goto("/users");
+  await hydrated(page);
+  await page.getByTestId("user-row").filter({ hasText: email }).getByTestId("reset-mfa").click();
+  await expect(page.getByText("Second factor removed")).toBeVisible();
+  const again = await page.request.post("/api/v1/auth/login", { headers, data: { email, password } });
+  expect(again.status(), await again.text()).toBe(200);
+});
+
+test("an Executive approving a prod change is asked for a fresh second factor in place, then it goes through", async ({ page, baseURL, playwright }) => {
+  const headers = { origin: baseURL! };
+  await signIn(page, "executive");
+  const slot = await freshCustomer(page, baseURL!, "Step Up Co");
+  const prodAccount = `6${slot.account.slice(1)}`;
+  const prod = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
+    headers,
+    data: { name: "prod", account_id: prodAccount, region: "us-east-1", role_arn: `arn:aws:iam::${prodAccount}:role/NexusDeploymentRole` },
+  });
+  expect(prod.status(), await prod.text()).toBe(201);
+  const suffix = `${Date.now()}`.slice(-9);
+  const email = `stepup-${suffix}@demo.nexus`;
+  const password = "Fake-E2e-Password-2026!";
+  const created = await page.request.post("/api/v1/users", {
+    headers,
+    data: { email, name: `Stella Stepup ${suffix}`, role: "executive", password },
+  });
+  expect(created.status(), await created.text()).toBe(201);
+
+  // A Rep's prod request waits for an Executive, with its change set.
+  await signIn(page, "rep");
+  const r = await page.request.post("/api/v1/deployments", {
+    headers,
+    data: { environment_id: (await prod.json()).id, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "prod" }, auto_execute: true },
+  });
+  expect(r.status(), await r.text()).toBe(202);
+  const op = await r.json();
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
+
+  // The new Executive signs in here with the password (no factor yet), then sets up an
+  // authenticator app from another device: this session has not proved it.
+  await page.context().clearCookies();
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname === "/");
+  const device = await playwright.request.newContext({ baseURL, extraHTTPHeaders: headers });
+  const login = await device.post("/api/v1/auth/login", { data: { email, password } });
+  expect(login.status(), await login.text()).toBe(200);
+  const auth = { authorization: `Bearer ${(await login.json()).token}` };
+  const start = await device.post("/api/v1/me/mfa/totp", { headers: auth, data: {} });
+  expect(start.status(), await start.text()).toBe(200);
+  const secret = fromBase32((await start.json()).secret);
+  const confirmed = await device.post("/api/v1/me/mfa/totp/confirm", { headers: auth, data: { code: totp(secret, Date.now() / 1000) } });
+  expect(confirmed.status(), await confirmed.text()).toBe(200);
+  await device.dispose();
+
+  // Approving asks for a code in place; with it, the same approval goes through.
+  await page.goto("/approvals");
+  await hydrated(page);
+  const card = page.getByTestId("approval").filter({ hasText: slot.name });
+  await card.getByTestId("approve").click();
+  const prompt = page.getByTestId("step-up");
+  await expect(prompt).toBeVisible();
+  expect((await apiGet(page, `/api/v1/operations/${op.id}`)).state).toBe("awaiting_approval");
+  await prompt.getByLabel(/fresh second factor/).fill(totp(secret, Date.now() / 1000 + 30));
+  await prompt.getByRole("button", { name: "Continue" }).click();
+  await expect(card).toHaveCount(0);
+  const approved = await apiGet(page, `/api/v1/operations/${op.id}`);
+  expect(approved.approved_by).toBe((await created.json()).id);
+  expect(["executing", "succeeded"]).toContain(approved.state);
 });

@@ -53,6 +53,7 @@ impl Server {
             .env("NEXUS_LOGIN_RATE_LIMIT", "off")
             // The Executive's prod deploys here run without a second Executive.
             .env("NEXUS_PROD_FOUR_EYES", "off")
+            .env("NEXUS_MFA_REQUIRED_ROLES", "none")
             .env("NEXUS_WORKER_POLL_MS", "100")
             .env("NEXUS_STACK_POLL_MS", "100")
             .env("NEXUS_LEASE_SECONDS", "2")

@@ -29,6 +29,14 @@ pub async fn confirm_totp(code: String) -> Result<RecoveryCodes, AppError> {
     state.auth.confirm_totp(&actor, &code, clock::now()).await.map_err(server_fns::fail)
 }
 
+/// Proves a second factor now (step-up), for an action that asked for a fresh one.
+#[server(prefix = "/sfn", endpoint = "mfa-step-up")]
+pub async fn step_up(code: String) -> Result<(), AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.step_up(&actor, &code, clock::now()).await.map_err(server_fns::fail)
+}
+
 /// Renews the recovery codes or removes the app. Both need a recent second factor: `code`, when
 /// given, proves one first (step-up).
 #[server(prefix = "/sfn", endpoint = "mfa-change")]

@@ -17,6 +17,9 @@ pub enum AppError {
     /// A second factor is needed: a code from the authenticator app, or a recovery code.
     #[error("enter a code from your authenticator app (or a recovery code)")]
     MfaRequired,
+    /// The role requires a second factor the user has not set up: the account page first.
+    #[error("set up a second factor on your account page first")]
+    MfaEnrolmentRequired,
     #[error("{0}")]
     Forbidden(String),
     /// Unknown, or not the user's to see (the same answer).

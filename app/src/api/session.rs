@@ -12,6 +12,9 @@ use crate::domain::{model::User, time::Timestamp};
 pub struct SessionInfo {
     pub user: User,
     pub as_of: Timestamp,
+    /// The role requires a second factor the user has not set up: only the account page opens.
+    #[serde(default)]
+    pub must_enrol: bool,
 }
 
 /// What the sign-in page offers besides email and password.
@@ -25,7 +28,11 @@ pub struct SignInMethods {
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "session")]
 pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
     use crate::ssr::{clock, http::server_fns};
-    Ok(server_fns::maybe_actor().map(|actor| SessionInfo { user: actor.user, as_of: clock::now() }))
+    Ok(server_fns::maybe_actor().map(|actor| SessionInfo {
+        must_enrol: actor.factor.must_enrol,
+        user: actor.user,
+        as_of: clock::now(),
+    }))
 }
 
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "sign-in-options")]

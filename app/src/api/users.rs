@@ -77,3 +77,15 @@ pub async fn unlock_user(id: String) -> Result<(), AppError> {
     let email = state.users.email(&actor, &id).await.map_err(server_fns::fail)?;
     state.auth.unlock(&actor, &email, clock::now()).await.map_err(server_fns::fail)
 }
+
+/// Removes a user's second factors (a lost phone): they set one up again, signed out everywhere.
+#[server(prefix = "/sfn", endpoint = "reset-user-mfa")]
+pub async fn reset_user_mfa(id: String) -> Result<(), AppError> {
+    use crate::{
+        domain::ids::Id,
+        ssr::{clock, error::ServiceError, http::server_fns},
+    };
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
+    state.auth.reset_mfa(&actor, &id, clock::now()).await.map_err(server_fns::fail)
+}

@@ -10,3 +10,4 @@ pub mod last_known;
 pub mod layout;
 pub mod outbox;
 pub mod session;
+pub mod step_up;

@@ -39,6 +39,8 @@ where
     match result {
         Ok(value) => content(value).into_any(),
         Err(AppError::Unauthenticated) => view! { <SignInRedirect /> }.into_any(),
+        // The role requires a second factor the user has not set up yet.
+        Err(AppError::MfaEnrolmentRequired) => view! { <Redirect path="/account" /> }.into_any(),
         Err(error) => view! { <ErrorPanel error /> }.into_any(),
     }
 }

@@ -8,6 +8,7 @@ pub mod parameters;
 pub mod password_policy;
 pub mod permissions;
 pub mod search;
+pub mod second_factor;
 pub mod semver;
 pub mod stacks;
 pub mod time;

@@ -33,6 +33,7 @@ pub fn AccountPage() -> impl IntoView {
         change.version().track();
         get_mfa_status()
     });
+    let session = crate::components::session::use_session();
     let code = RwSignal::new(String::new());
     let step_up = RwSignal::new(String::new());
     let errors = move || {
@@ -48,6 +49,16 @@ pub fn AccountPage() -> impl IntoView {
     view! {
         <section class="panel narrow" aria-labelledby="account-heading">
             <h1 id="account-heading">"Your account"</h1>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let must_enrol = matches!(session.await, Ok(Some(info)) if info.must_enrol);
+                    must_enrol.then(|| view! {
+                        <p class="notice" role="status" data-testid="must-enrol">
+                            "Your role needs a second factor. Set up an authenticator app below: the rest of the toolkit opens once it is confirmed."
+                        </p>
+                    })
+                })}
+            </Suspense>
             <h2>"Second factor"</h2>
             <p class="error" role="alert" data-testid="account-error">{errors}</p>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -102,6 +113,8 @@ pub fn AccountPage() -> impl IntoView {
                 <div class="recovery" data-testid="recovery-codes">
                     <p><strong>"Recovery codes, shown this once."</strong> " Each signs you in once in place of the app's code. Keep them somewhere safe."</p>
                     <ul class="mono">{codes.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}</ul>
+                    // A full load: the whole app starts afresh with the session as it is now.
+                    <a class="button" rel="external" href="/" data-testid="continue">"I have kept them: continue"</a>
                 </div>
             })}
         </section>

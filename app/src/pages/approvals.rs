@@ -12,6 +12,7 @@ use crate::components::{
     change_set::ChangeSetTable,
     connectivity::{offline_reason, use_online},
     session::{Loading, show},
+    step_up::{StepUpPrompt, asks_for_factor},
 };
 use crate::domain::views::InboxItem;
 
@@ -21,13 +22,24 @@ pub fn ApprovalsPage() -> impl IntoView {
     let data = json_resource(move || act.version().get(), |_| get_approvals());
     let error = move || match act.value().get() {
         Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
+        Some(Err(AppError::MfaRequired)) => None,
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
+    };
+    // A prod approval may ask for a fresh second factor: asked here, then the same decision again.
+    let last = RwSignal::new(None::<ActOnOperation>);
+    let retry = move || {
+        if let Some(input) = last.get_untracked() {
+            act.dispatch(input);
+        }
     };
     view! {
         <section class="panel" aria-labelledby="approvals-heading">
             <h1 id="approvals-heading">"Approvals"</h1>
             <p class="error" role="alert">{error}</p>
+            <Show when=move || asks_for_factor(&act.value().get())>
+                <StepUpPrompt retry=retry />
+            </Show>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     show(data.await, move |items: Vec<InboxItem>| {
@@ -36,7 +48,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                         }
                         view! {
                             <ul class="cards" data-testid="approvals">
-                                {items.into_iter().map(|item| view! { <InboxCard item act /> }).collect_view()}
+                                {items.into_iter().map(|item| view! { <InboxCard item act last /> }).collect_view()}
                             </ul>
                         }
                             .into_any()
@@ -48,14 +60,21 @@ pub fn ApprovalsPage() -> impl IntoView {
 }
 
 #[component]
-fn InboxCard(item: InboxItem, act: ServerAction<ActOnOperation>) -> impl IntoView {
+fn InboxCard(
+    item: InboxItem,
+    act: ServerAction<ActOnOperation>,
+    /// The decision last sent, sent again after a step-up.
+    last: RwSignal<Option<ActOnOperation>>,
+) -> impl IntoView {
     let online = use_online();
     let op = item.operation;
     let id = op.id.to_string();
     let note_id = format!("note-{id}");
     let note = RwSignal::new(String::new());
     let decide = move |action: OperationAction, id: String| {
-        act.dispatch(ActOnOperation { id, action, note: Some(note.get_untracked()) });
+        let input = ActOnOperation { id, action, note: Some(note.get_untracked()) };
+        last.set(Some(input.clone()));
+        act.dispatch(input);
     };
     let (id1, id2) = (id.clone(), id.clone());
     let has_change_set = op.change_set_id.is_some();

@@ -20,6 +20,7 @@ use crate::components::{
     connectivity::{OfflineBanner, offline_reason, use_online},
     last_known::{fetch_or_recall, remember},
     session::{Loading, show, use_session},
+    step_up::{StepUpPrompt, asks_for_factor},
 };
 use crate::domain::{
     lifecycle::{DeploymentStatus, OperationState},
@@ -200,8 +201,17 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
     let requested: Vec<(String, String)> = op.parameters.clone().into_iter().collect();
     let error = move || match act.value().get() {
         Some(Err(AppError::Offline)) => Some("No connection: nothing was sent.".to_string()),
+        Some(Err(AppError::MfaRequired)) => None,
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
+    };
+    // Approving or running a prod change may ask for a fresh second factor: asked in place, then
+    // the same action again.
+    let last = RwSignal::new(None::<ActOnOperation>);
+    let retry = move || {
+        if let Some(input) = last.get_untracked() {
+            act.dispatch(input);
+        }
     };
     view! {
         <section class="panel" aria-labelledby="current-op-heading" data-testid="current-operation">
@@ -235,7 +245,9 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
                                     disabled=move || act.pending().get() || !online.get()
                                     title=move || offline_reason(online.get()).unwrap_or_default()
                                     on:click=move |_| {
-                                        act.dispatch(ActOnOperation { id: id.clone(), action: a, note: None });
+                                        let input = ActOnOperation { id: id.clone(), action: a, note: None };
+                                        last.set(Some(input.clone()));
+                                        act.dispatch(input);
                                     }
                                 >
                                     {action_label(a)}
@@ -246,6 +258,9 @@ fn CurrentOperation(op: Operation, reloads: RwSignal<u32>) -> impl IntoView {
                 }}
             </div>
             <p class="error" role="alert">{error}</p>
+            <Show when=move || asks_for_factor(&act.value().get())>
+                <StepUpPrompt retry=retry />
+            </Show>
             <h3>"Stack events"</h3>
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {

@@ -1,11 +1,11 @@
-//! Users (Executives): who can sign in, with which role and team; create, deactivate, unlock.
+//! Users (Executives): who can sign in, with which role and team; create, deactivate, unlock, reset a second factor.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
     AppError,
-    users::{CreateUser, SetUserActive, UnlockUser, UsersPage, get_users},
+    users::{CreateUser, ResetUserMfa, SetUserActive, UnlockUser, UsersPage, get_users},
 };
 use crate::components::json_codec::json_resource;
 use crate::components::{
@@ -27,6 +27,7 @@ pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_active = ServerAction::<SetUserActive>::new();
     let unlock = ServerAction::<UnlockUser>::new();
+    let reset_mfa = ServerAction::<ResetUserMfa>::new();
     // A page at a time (`?after=<cursor>`, a link: works without JS).
     let query = use_query_map();
     let data = json_resource(
@@ -45,8 +46,15 @@ pub fn UsersPage() -> impl IntoView {
         error_text(create.value().get())
             .or_else(|| error_text(set_active.value().get()))
             .or_else(|| error_text(unlock.value().get()))
+            .or_else(|| error_text(reset_mfa.value().get()))
     };
-    let unlocked = move || matches!(unlock.value().get(), Some(Ok(()))).then_some("Unlocked.");
+    let unlocked = move || {
+        matches!(unlock.value().get(), Some(Ok(()))).then_some("Unlocked.").or_else(|| {
+            matches!(reset_mfa.value().get(), Some(Ok(()))).then_some(
+                "Second factor removed: the user was signed out and sets one up at the next sign-in.",
+            )
+        })
+    };
     view! {
         <section class="panel" aria-labelledby="users-heading">
             <h1 id="users-heading">"Users"</h1>
@@ -74,7 +82,7 @@ pub fn UsersPage() -> impl IntoView {
                                     </thead>
                                     <tbody>
                                         {users.into_iter().map(|u| {
-                                            let (id1, id2) = (u.id.to_string(), u.id.to_string());
+                                            let (id1, id2, id3) = (u.id.to_string(), u.id.to_string(), u.id.to_string());
                                             let (rev, active, locked) = (u.rev, u.active, is_locked(&u.id));
                                             view! {
                                                 <tr data-testid="user-row">
@@ -91,6 +99,12 @@ pub fn UsersPage() -> impl IntoView {
                                                         <button type="button" class="button button-quiet" disabled=move || !online.get()
                                                             on:click=move |_| { set_active.dispatch(SetUserActive { id: id1.clone(), rev, active: !active }); }>
                                                             {if active { "Deactivate" } else { "Activate" }}
+                                                        </button>
+                                                        // On every row: the server says when there is nothing to reset.
+                                                        <button type="button" class="button button-quiet" data-testid="reset-mfa"
+                                                            disabled=move || !online.get() || reset_mfa.pending().get()
+                                                            on:click=move |_| { reset_mfa.dispatch(ResetUserMfa { id: id3.clone() }); }>
+                                                            "Reset second factor"
                                                         </button>
                                                         {locked.then(|| view! {
                                                             <button type="button" class="button button-quiet" disabled=move || !online.get()

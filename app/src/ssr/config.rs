@@ -147,6 +147,10 @@ pub struct Config {
     pub demo_seed: DemoSeed,
     /// `NEXUS_DEMO_PASSWORD`: the demo users' password. Default `Demo-Password-2026!`.
     pub demo_password: Secret,
+    /// `NEXUS_DEMO_TOTP_SECRET`: with demo data, `exec@demo.nexus` gets an authenticator app with
+    /// this key (base32, at least 16 bytes; a documented demo credential that `make run` sets).
+    /// Default none: no demo user has a second factor.
+    pub demo_totp_secret: Option<Secret>,
     /// `NEXUS_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// OpenTelemetry trace export over OTLP/HTTP (protobuf), from the standard variables: on when
@@ -199,6 +203,10 @@ pub struct Config {
     /// `NEXUS_MFA_STEP_UP_MINUTES`: how recent a second factor must be for actions that need
     /// one (removing the app, new recovery codes). Default 5.
     pub mfa_step_up: Duration,
+    /// `NEXUS_MFA_REQUIRED_ROLES`: roles whose local accounts must have a second factor
+    /// (comma-separated `executive`, `sales_manager`, `rep`, or `none`). Default `executive`.
+    /// Such a user without one signs in to enrolment only. `none` is for local experiments.
+    pub mfa_required_roles: Vec<crate::domain::model::Role>,
     /// `NEXUS_EVENT_STREAM_MAX_SECONDS`: the longest a live event stream stays open before the
     /// server ends it (the browser reconnects, signing in again on the way). Default 900.
     pub event_stream_lifetime: Duration,
@@ -450,6 +458,23 @@ impl Config {
             "off" => false,
             _ => return Err(err("NEXUS_PROD_FOUR_EYES", "expected `on` or `off`".into())),
         };
+        let demo_totp_secret = match get("NEXUS_DEMO_TOTP_SECRET") {
+            None => None,
+            Some(key) if crate::ssr::auth::mfa::from_base32(&key).is_some_and(|b| b.len() >= 16) => {
+                Some(Secret(key))
+            }
+            Some(_) => {
+                return Err(err(
+                    "NEXUS_DEMO_TOTP_SECRET",
+                    "expected a base32 key of at least 16 bytes (26+ characters)".into(),
+                ));
+            }
+        };
+        let mfa_required_roles = crate::domain::second_factor::parse_required_roles(&get_or(
+            "NEXUS_MFA_REQUIRED_ROLES",
+            "executive",
+        ))
+        .map_err(|e| err("NEXUS_MFA_REQUIRED_ROLES", e))?;
         let mfa_step_up = Duration::from_secs(60 * u64::from(positive("NEXUS_MFA_STEP_UP_MINUTES", "5")?));
         let event_stream_lifetime =
             Duration::from_secs(u64::from(positive("NEXUS_EVENT_STREAM_MAX_SECONDS", "900")?));
@@ -496,6 +521,7 @@ impl Config {
             public_url,
             demo_seed,
             demo_password: Secret(get_or("NEXUS_DEMO_PASSWORD", "Demo-Password-2026!")),
+            demo_totp_secret,
             log_format,
             otlp_traces,
             read_cache_mb,
@@ -504,6 +530,7 @@ impl Config {
             event_stream_lifetime,
             prod_four_eyes,
             mfa_step_up,
+            mfa_required_roles,
         })
     }
 }
@@ -531,6 +558,16 @@ mod tests {
         assert_eq!(c.event_stream_lifetime, Duration::from_secs(900));
         assert!(c.prod_four_eyes);
         assert_eq!(c.mfa_step_up, Duration::from_secs(300));
+        assert_eq!(c.mfa_required_roles, vec![crate::domain::model::Role::Executive]);
+        assert!(c.demo_totp_secret.is_none());
+        let demo = config(&[("NEXUS_DEMO_TOTP_SECRET", "NEXUSDEMOFAKETOTPSECRETKEY234567")]).unwrap();
+        assert!(demo.demo_totp_secret.is_some());
+        assert_eq!(config(&[("NEXUS_DEMO_TOTP_SECRET", "short")]).unwrap_err().var, "NEXUS_DEMO_TOTP_SECRET");
+        assert!(config(&[("NEXUS_MFA_REQUIRED_ROLES", "none")]).unwrap().mfa_required_roles.is_empty());
+        assert_eq!(
+            config(&[("NEXUS_MFA_REQUIRED_ROLES", "executive,ceo")]).unwrap_err().var,
+            "NEXUS_MFA_REQUIRED_ROLES"
+        );
         assert!(!config(&[("NEXUS_PROD_FOUR_EYES", "off")]).unwrap().prod_four_eyes);
         assert_eq!(config(&[("NEXUS_PROD_FOUR_EYES", "maybe")]).unwrap_err().var, "NEXUS_PROD_FOUR_EYES");
         assert_eq!(c.read_cache_mb, 32);

@@ -23,6 +23,9 @@ pub enum ServiceError {
     /// The account has a second factor and this needs one (sign-in), or a recent one (step-up).
     #[error("enter a code from your authenticator app (or a recovery code)")]
     MfaRequired,
+    /// The role requires a second factor (or this action needs one) and the user has none yet.
+    #[error("set up a second factor on your account page first")]
+    MfaEnrolmentRequired,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

@@ -242,7 +242,8 @@ impl AppState {
             policy,
         )
         .with_metrics(metrics.clone())
-        .with_cipher(cipher.clone());
+        .with_cipher(cipher.clone())
+        .with_factor_policy(config.mfa_required_roles.clone(), config.mfa_step_up_ms());
         let auth = match &config.cognito {
             Some(c) => {
                 let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
@@ -251,6 +252,21 @@ impl AppState {
             }
             None => auth,
         };
+        // The demo's authenticator app (a documented demo key), for the demo Executive.
+        if store_ready
+            && config.demo_seed == DemoSeed::IfEmpty
+            && let Some(key) = &config.demo_totp_secret
+        {
+            match auth.enrol_demo_totp("exec@demo.nexus", key.expose(), super::clock::now()).await {
+                Ok(true) => {
+                    tracing::info!("exec@demo.nexus has the demo authenticator app (NEXUS_DEMO_TOTP_SECRET)")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not give the demo Executive its authenticator app")
+                }
+            }
+        }
         let deployments = DeploymentService::new(repo.clone(), catalog.clone());
         let sdk = super::aws::load_sdk_config().await;
         let external: Arc<dyn Notifier> = match &config.event_bus {

@@ -14,6 +14,7 @@ pub mod cognito;
 pub mod hosted_ui;
 pub mod mfa;
 mod second_factor;
+pub use second_factor::require_step_up;
 pub mod tokens;
 
 use std::{net::IpAddr, sync::Arc};
@@ -24,6 +25,7 @@ use crate::domain::{
     ids::Id,
     model::{Role, User},
     permissions::{self, Action, Decision, Grant, Relation, Scope},
+    second_factor::FactorState,
     time::Timestamp,
     views::{AccountNotice, AccountNoticeKind, LockedAccount},
 };
@@ -57,6 +59,9 @@ pub struct Actor {
     pub team: Vec<Id>,
     pub session_id: Id,
     pub client: ClientInfo,
+    /// The session's second factor: whether sensitive actions need a recent one, and when one
+    /// was last proved.
+    pub factor: FactorState,
 }
 
 impl Actor {
@@ -164,6 +169,10 @@ pub struct LoginResponse {
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
     pub user: User,
+    /// The role requires a second factor the user has not set up: until they do, this session
+    /// reaches only enrolment (`/api/v1/me/mfa/totp`), the rest answers 403
+    /// `mfa_enrolment_required`.
+    pub mfa_enrolment_required: bool,
 }
 
 /// The result of checking a token.
@@ -185,6 +194,10 @@ pub struct AuthService {
     metrics: Arc<crate::ssr::metrics::Metrics>,
     /// Seals TOTP secrets at rest (the `NoEcho` parameters' key).
     cipher: crate::ssr::lifecycle::secrets::ParameterCipher,
+    /// The roles that must have a second factor (`NEXUS_MFA_REQUIRED_ROLES`).
+    factor_required_roles: Vec<Role>,
+    /// How recent a factor sensitive actions need (`NEXUS_MFA_STEP_UP_MINUTES`).
+    step_up_ms: i64,
 }
 
 /// Emails are compared trimmed and lower-case.
@@ -214,7 +227,23 @@ impl AuthService {
             metrics: Default::default(),
             // A key of its own until `with_cipher` gives the server's (tests need no other).
             cipher: crate::ssr::lifecycle::secrets::ParameterCipher::new(&random),
+            factor_required_roles: Vec::new(),
+            step_up_ms: 5 * 60 * 1000,
         }
+    }
+
+    /// The roles that must have a second factor: their users sign in to enrolment only, until
+    /// they have one.
+    /// `step_up_ms` is how recent a factor sensitive actions need.
+    pub fn with_factor_policy(mut self, roles: Vec<Role>, step_up_ms: i64) -> Self {
+        self.factor_required_roles = roles;
+        self.step_up_ms = step_up_ms;
+        self
+    }
+
+    /// Whether the role must have a second factor.
+    pub fn role_requires_factor(&self, role: Role) -> bool {
+        self.factor_required_roles.contains(&role)
     }
 
     /// Seals second-factor secrets with the server's parameter key.
@@ -396,6 +425,7 @@ impl AuthService {
             expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
             revoked_at: None,
             method: "cognito".into(),
+            must_enrol: false,
             // The user pool enforces its own second factor.
             mfa_at: None,
         };
@@ -413,7 +443,7 @@ impl AuthService {
             ..Default::default()
         };
         self.record(event, now).await;
-        Ok(LoginResponse { token, expires_at: claims.expires_at(), user })
+        Ok(LoginResponse { token, expires_at: claims.expires_at(), user, mfa_enrolment_required: false })
     }
 
     pub fn signer(&self) -> &TokenSigner {
@@ -545,6 +575,8 @@ impl AuthService {
             revoked_at: None,
             method: "local".into(),
             mfa_at,
+            // The policy: a role that requires a factor, without one, goes to enrolment only.
+            must_enrol: !mfa.has_factor() && self.role_requires_factor(record.user.role),
         };
         self.repo.create_session(&session).await?;
         let (token, claims) = self.signer.issue(record.user.id.as_str(), session.id.as_str(), now);
@@ -552,7 +584,12 @@ impl AuthService {
         success.actor_id = Some(record.user.id.clone());
         success.actor_role = Some(record.user.role);
         self.record(success, now).await;
-        Ok(LoginResponse { token, expires_at: claims.expires_at(), user: record.user })
+        Ok(LoginResponse {
+            token,
+            expires_at: claims.expires_at(),
+            user: record.user,
+            mfa_enrolment_required: session.must_enrol,
+        })
     }
 
     /// Tells a user their password sign-in was locked (their notifications show it); answers
@@ -714,7 +751,23 @@ impl AuthService {
         } else {
             Vec::new()
         };
-        let actor = Actor { user: record.user, team, session_id: sid.clone(), client: client.clone() };
+        let local = session.method == "local";
+        // A session waiting for enrolment looks again (one read, only in that state): the user
+        // may have enrolled in another session since.
+        let mut must_enrol = local && session.must_enrol;
+        if must_enrol && self.repo.mfa(uid).await?.has_factor() {
+            self.repo.update_session(sid, |s| s.must_enrol = false).await?;
+            must_enrol = false;
+        }
+        let factor = FactorState {
+            local,
+            role_requires: self.role_requires_factor(record.user.role),
+            must_enrol,
+            proved_at: session.mfa_at,
+            window_ms: self.step_up_ms,
+        };
+        let actor =
+            Actor { user: record.user, team, session_id: sid.clone(), client: client.clone(), factor };
         Ok((actor, session.expires_at))
     }
 

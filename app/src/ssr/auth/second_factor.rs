@@ -6,10 +6,14 @@ use crate::{
     domain::{
         ids::Id,
         permissions::Action,
+        second_factor::{FactorState, StepUp},
         time::Timestamp,
         views::{MfaStatus, RecoveryCodes, TotpEnrolment},
     },
-    ssr::{error::ServiceError, repo::RepoError},
+    ssr::{
+        error::ServiceError,
+        repo::{Repo, RepoError},
+    },
 };
 
 use super::{
@@ -174,12 +178,18 @@ impl AuthService {
     ) -> Result<(), ServiceError> {
         self.require_recent_factor(actor, now, fresh_within_ms).await?;
         self.repo.delete_mfa(&actor.user.id).await?;
+        // A role that requires a factor is back to enrolment only, in this session (others
+        // meet the requirement at their next sensitive action or sign-in).
+        if self.role_requires_factor(actor.role()) {
+            self.repo.update_session(&actor.session_id, |s| s.must_enrol = true).await?;
+        }
         self.record(actor.audit("mfa.totp.remove", format!("user/{}", actor.user.email), "success"), now)
             .await;
         Ok(())
     }
 
-    /// An Executive removes another user's second factors (lost phone): they enrol again.
+    /// An Executive removes another user's second factors (lost phone): they enrol again, and
+    /// every session they have open ends (the lost phone may hold one).
     pub async fn reset_mfa(&self, actor: &Actor, user: &Id, now: Timestamp) -> Result<(), ServiceError> {
         actor.require(Action::ManageUsers)?;
         if *user == actor.user.id {
@@ -187,14 +197,56 @@ impl AuthService {
                 "remove your own authenticator app on your account page (it asks for a current code)".into(),
             ));
         }
-        let target = match self.repo.user(user).await {
-            Ok(r) => r.user.email,
+        let before = match self.repo.user(user).await {
+            Ok(r) => r,
             Err(RepoError::NotFound) => return Err(ServiceError::NotFound("user")),
             Err(e) => return Err(e.into()),
         };
+        let target = before.user.email.clone();
+        if !self.repo.mfa(user).await?.has_factor() {
+            return Err(ServiceError::Conflict(format!(
+                "{} has no second factor to reset",
+                before.user.name
+            )));
+        }
         self.repo.delete_mfa(user).await?;
+        let mut after = before.clone();
+        after.sessions_valid_after = Some(now);
+        self.repo.update_user(&before, after).await?;
         self.record(actor.audit("mfa.reset", format!("user/{target}"), "success"), now).await;
         Ok(())
+    }
+
+    /// The demo: gives `email` an authenticator app with a known key (`NEXUS_DEMO_TOTP_SECRET`),
+    /// unless they have one. No recovery codes. Answers whether it enrolled them.
+    pub async fn enrol_demo_totp(
+        &self,
+        email: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<bool, ServiceError> {
+        let Some(record) = self.repo.user_by_email(email).await? else { return Ok(false) };
+        let user = &record.user.id;
+        let secret = mfa::from_base32(key).ok_or(ServiceError::Internal)?;
+        let mut mfa = self.repo.mfa(user).await?;
+        if mfa.totp.is_some() {
+            return Ok(false);
+        }
+        mfa.totp = Some(TotpFactor {
+            sealed_secret: self.cipher.seal_bound(&secret, &mfa::secret_binding(user)),
+            added_at: now,
+            last_step: 0,
+        });
+        self.save_or_conflict(user, &mfa).await?;
+        let event = crate::ssr::audit::NewEvent {
+            action: "mfa.totp.enrol".into(),
+            target: format!("user/{email}"),
+            outcome: "success".into(),
+            details: serde_json::json!({"demo": true}),
+            ..Default::default()
+        };
+        self.record(event, now).await;
+        Ok(true)
     }
 
     /// Step-up: a code proves a second factor now, for actions that need a recent one. Wrong
@@ -238,7 +290,8 @@ impl AuthService {
         }
     }
 
-    /// `MfaRequired` unless the session proved a second factor within `fresh_within_ms`.
+    /// `MfaRequired` unless the session proved a second factor within `fresh_within_ms`, whatever
+    /// the role (changing the factors themselves).
     pub async fn require_recent_factor(
         &self,
         actor: &Actor,
@@ -252,6 +305,12 @@ impl AuthService {
         }
     }
 
+    /// For the actions that need a recent factor: approving or running a prod change,
+    /// publishing a catalog version. See [`require_step_up`].
+    pub async fn require_step_up(&self, actor: &Actor, now: Timestamp) -> Result<(), ServiceError> {
+        require_step_up(&self.repo, actor, now).await
+    }
+
     async fn save_or_conflict(&self, user: &Id, record: &MfaRecord) -> Result<(), ServiceError> {
         match self.repo.save_mfa(user, record).await {
             Ok(()) => Ok(()),
@@ -260,6 +319,25 @@ impl AuthService {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Whether the actor may do an action that needs a recent second factor now: `MfaRequired`
+/// (401) until the session proves one within `NEXUS_MFA_STEP_UP_MINUTES`, `MfaEnrolmentRequired`
+/// (403) when the role requires one the user does not have. The session and the factors are
+/// read afresh (two reads, on rare actions): a step-up or an enrolment a moment ago counts, and
+/// a factor added in another session is asked for here too.
+pub async fn require_step_up(repo: &Repo, actor: &Actor, now: Timestamp) -> Result<(), ServiceError> {
+    if !actor.factor.local {
+        return Ok(());
+    }
+    let session = repo.session(&actor.session_id).await?.ok_or(ServiceError::Unauthenticated)?;
+    let has_factor = repo.mfa(&actor.user.id).await?.has_factor();
+    let state = FactorState { proved_at: session.mfa_at, ..actor.factor };
+    match state.step_up(has_factor, now) {
+        StepUp::Fresh => Ok(()),
+        StepUp::CodeNeeded => Err(ServiceError::MfaRequired),
+        StepUp::EnrolFirst => Err(ServiceError::MfaEnrolmentRequired),
     }
 }
 

@@ -105,6 +105,9 @@ impl From<ServiceError> for ApiError {
                 err
             }
             ServiceError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
+            ServiceError::MfaEnrolmentRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "mfa_enrolment_required", message)
+            }
             ServiceError::TooManyStreams { .. } => {
                 let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message);
                 err.retry_after = Some(5);

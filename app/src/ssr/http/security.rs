@@ -16,6 +16,7 @@ use axum::{
 use ipnet::IpNet;
 
 use super::error::{AccessDenied, ApiError};
+use crate::domain::second_factor::allowed_before_enrolment;
 use crate::ssr::{auth::ClientInfo, clock, state::AppState};
 
 pub const SESSION_COOKIE: &str = "nexus_session";
@@ -189,6 +190,11 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
     let (method, path) = (req.method().clone(), path.to_string());
     match state.auth.authenticate(&token, &client(&req), clock::now()).await {
         Ok(auth) => {
+            // The policy: a role that must have a second factor, without one, reaches nothing
+            // but enrolment (the account page and its calls), and sign-out.
+            if auth.actor.factor.must_enrol && !allowed_before_enrolment(&path) {
+                return enrolment_first(&path);
+            }
             actor = Some(auth.actor.clone());
             req.extensions_mut().insert(auth.actor);
             if from_cookie {
@@ -219,6 +225,22 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
         );
     }
     response
+}
+
+/// What a user who must enrol first gets elsewhere: the API's 403 `mfa_enrolment_required`,
+/// the same as a server function's error (which the pages show as a link to enrolment), and a
+/// page's navigation goes to the account page.
+fn enrolment_first(path: &str) -> Response {
+    use leptos::server_fn::error::FromServerFnError;
+    if path.starts_with("/api/") {
+        return ApiError::from(crate::ssr::error::ServiceError::MfaEnrolmentRequired).into_response();
+    }
+    if path.starts_with("/sfn/") {
+        let body = crate::api::AppError::MfaEnrolmentRequired.ser();
+        return (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/account"), (header::CACHE_CONTROL, "no-store")])
+        .into_response()
 }
 
 /// The policy for pages: scripts only from our origin or with this response's nonce (the

@@ -54,6 +54,7 @@ pub fn fail(e: ServiceError) -> AppError {
         }
         ServiceError::Unauthenticated => (StatusCode::UNAUTHORIZED, AppError::Unauthenticated),
         ServiceError::MfaRequired => (StatusCode::UNAUTHORIZED, AppError::MfaRequired),
+        ServiceError::MfaEnrolmentRequired => (StatusCode::FORBIDDEN, AppError::MfaEnrolmentRequired),
         ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
         ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
         ServiceError::Locked { .. } => (StatusCode::LOCKED, AppError::Unavailable(message)),

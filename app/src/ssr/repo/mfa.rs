@@ -47,11 +47,25 @@ impl Repo {
         Err(RepoError::Conflict("the second factors changed meanwhile".into()))
     }
 
-    /// Records that the session's user just used a second factor (step-up).
+    /// Records that the session's user just proved a second factor (sign-in, step-up,
+    /// enrolment): the session is no longer waiting for enrolment either.
     pub async fn mark_session_mfa(
         &self,
         session: &Id,
         at: crate::domain::time::Timestamp,
+    ) -> Result<(), RepoError> {
+        self.update_session(session, |s| {
+            s.mfa_at = Some(at);
+            s.must_enrol = false;
+        })
+        .await
+    }
+
+    /// Changes one session under its revision (retried on a concurrent change).
+    pub async fn update_session(
+        &self,
+        session: &Id,
+        change: impl Fn(&mut super::Session),
     ) -> Result<(), RepoError> {
         for _ in 0..5 {
             let item = self
@@ -60,7 +74,7 @@ impl Repo {
                 .await?
                 .ok_or(RepoError::NotFound)?;
             let mut s: super::Session = from_item(&item)?;
-            s.mfa_at = Some(at);
+            change(&mut s);
             let next = Item::new(item.pk.clone(), item.sk.clone(), item.rev + 1, to_json(&s));
             match self.store.transact(vec![Write::put(next, Cond::Rev(item.rev))]).await {
                 Ok(()) => return Ok(()),

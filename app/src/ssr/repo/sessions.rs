@@ -31,6 +31,9 @@ pub struct Session {
     /// When the user last proved a second factor in this session (sign-in or step-up).
     #[serde(default)]
     pub mfa_at: Option<Timestamp>,
+    /// The user's role requires a factor they have not set up: only enrolment is open.
+    #[serde(default)]
+    pub must_enrol: bool,
 }
 
 impl Repo {

@@ -148,6 +148,8 @@ impl CapabilityService {
         input: NewVersion,
     ) -> Result<CapabilityVersion, ServiceError> {
         actor.require(Action::ManageCatalog)?;
+        // A published version runs in every customer's account: a recent second factor first.
+        crate::ssr::auth::require_step_up(&self.repo, actor, clock::now()).await?;
         let version: Version =
             input.version.trim().parse().map_err(|e: crate::domain::semver::VersionError| {
                 ServiceError::invalid("version", "invalid_version", e.to_string())

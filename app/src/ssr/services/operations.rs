@@ -30,7 +30,7 @@ use crate::domain::{
 
 use super::super::{
     audit::AuditLog,
-    auth::Actor,
+    auth::{Actor, require_step_up},
     catalog::SharedCatalog,
     clock,
     error::ServiceError,
@@ -261,6 +261,12 @@ impl OperationService {
         idempotency_key: Option<&str>,
         owner: &Id,
     ) -> Result<Operation, ServiceError> {
+        // A prod change that runs with nobody else's approval or confirmation: the requester's
+        // recent second factor stands in for it.
+        let runs_at_once = op.approver == Approver::None && (op.auto_execute || !op.kind.uses_change_set());
+        if op.environment == EnvironmentName::Prod && op.kind.is_change() && runs_at_once {
+            require_step_up(&self.repo, actor, clock::now()).await?;
+        }
         let op = match self.repo.start_operation(op, new_deployment, idempotency_key).await {
             Ok(op) => op,
             Err(StartError::Busy(holder)) => {
@@ -617,6 +623,9 @@ impl OperationService {
                 op.state.as_str()
             )));
         }
+        if op.environment == EnvironmentName::Prod {
+            require_step_up(&self.repo, actor, clock::now()).await?;
+        }
         let mut op = op;
         op.status_before = Some(r.deployment.status);
         self.save_user_transition(actor, op, OperationState::Executing, &r.owner_id, "operation.execute")
@@ -642,6 +651,9 @@ impl OperationService {
             return self
                 .save_user_transition(actor, op, to, &r.owner_id, "operation.prepare_change_set")
                 .await;
+        }
+        if op.environment == EnvironmentName::Prod {
+            require_step_up(&self.repo, actor, clock::now()).await?;
         }
         op.approved_by = Some(actor.user.id.clone());
         op.decision_note = note;

@@ -31,12 +31,15 @@ RUN_DIR="$(mktemp -d /tmp/nexus-test.XXXXXX)"
 export NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/emulator"
 SERVER_PID=""
 SSO_PID=""
+PASSKEY_PID=""
 cleanup() {
   if [ -n "$SSO_PID" ]; then kill "$SSO_PID" 2>/dev/null || true; fi
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in "$SERVER_PID" "$PASSKEY_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   "$NEXUS_ROOT/scripts/emulator.sh" stop || true
   NEXUS_EMULATOR=moto NEXUS_EMULATOR_RUN_DIR="$RUN_DIR/moto" "$NEXUS_ROOT/scripts/emulator.sh" stop || true
   rm -rf "$RUN_DIR"
@@ -94,7 +97,23 @@ for _ in $(seq 1 100); do
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$RUN_DIR/server.log"; die "the server exited during start-up"; }
   sleep 0.1
 done
-(cd end2end && BASE_URL="http://127.0.0.1:$PORT" npx playwright test) || {
-  echo "--- server log ---"; tail -n 100 "$RUN_DIR/server.log"; exit 1; }
+# Passkeys need a host name (browsers refuse WebAuthn on an IP address): a second toolkit with a
+# store of its own at http://localhost:PORT, without single sign-on (passkeys.spec.ts).
+PASSKEY_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+(
+  unset NEXUS_COGNITO_USER_POOL_ID NEXUS_COGNITO_CLIENT_ID NEXUS_COGNITO_REGION NEXUS_COGNITO_ISSUER NEXUS_COGNITO_DOMAIN
+  export LEPTOS_SITE_ADDR="127.0.0.1:$PASSKEY_PORT" NEXUS_DATA_DIR="$RUN_DIR/store-passkeys" \
+    NEXUS_PUBLIC_URL="http://localhost:$PASSKEY_PORT"
+  exec "$CARGO_TARGET_DIR/release/nexus-toolkit"
+) >"$RUN_DIR/server-passkeys.log" 2>&1 &
+PASSKEY_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PASSKEY_PORT/health" 2>/dev/null && break
+  kill -0 "$PASSKEY_PID" 2>/dev/null || { cat "$RUN_DIR/server-passkeys.log"; die "the passkey server exited during start-up"; }
+  sleep 0.1
+done
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" PASSKEY_BASE_URL="http://localhost:$PASSKEY_PORT" npx playwright test) || {
+  echo "--- server log ---"; tail -n 100 "$RUN_DIR/server.log"
+  echo "--- passkey server log ---"; tail -n 50 "$RUN_DIR/server-passkeys.log"; exit 1; }
 
 step "all checks passed"

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::AppError;
-use crate::domain::views::{MfaStatus, RecoveryCodes, TotpEnrolment};
+use crate::domain::views::{MfaStatus, PasskeyChallenge, RecoveryCodes, TotpEnrolment};
 
 #[server(prefix = "/sfn", endpoint = "mfa-status")]
 pub async fn get_mfa_status() -> Result<MfaStatus, AppError> {
@@ -35,6 +35,40 @@ pub async fn step_up(code: String) -> Result<(), AppError> {
     use crate::ssr::{clock, http::server_fns};
     let (state, actor) = (server_fns::state(), server_fns::actor()?);
     state.auth.step_up(&actor, &code, clock::now()).await.map_err(server_fns::fail)
+}
+
+/// Starts adding a passkey named `name`: the options for the browser.
+#[server(prefix = "/sfn", endpoint = "mfa-passkey-options")]
+pub async fn passkey_options(name: String) -> Result<PasskeyChallenge, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.start_passkey(&actor, &name, clock::now()).await.map_err(server_fns::fail)
+}
+
+/// Adds the passkey the browser made (`credential`: its `toJSON()` as text); the first factor
+/// also answers the recovery codes.
+#[server(prefix = "/sfn", endpoint = "mfa-passkey-add")]
+pub async fn add_passkey(token: String, credential: String) -> Result<RecoveryCodes, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.finish_passkey(&actor, &token, &credential, clock::now()).await.map_err(server_fns::fail)
+}
+
+/// Removes one of one's passkeys (needs a recent second factor).
+#[server(prefix = "/sfn", endpoint = "mfa-passkey-remove")]
+pub async fn remove_passkey(id: String) -> Result<(), AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    let window = state.config.mfa_step_up_ms();
+    state.auth.remove_passkey(&actor, &id, clock::now(), window).await.map_err(server_fns::fail)
+}
+
+/// Step-up with one of one's passkeys (the challenge from `passkey_challenge`).
+#[server(prefix = "/sfn", endpoint = "mfa-passkey-step-up")]
+pub async fn passkey_step_up(token: String, credential: String) -> Result<(), AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    state.auth.step_up_passkey(&actor, &token, &credential, clock::now()).await.map_err(server_fns::fail)
 }
 
 /// Renews the recovery codes or removes the app. Both need a recent second factor: `code`, when

@@ -22,6 +22,9 @@ pub struct SessionInfo {
 pub struct SignInMethods {
     /// Cognito's hosted UI is configured: "Sign in with SSO" (`/auth/sso`).
     pub sso: bool,
+    /// Passkeys are on (a public URL with a host name): "Sign in with a passkey".
+    #[serde(default)]
+    pub passkeys: bool,
 }
 
 /// `None` when nobody is signed in (the page then offers the sign-in form).
@@ -38,7 +41,10 @@ pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "sign-in-options")]
 pub async fn sign_in_options() -> Result<SignInMethods, AppError> {
     let state = crate::ssr::http::server_fns::state();
-    Ok(SignInMethods { sso: state.config.cognito.as_ref().is_some_and(|c| c.hosted_ui.is_some()) })
+    Ok(SignInMethods {
+        sso: state.config.cognito.as_ref().is_some_and(|c| c.hosted_ui.is_some()),
+        passkeys: state.auth.passkeys_available(),
+    })
 }
 
 /// Signs in with email and password: sets the session cookie and goes to `next` (a path on this
@@ -69,6 +75,36 @@ pub async fn sign_in(
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
     response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Starts a passkey ceremony (a sign-in, or a step-up): options for the browser, naming no user.
+#[server(prefix = "/sfn", endpoint = "passkey-challenge")]
+pub async fn passkey_challenge() -> Result<crate::domain::views::PasskeyChallenge, AppError> {
+    use crate::ssr::{clock, http::server_fns};
+    server_fns::state().auth.passkey_challenge(clock::now()).map_err(server_fns::fail)
+}
+
+/// Signs in with a passkey (`credential`: the browser's answer, its `toJSON()` as text): sets
+/// the session cookie; the page then goes to `next` itself.
+#[server(prefix = "/sfn", endpoint = "passkey-sign-in")]
+pub async fn passkey_sign_in(token: String, credential: String) -> Result<(), AppError> {
+    use crate::ssr::{
+        auth::ClientInfo,
+        clock,
+        http::{security::session_cookie, server_fns},
+    };
+    use axum::http::{HeaderValue, header, request::Parts};
+    let state = server_fns::state();
+    let client =
+        use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
+    let now = clock::now();
+    let login =
+        state.auth.login_passkey(&token, &credential, &client, now).await.map_err(server_fns::fail)?;
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
+    response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
+    response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(())
 }
 

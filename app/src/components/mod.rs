@@ -9,5 +9,7 @@ pub mod json_codec;
 pub mod last_known;
 pub mod layout;
 pub mod outbox;
+pub mod passkeys;
 pub mod session;
 pub mod step_up;
+pub mod webauthn;

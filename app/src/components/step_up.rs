@@ -26,6 +26,27 @@ pub fn StepUpPrompt(#[prop(into)] retry: Callback<()>) -> impl IntoView {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
+    // A passkey instead of a code, where the server offers passkeys (read in the browser: the
+    // prompt only ever appears there).
+    let passkeys = LocalResource::new(crate::api::session::sign_in_options);
+    let passkey_error = RwSignal::new(None::<String>);
+    let use_passkey = move |_| {
+        passkey_error.set(None);
+        leptos::task::spawn_local(async move {
+            let outcome = async {
+                let challenge = crate::api::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let credential = super::webauthn::get(&challenge.options).await?;
+                crate::api::account::passkey_step_up(challenge.token, credential)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match outcome {
+                Ok(()) => retry.run(()),
+                Err(e) => passkey_error.set(Some(e)),
+            }
+        });
+    };
     view! {
         <form class="step-up" data-testid="step-up"
             on:submit=move |ev| {
@@ -36,7 +57,13 @@ pub fn StepUpPrompt(#[prop(into)] retry: Callback<()>) -> impl IntoView {
             <input id="step-up-code" type="text" inputmode="numeric" autocomplete="one-time-code" required
                 on:input=move |ev| code.set(event_target_value(&ev)) />
             <button type="submit" class="button" disabled=move || prove.pending().get()>"Continue"</button>
+            {move || matches!(passkeys.get(), Some(Ok(o)) if o.passkeys).then(|| view! {
+                <button type="button" class="button button-quiet" data-testid="step-up-passkey" on:click=use_passkey>
+                    "Use a passkey instead"
+                </button>
+            })}
             <p class="error" role="alert">{error}</p>
+            <p class="error" role="alert">{move || passkey_error.get()}</p>
         </form>
     }
 }

@@ -298,6 +298,36 @@ pub struct MfaStatus {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// Passkeys, in the order they were added.
+    #[serde(default)]
+    pub passkeys: Vec<PasskeyInfo>,
+    /// Whether this server offers passkeys (they need `NEXUS_PUBLIC_URL` with a host name).
+    #[serde(default)]
+    pub passkeys_available: bool,
+}
+
+/// One of the user's passkeys (the public key itself is never shown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PasskeyInfo {
+    /// The credential's id (base64url), to remove it by.
+    pub id: String,
+    pub name: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = String, format = DateTime))]
+    pub added_at: Timestamp,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// The first half of a passkey ceremony: the options for the browser's
+/// `navigator.credentials.create()` / `.get()` (WebAuthn's JSON form) and a token that carries
+/// the ceremony to its second half (sealed; valid five minutes, once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PasskeyChallenge {
+    pub token: String,
+    /// `PublicKeyCredentialCreationOptionsJSON` or `…RequestOptionsJSON`, as text.
+    pub options: String,
 }
 
 /// An authenticator app being set up: shown once, confirmed by one of its codes.

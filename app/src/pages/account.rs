@@ -1,6 +1,6 @@
 //! One's own account: set up an authenticator app (QR code or the secret typed by hand,
 //! confirmed by one of its codes), keep the recovery codes shown once, renew them, remove the
-//! app. Nothing of this page is kept for offline use: its data is read in the browser by POST.
+//! app; passkeys (`components::passkeys`). Nothing of this page is kept for offline use: its data is read in the browser by POST.
 
 use leptos::prelude::*;
 
@@ -8,6 +8,7 @@ use crate::api::{
     AppError,
     account::{ChangeMfa, ConfirmTotp, MfaChange, StartTotp, get_mfa_status},
 };
+use crate::components::passkeys::PasskeysPanel;
 use crate::domain::views::{MfaStatus, RecoveryCodes};
 
 fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
@@ -54,7 +55,7 @@ pub fn AccountPage() -> impl IntoView {
                     let must_enrol = matches!(session.await, Ok(Some(info)) if info.must_enrol);
                     must_enrol.then(|| view! {
                         <p class="notice" role="status" data-testid="must-enrol">
-                            "Your role needs a second factor. Set up an authenticator app below: the rest of the toolkit opens once it is confirmed."
+                            "Your role needs a second factor. Set up an authenticator app or a passkey below: the rest of the toolkit opens once it is confirmed."
                         </p>
                     })
                 })}
@@ -63,7 +64,7 @@ pub fn AccountPage() -> impl IntoView {
             <p class="error" role="alert" data-testid="account-error">{errors}</p>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    let Ok(MfaStatus { totp, recovery_codes_left }) = status.await else {
+                    let Ok(MfaStatus { totp, recovery_codes_left, passkeys, .. }) = status.await else {
                         return view! { <p class="muted">"Your second factors cannot be read offline."</p> }.into_any();
                     };
                     if totp {
@@ -85,7 +86,7 @@ pub fn AccountPage() -> impl IntoView {
                         }.into_any()
                     } else {
                         view! {
-                            <p data-testid="mfa-off">"No second factor yet: your password alone signs you in."</p>
+                            <p data-testid="mfa-off">{if passkeys.is_empty() { "No second factor yet: your password alone signs you in." } else { "No authenticator app (your passkeys are your second factor)." }}</p>
                             <button type="button" class="button" data-testid="start-totp"
                                 on:click=move |_| { start.dispatch(StartTotp {}); }>
                                 "Set up an authenticator app"
@@ -117,6 +118,7 @@ pub fn AccountPage() -> impl IntoView {
                     <a class="button" rel="external" href="/" data-testid="continue">"I have kept them: continue"</a>
                 </div>
             })}
+            <PasskeysPanel />
         </section>
     }
 }

@@ -104,7 +104,59 @@ pub fn SignInPage() -> impl IntoView {
                     "Sign in"
                 </button>
             </ActionForm>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    matches!(options.await, Ok(o) if o.passkeys).then(|| view! { <PasskeySignIn next=Signal::derive(next) /> })
+                })}
+            </Suspense>
         </section>
+    }
+}
+
+/// "Sign in with a passkey": no email or password, the passkey says whose it is and checks its
+/// user's PIN or biometrics. Needs JavaScript (WebAuthn is a browser API).
+#[component]
+fn PasskeySignIn(next: Signal<String>) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let start = move |_| {
+        busy.set(true);
+        error.set(None);
+        let next = next.get_untracked();
+        leptos::task::spawn_local(async move {
+            let outcome = async {
+                let challenge = crate::api::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let credential = crate::components::webauthn::get(&challenge.options).await?;
+                crate::api::session::passkey_sign_in(challenge.token, credential)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match outcome {
+                Ok(()) => {
+                    // A full page load: the whole app starts afresh with the new session.
+                    #[cfg(feature = "hydrate")]
+                    if let Some(window) = web_sys::window() {
+                        let _ = window.location().set_href(&crate::api::session::safe_next(Some(&next)));
+                    }
+                    let _ = next;
+                }
+                Err(e) => {
+                    error.set(Some(e));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <div class="passkey-sign-in">
+            <p class="muted">"Or, without a password:"</p>
+            <button type="button" class="button button-quiet" data-testid="passkey-sign-in"
+                disabled=move || busy.get() on:click=start>
+                "Use a passkey"
+            </button>
+            <p class="error" role="alert" data-testid="passkey-error">{move || error.get()}</p>
+        </div>
     }
 }
 

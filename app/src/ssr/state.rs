@@ -243,7 +243,8 @@ impl AppState {
         )
         .with_metrics(metrics.clone())
         .with_cipher(cipher.clone())
-        .with_factor_policy(config.mfa_required_roles.clone(), config.mfa_step_up_ms());
+        .with_factor_policy(config.mfa_required_roles.clone(), config.mfa_step_up_ms())
+        .with_passkeys(super::auth::relying_party(config.public_url.as_deref()));
         let auth = match &config.cognito {
             Some(c) => {
                 let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;

@@ -34,6 +34,13 @@ pub struct MfaRecord {
     pub pending_totp: Option<PendingTotp>,
     #[serde(default)]
     pub recovery: Vec<RecoveryCode>,
+    /// Passkeys (WebAuthn credentials), in the order they were added.
+    #[serde(default)]
+    pub passkeys: Vec<StoredPasskey>,
+    /// The user's WebAuthn user handle (a random UUID, never the user id): what a passkey
+    /// names its user by at a username-less sign-in.
+    #[serde(default)]
+    pub webauthn_handle: Option<String>,
     /// The stored revision (0: nothing stored yet); writes are conditional on it.
     #[serde(skip)]
     pub rev: u64,
@@ -45,6 +52,17 @@ pub struct TotpFactor {
     pub added_at: Timestamp,
     /// The step of the last code accepted: that one and earlier ones are refused.
     pub last_step: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    /// The credential id, base64url.
+    pub id: String,
+    pub name: String,
+    pub added_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    /// The credential (public key, counter) as webauthn-rs keeps it, as JSON.
+    pub key: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +91,7 @@ pub enum CodeMatch {
 impl MfaRecord {
     /// Whether sign-in needs a second factor (recovery codes alone are a backup, not a factor).
     pub fn has_factor(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 
     pub fn recovery_left(&self) -> usize {

@@ -13,7 +13,9 @@
 pub mod cognito;
 pub mod hosted_ui;
 pub mod mfa;
+mod passkeys;
 mod second_factor;
+pub use passkeys::relying_party;
 pub use second_factor::require_step_up;
 pub mod tokens;
 
@@ -198,6 +200,8 @@ pub struct AuthService {
     factor_required_roles: Vec<Role>,
     /// How recent a factor sensitive actions need (`NEXUS_MFA_STEP_UP_MINUTES`).
     step_up_ms: i64,
+    /// This toolkit as a WebAuthn relying party (none: no passkeys).
+    webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
 }
 
 /// Emails are compared trimmed and lower-case.
@@ -229,6 +233,7 @@ impl AuthService {
             cipher: crate::ssr::lifecycle::secrets::ParameterCipher::new(&random),
             factor_required_roles: Vec::new(),
             step_up_ms: 5 * 60 * 1000,
+            webauthn: None,
         }
     }
 
@@ -238,6 +243,12 @@ impl AuthService {
     pub fn with_factor_policy(mut self, roles: Vec<Role>, step_up_ms: i64) -> Self {
         self.factor_required_roles = roles;
         self.step_up_ms = step_up_ms;
+        self
+    }
+
+    /// Offers passkeys as this relying party.
+    pub fn with_passkeys(mut self, rp: Option<webauthn_rs::prelude::Webauthn>) -> Self {
+        self.webauthn = rp.map(Arc::new);
         self
     }
 

@@ -8,7 +8,7 @@ use crate::{
         permissions::Action,
         second_factor::{FactorState, StepUp},
         time::Timestamp,
-        views::{MfaStatus, RecoveryCodes, TotpEnrolment},
+        views::{MfaStatus, PasskeyInfo, RecoveryCodes, TotpEnrolment},
     },
     ssr::{
         error::ServiceError,
@@ -76,7 +76,21 @@ impl AuthService {
     /// The signed-in user's second factors.
     pub async fn mfa_status(&self, actor: &Actor) -> Result<MfaStatus, ServiceError> {
         let r = self.repo.mfa(&actor.user.id).await?;
-        Ok(MfaStatus { totp: r.totp.is_some(), recovery_codes_left: r.recovery_left() })
+        Ok(MfaStatus {
+            totp: r.totp.is_some(),
+            recovery_codes_left: r.recovery_left(),
+            passkeys: r
+                .passkeys
+                .into_iter()
+                .map(|p| PasskeyInfo {
+                    id: p.id,
+                    name: p.name,
+                    added_at: p.added_at,
+                    last_used_at: p.last_used_at,
+                })
+                .collect(),
+            passkeys_available: self.passkeys_available(),
+        })
     }
 
     /// Starts enrolling an authenticator app: a new secret, shown once (QR code and text) and
@@ -169,7 +183,8 @@ impl AuthService {
         Ok(RecoveryCodes { codes: shown })
     }
 
-    /// Removes the user's authenticator app and recovery codes. Needs a recent factor.
+    /// Removes the user's authenticator app (and the recovery codes, when no passkey is left).
+    /// Needs a recent factor.
     pub async fn remove_totp(
         &self,
         actor: &Actor,
@@ -177,10 +192,21 @@ impl AuthService {
         fresh_within_ms: i64,
     ) -> Result<(), ServiceError> {
         self.require_recent_factor(actor, now, fresh_within_ms).await?;
-        self.repo.delete_mfa(&actor.user.id).await?;
+        let user = &actor.user.id;
+        let mut record = self.repo.mfa(user).await?;
+        if record.totp.is_none() {
+            return Err(ServiceError::NotFound("authenticator app"));
+        }
+        record.totp = None;
+        record.pending_totp = None;
+        // Passkeys stay; recovery codes go with the last factor.
+        if !record.has_factor() {
+            record.recovery.clear();
+        }
+        self.save_or_conflict(user, &record).await?;
         // A role that requires a factor is back to enrolment only, in this session (others
         // meet the requirement at their next sensitive action or sign-in).
-        if self.role_requires_factor(actor.role()) {
+        if !record.has_factor() && self.role_requires_factor(actor.role()) {
             self.repo.update_session(&actor.session_id, |s| s.must_enrol = true).await?;
         }
         self.record(actor.audit("mfa.totp.remove", format!("user/{}", actor.user.email), "success"), now)
@@ -311,7 +337,7 @@ impl AuthService {
         require_step_up(&self.repo, actor, now).await
     }
 
-    async fn save_or_conflict(&self, user: &Id, record: &MfaRecord) -> Result<(), ServiceError> {
+    pub(super) async fn save_or_conflict(&self, user: &Id, record: &MfaRecord) -> Result<(), ServiceError> {
         match self.repo.save_mfa(user, record).await {
             Ok(()) => Ok(()),
             Err(RepoError::Conflict(_)) => Err(ServiceError::Conflict(

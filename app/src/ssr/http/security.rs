@@ -67,7 +67,14 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         }
         if matches!(
             req.uri().path(),
-            "/api/v1/auth/login" | "/api/v1/auth/cognito" | "/sfn/sign-in" | "/auth/callback"
+            "/api/v1/auth/login"
+                | "/api/v1/auth/cognito"
+                | "/api/v1/auth/passkey"
+                | "/api/v1/auth/passkey/options"
+                | "/sfn/sign-in"
+                | "/sfn/passkey-sign-in"
+                | "/sfn/passkey-challenge"
+                | "/auth/callback"
         ) && let Some(limiter) = &state.limits.login
             && let Err(secs) = limiter.check(ip, now)
         {

@@ -86,4 +86,28 @@ impl Repo {
         }
         Err(RepoError::Conflict("the session changed meanwhile".into()))
     }
+
+    /// Files the passkey user handle under its user (once; the same user again is fine).
+    pub async fn link_webauthn_handle(&self, handle: &str, user: &Id) -> Result<(), RepoError> {
+        let item = Item::new(keys::webauthn_handle(handle), "WEBAUTHN", 1, user.as_str());
+        match self.store.transact(vec![Write::put(item, Cond::NotExists)]).await.map_err(RepoError::from) {
+            Err(RepoError::Conflict(_)) if self.webauthn_user(handle).await?.as_ref() == Some(user) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The user a passkey user handle belongs to.
+    pub async fn webauthn_user(&self, handle: &str) -> Result<Option<Id>, RepoError> {
+        let Some(item) = self.store.get(&keys::webauthn_handle(handle), "WEBAUTHN").await? else {
+            return Ok(None);
+        };
+        Ok(Id::parse(&item.data).ok())
+    }
+
+    /// Marks a passkey ceremony finished: `Conflict` when it was already (a replay).
+    pub async fn use_ceremony(&self, id: &str) -> Result<(), RepoError> {
+        let item = Item::new(keys::ceremony(id), "USED", 1, "");
+        self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
+        Ok(())
+    }
 }

@@ -15,6 +15,8 @@
 //! | notice about a user's own account (a sign-in lock) | `NOTICE#<user id>` | `<millis, 13 digits>#<kind>` | | | | |
 //! | session | `SESSION#<id>` | `SESSION` | | | | |
 //! | a user's second factors | `MFA#<user id>` | `MFA` | | | | |
+//! | passkey user handle → user | `WEBAUTHN#<handle>` | `WEBAUTHN` | | | | |
+//! | a finished passkey ceremony (so it works once) | `CEREMONY#<id>` | `USED` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head | `AUDIT` | `HEAD` | | | | |
@@ -77,6 +79,14 @@ pub fn account_notices(user: &crate::domain::ids::Id) -> String {
 
 pub fn mfa(user: &crate::domain::ids::Id) -> String {
     format!("MFA#{user}")
+}
+
+pub fn webauthn_handle(handle: &str) -> String {
+    format!("WEBAUTHN#{handle}")
+}
+
+pub fn ceremony(id: &str) -> String {
+    format!("CEREMONY#{id}")
 }
 
 pub fn login(email: &str) -> String {

@@ -86,7 +86,7 @@ pub async fn cognito(
 }
 
 /// The sign-in answer: the token in the body (API clients) and in the session cookie (browsers).
-fn session_response(
+pub(super) fn session_response(
     state: &AppState,
     response: LoginResponse,
     now: crate::domain::time::Timestamp,

@@ -7,12 +7,13 @@ mod catalog;
 mod customers;
 mod deployments;
 mod operations;
+mod passkeys;
 mod users;
 
 use axum::{
     Json, Router,
     http::StatusCode,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use utoipa::{
     Modify, OpenApi, PartialSchema, ToSchema,
@@ -90,6 +91,8 @@ impl Modify for SessionAuth {
     paths(
         auth::login, auth::cognito, auth::logout, auth::me, auth::notices,
         auth::step_up, auth::mfa_status, auth::start_totp, auth::confirm_totp, auth::remove_totp, auth::renew_recovery_codes,
+        passkeys::register_options, passkeys::register, passkeys::remove, passkeys::challenge, passkeys::login,
+        passkeys::step_up,
         catalog::list, catalog::get, catalog::usage, catalog::publish, catalog::deprecate,
         customers::list, customers::get, customers::create, customers::update,
         customers::environments, customers::create_environment, customers::update_environment,
@@ -126,6 +129,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me/mfa/totp", post(auth::start_totp).delete(auth::remove_totp))
         .route("/api/v1/me/mfa/totp/confirm", post(auth::confirm_totp))
         .route("/api/v1/me/mfa/recovery-codes", post(auth::renew_recovery_codes))
+        .route("/api/v1/me/mfa/passkeys/options", post(passkeys::register_options))
+        .route("/api/v1/me/mfa/passkeys", post(passkeys::register))
+        .route("/api/v1/me/mfa/passkeys/{id}", delete(passkeys::remove))
+        .route("/api/v1/auth/passkey/options", post(passkeys::challenge))
+        .route("/api/v1/auth/passkey", post(passkeys::login))
+        .route("/api/v1/auth/step-up/passkey", post(passkeys::step_up))
         .route("/api/v1/capabilities", get(catalog::list))
         .route("/api/v1/capabilities/{slug}", get(catalog::get))
         .route("/api/v1/capabilities/{slug}/usage", get(catalog::usage))

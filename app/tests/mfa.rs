@@ -3,6 +3,8 @@
 //! failures counted toward the lockout, step-up, and an Executive's reset.
 
 mod common;
+#[path = "common/soft_passkey.rs"]
+mod soft_passkey;
 
 use app::ssr::{auth::mfa, clock, error::ServiceError};
 use axum::http::{Method, StatusCode};
@@ -314,6 +316,133 @@ async fn the_demo_executive_has_the_demo_authenticator_app(app: TestApp) {
 
 const DEMO_TOTP: &str = "NEXUSDEMOFAKETOTPSECRETKEY234567";
 
+const ORIGIN: &str = "http://localhost:3000";
+
+/// The first half of a passkey ceremony: its token and the browser's options.
+async fn options(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (String, Value) {
+    let a = app.call(Method::POST, path, token, Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
+    let parsed: Value = serde_json::from_str(a.body["options"].as_str().unwrap()).unwrap();
+    (a.body["token"].as_str().unwrap().to_string(), parsed)
+}
+
+/// Passkeys (a public URL with a host name): added, then signing in alone (username-less),
+/// stepping up, each ceremony once; a failed one counts toward the lockout.
+async fn passkeys_sign_in_alone_and_step_up_once_per_ceremony(app: TestApp) {
+    let rep = app.login(REP).await;
+    let (token, opts) =
+        options(&app, "/api/v1/me/mfa/passkeys/options", Some(&rep), json!({"name": " Laptop "})).await;
+    let mut passkey = soft_passkey::SoftPasskey::new(ORIGIN);
+    let credential = passkey.create(&opts);
+    let answer = json!({"token": token, "credential": credential});
+    let added = app.call(Method::POST, "/api/v1/me/mfa/passkeys", Some(&rep), Some(answer.clone())).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    assert_eq!(added.body["codes"].as_array().unwrap().len(), 10, "the first factor brings recovery codes");
+    let again = app.call(Method::POST, "/api/v1/me/mfa/passkeys", Some(&rep), Some(answer)).await;
+    assert_eq!((again.status, again.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("used")));
+    let status = app.get("/api/v1/me/mfa", &rep).await.body;
+    assert_eq!(
+        (status["passkeys_available"].as_bool(), status["passkeys"][0]["name"].as_str()),
+        (Some(true), Some("Laptop"))
+    );
+    let bad_name = app
+        .call(Method::POST, "/api/v1/me/mfa/passkeys/options", Some(&rep), Some(json!({"name": ""})))
+        .await;
+    assert_eq!(bad_name.body["error"]["field"], "name");
+
+    // The password alone no longer signs in; the passkey alone does (it names its user).
+    assert_eq!(login(&app, REP, None).await.body["error"]["code"], "mfa_required");
+    let (token, opts) = options(&app, "/api/v1/auth/passkey/options", None, json!({})).await;
+    assert!(opts["allowCredentials"].as_array().is_none_or(|a| a.is_empty()), "no user named: {opts}");
+    let answer = json!({"token": token, "credential": passkey.get(&opts)});
+    let signed_in = app.call(Method::POST, "/api/v1/auth/passkey", None, Some(answer.clone())).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.text);
+    assert_eq!(signed_in.body["user"]["email"], REP);
+    let replay = app.call(Method::POST, "/api/v1/auth/passkey", None, Some(answer)).await;
+    assert_eq!(
+        (replay.status, replay.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("used"))
+    );
+    let session = signed_in.body["token"].as_str().unwrap().to_string();
+    let used = app.get("/api/v1/me/mfa", &session).await.body;
+    assert!(used["passkeys"][0]["last_used_at"].is_string(), "{used}");
+
+    // Step-up: one's own passkey, not someone else's.
+    let (token, opts) = options(&app, "/api/v1/auth/passkey/options", None, json!({})).await;
+    let answer = json!({"token": token, "credential": passkey.get(&opts)});
+    let up = app.call(Method::POST, "/api/v1/auth/step-up/passkey", Some(&rep), Some(answer)).await;
+    assert_eq!(up.status, StatusCode::NO_CONTENT, "{}", up.text);
+    let manager = app.login(MANAGER).await;
+    let (token, opts) = options(&app, "/api/v1/auth/passkey/options", None, json!({})).await;
+    let answer = json!({"token": token, "credential": passkey.get(&opts)});
+    let theirs = app.call(Method::POST, "/api/v1/auth/step-up/passkey", Some(&manager), Some(answer)).await;
+    assert_eq!(theirs.body["error"]["code"], "not_yours", "{}", theirs.text);
+
+    // A forged answer (the signature changed) fails, and failures lock like wrong passwords.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (token, opts) = options(&app, "/api/v1/auth/passkey/options", None, json!({})).await;
+        let mut credential = passkey.get(&opts);
+        credential["response"]["signature"] = json!(credential["response"]["authenticatorData"]);
+        let a = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/passkey",
+                None,
+                Some(json!({"token": token, "credential": credential})),
+            )
+            .await;
+        statuses.push(a.status);
+    }
+    assert_eq!(statuses[..4], [StatusCode::BAD_REQUEST; 4]);
+    assert_eq!(statuses[4], StatusCode::LOCKED);
+    assert_eq!(login(&app, REP, None).await.status, StatusCode::LOCKED);
+
+    // Audited: the enrolment and each use and failure, by factor; no key material.
+    let exec = app.login(EXEC).await;
+    let all = app.get("/api/v1/audit?target=user/rep@demo.nexus&limit=200", &exec).await.text;
+    assert!(all.contains("mfa.passkey.enrol") && all.contains("\"factor\":\"passkey\""), "{all}");
+    let events = app.get("/api/v1/audit?action=auth.mfa&limit=100", &exec).await.body;
+    let failed = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "failure" && e["details"]["factor"] == "passkey")
+        .count();
+    assert_eq!(failed, 5, "{events}");
+}
+
+/// Removing passkeys needs a recent factor; the last one takes the recovery codes with it.
+async fn removing_a_passkey_needs_a_recent_factor(app: TestApp) {
+    let rep = app.login(REP).await;
+    let (token, opts) =
+        options(&app, "/api/v1/me/mfa/passkeys/options", Some(&rep), json!({"name": "Phone"})).await;
+    let mut passkey = soft_passkey::SoftPasskey::new(ORIGIN);
+    let answer = json!({"token": token, "credential": passkey.create(&opts)});
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/me/mfa/passkeys", Some(&rep), Some(answer)).await.status,
+        StatusCode::OK
+    );
+    let id = app.get("/api/v1/me/mfa", &rep).await.body["passkeys"][0]["id"].as_str().unwrap().to_string();
+    age_the_factor(&app, &rep).await;
+    let path = format!("/api/v1/me/mfa/passkeys/{id}");
+    let stale = app.call(Method::DELETE, &path, Some(&rep), None).await;
+    assert_eq!(stale.body["error"]["code"], "mfa_required", "{}", stale.text);
+    let (token, opts) = options(&app, "/api/v1/auth/passkey/options", None, json!({})).await;
+    let answer = json!({"token": token, "credential": passkey.get(&opts)});
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/step-up/passkey", Some(&rep), Some(answer)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.call(Method::DELETE, &path, Some(&rep), None).await.status, StatusCode::NO_CONTENT);
+    let status = app.get("/api/v1/me/mfa", &rep).await.body;
+    assert_eq!(
+        (status["passkeys"].as_array().unwrap().len(), &status["recovery_codes_left"]),
+        (0, &json!(0))
+    );
+    assert_eq!(login(&app, REP, None).await.status, StatusCode::OK, "the password alone again");
+}
+
 /// These tests run with the requirement off (the test default: `none`), except the policy's.
 const POLICY: &[(&str, &str)] = &[];
 
@@ -329,6 +458,16 @@ mod policy {
 
     const POLICY: &[(&str, &str)] = &[("NEXUS_MFA_REQUIRED_ROLES", "executive")];
     on_both_stores!(a_required_role_reaches_only_enrolment_until_it_has_a_factor);
+}
+
+mod passkeys {
+    use super::*;
+
+    const POLICY: &[(&str, &str)] = &[("NEXUS_PUBLIC_URL", ORIGIN)];
+    on_both_stores!(
+        passkeys_sign_in_alone_and_step_up_once_per_ceremony,
+        removing_a_passkey_needs_a_recent_factor
+    );
 }
 
 mod demo {

@@ -142,12 +142,17 @@ impl TestApp {
         let req = match body {
             Some(b) => req
                 .header(header::CONTENT_TYPE, "application/json")
-                .header(header::ORIGIN, "http://localhost")
+                .header(header::ORIGIN, self.origin())
                 .body(Body::from(b.to_string()))
                 .unwrap(),
             None => req.body(Body::empty()).unwrap(),
         };
         self.send(req).await
+    }
+
+    /// The Origin a browser on the toolkit's pages sends: the public URL when one is set.
+    pub fn origin(&self) -> String {
+        self.state.config.public_url.clone().unwrap_or_else(|| "http://localhost".to_string())
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {

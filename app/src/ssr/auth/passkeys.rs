@@ -315,6 +315,9 @@ impl AuthService {
         let credential: PublicKeyCredential = serde_json::from_str(credential).map_err(|_| {
             bad_passkey("invalid_credential", "the browser's answer is not a WebAuthn credential")
         })?;
+        // Spent by the first answer, right or wrong: a replayed answer is refused as used and
+        // never reaches the signature check (nor the lockout count).
+        self.use_ceremony(&c.id).await?;
         let unknown = || bad_passkey("unknown_passkey", "this passkey is not one of this toolkit's");
         let (handle, cred_id) =
             rp.identify_discoverable_authentication(&credential).map_err(|_| unknown())?;
@@ -363,7 +366,6 @@ impl AuthService {
                 return Err(bad_passkey("refused", "the passkey's answer did not verify"));
             }
         };
-        self.use_ceremony(&c.id).await?;
         passkey.update_credential(&result);
         stored.key = serde_json::to_string(&passkey).map_err(|_| ServiceError::Internal)?;
         stored.last_used_at = Some(now);
@@ -460,4 +462,19 @@ fn random_uuid() -> Uuid {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     Uuid::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relying_party;
+
+    #[test]
+    fn passkeys_need_a_public_url_with_a_host_name() {
+        assert!(relying_party(None).is_none());
+        assert!(relying_party(Some("http://127.0.0.1:3000")).is_none(), "browsers refuse an IP address");
+        assert!(relying_party(Some("http://[::1]:3000")).is_none());
+        assert!(relying_party(Some("not a url")).is_none());
+        assert!(relying_party(Some("http://localhost:3000")).is_some());
+        assert!(relying_party(Some("https://nexus.example.com")).is_some());
+    }
 }

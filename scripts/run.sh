@@ -51,7 +51,7 @@ for _ in $(seq 1 100); do
 done
 cat >&2 <<MSG
 
-  NexusAI Toolkit is running at http://$LEPTOS_SITE_ADDR
+  NexusAI Toolkit is running at ${NEXUS_PUBLIC_URL:-http://$LEPTOS_SITE_ADDR}
   Data: $NEXUS_DATA_DIR ($NEXUS_STORE store); AWS emulator: $ENDPOINT
   Demo sign-in: exec@demo.nexus / ${NEXUS_DEMO_PASSWORD:-Demo-Password-2026!}
     then the authenticator code: add the key $NEXUS_DEMO_TOTP_SECRET to an authenticator
@@ -59,6 +59,8 @@ cat >&2 <<MSG
   Also manager@demo.nexus, rep@demo.nexus (password only), and exec2@demo.nexus, the second
     Executive a prod change by an Executive waits for: Executives must have a second factor,
     so exec2 is sent to set one up first.
+  Passkeys need a host name, not an IP address: NEXUS_PUBLIC_URL=http://localhost:3000 make run,
+    then open http://localhost:3000.
   Press Ctrl-C to stop.
 
 MSG

@@ -1,5 +1,6 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signIn } from "./helpers";
+import type { CDPSession, Page } from "@playwright/test";
+import { apiGet, freshCustomer, hydrated, signIn } from "./helpers";
 
 // Passkeys (issue 25) in Chromium with its virtual authenticator (DevTools protocol): added on
 // the account page, then signing in without the password. WebAuthn needs a host name, so these
@@ -8,7 +9,8 @@ const passkeyBase = process.env.PASSKEY_BASE_URL;
 if (!passkeyBase) throw new Error("PASSKEY_BASE_URL is not set: scripts/test.sh starts the passkey server");
 test.use({ baseURL: passkeyBase });
 
-test("a passkey is added on the account page, then signs in without the password", async ({ page }) => {
+/** A platform authenticator for this page (PIN or biometrics always verified). */
+async function virtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; authenticatorId: string }> {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("WebAuthn.enable");
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
@@ -21,6 +23,11 @@ test("a passkey is added on the account page, then signs in without the password
       automaticPresenceSimulation: true,
     },
   });
+  return { cdp, authenticatorId };
+}
+
+test("a passkey is added on the account page, then signs in without the password", async ({ page }) => {
+  const { cdp, authenticatorId } = await virtualAuthenticator(page);
 
   await signIn(page, "executive");
   const headers = { origin: passkeyBase! };
@@ -61,4 +68,75 @@ test("a passkey is added on the account page, then signs in without the password
   await expect(page.getByTestId("passkey")).toContainText("last used");
   const { credentials: after } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
   expect(after[0].signCount).toBeGreaterThan(0);
+});
+
+test("an Executive approving a prod change steps up with a passkey in place", async ({ page, browser }) => {
+  const headers = { origin: passkeyBase! };
+  const { cdp, authenticatorId } = await virtualAuthenticator(page);
+  await signIn(page, "executive");
+  const slot = await freshCustomer(page, passkeyBase!, "Passkey Step Co");
+  const prodAccount = `6${slot.account.slice(1)}`;
+  const prod = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
+    headers,
+    data: { name: "prod", account_id: prodAccount, region: "us-east-1", role_arn: `arn:aws:iam::${prodAccount}:role/NexusDeploymentRole` },
+  });
+  expect(prod.status(), await prod.text()).toBe(201);
+  const suffix = `${Date.now()}`.slice(-9);
+  const email = `passkey-exec-${suffix}@demo.nexus`;
+  const password = "Fake-E2e-Password-2026!";
+  const created = await page.request.post("/api/v1/users", {
+    headers,
+    data: { email, name: `Petra Passkey ${suffix}`, role: "executive", password },
+  });
+  expect(created.status(), await created.text()).toBe(201);
+
+  // A Rep's prod request waits for an Executive, with its change set.
+  await signIn(page, "rep");
+  const r = await page.request.post("/api/v1/deployments", {
+    headers,
+    data: { environment_id: (await prod.json()).id, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "prod" }, auto_execute: true },
+  });
+  expect(r.status(), await r.text()).toBe(202);
+  const op = await r.json();
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
+
+  // The new Executive signs in here with the password alone (no factor yet)…
+  await page.context().clearCookies();
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname === "/");
+
+  // …and adds a passkey on another device (its own browser and authenticator). The passkey is
+  // then synced to this device's authenticator, as a platform's passkey manager would.
+  const other = await browser.newContext({ baseURL: passkeyBase });
+  const device = await other.newPage();
+  const theirs = await virtualAuthenticator(device);
+  const login = await device.request.post("/api/v1/auth/login", { headers, data: { email, password } });
+  expect(login.status(), await login.text()).toBe(200);
+  await device.goto("/account");
+  await hydrated(device);
+  await device.getByLabel("Name of a new passkey").fill("Phone");
+  await device.getByTestId("add-passkey").click();
+  await expect(device.getByTestId("passkey")).toContainText("Phone");
+  const { credentials } = await theirs.cdp.send("WebAuthn.getCredentials", { authenticatorId: theirs.authenticatorId });
+  expect(credentials).toHaveLength(1);
+  await cdp.send("WebAuthn.addCredential", { authenticatorId, credential: credentials[0] });
+  await other.close();
+
+  // Approving asks for a fresh factor in place; the passkey gives it and the approval goes on.
+  await page.goto("/approvals");
+  await hydrated(page);
+  const card = page.getByTestId("approval").filter({ hasText: slot.name });
+  await card.getByTestId("approve").click();
+  const prompt = page.getByTestId("step-up");
+  await expect(prompt).toBeVisible();
+  expect((await apiGet(page, `/api/v1/operations/${op.id}`)).state).toBe("awaiting_approval");
+  await prompt.getByTestId("step-up-passkey").click();
+  await expect(card).toHaveCount(0);
+  const approved = await apiGet(page, `/api/v1/operations/${op.id}`);
+  expect(approved.approved_by).toBe((await created.json()).id);
+  expect(["executing", "succeeded"]).toContain(approved.state);
 });

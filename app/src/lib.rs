@@ -6,7 +6,7 @@
 
 #![recursion_limit = "256"]
 
-pub mod api;
+pub mod server_fns;
 mod app;
 pub mod components;
 pub mod domain;

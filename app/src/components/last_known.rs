@@ -4,7 +4,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::api::AppError;
+use crate::server_fns::AppError;
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const PREFIX: &str = "nexus.last-known.";

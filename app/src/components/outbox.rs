@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{connectivity::use_online, device, session::use_session};
-use crate::api::{AppError, deploy::request_deployment};
+use crate::server_fns::{AppError, deploy::request_deployment};
 use crate::domain::views::DeployRequest;
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     account::{RemovePasskey, add_passkey, get_mfa_status, passkey_options},
 };

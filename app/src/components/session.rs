@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
 
 use super::json_codec::{JsonBytes, json_resource};
-use crate::api::{
+use crate::server_fns::{
     AppError,
     session::{SessionInfo, get_session},
 };

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{AppError, account::StepUp};
+use crate::server_fns::{AppError, account::StepUp};
 
 /// Whether an action's answer asks for a fresh second factor.
 pub fn asks_for_factor<T>(value: &Option<Result<T, AppError>>) -> bool {
@@ -28,15 +28,15 @@ pub fn StepUpPrompt(#[prop(into)] retry: Callback<()>) -> impl IntoView {
     };
     // A passkey instead of a code, where the server offers passkeys (read in the browser: the
     // prompt only ever appears there).
-    let passkeys = LocalResource::new(crate::api::session::sign_in_options);
+    let passkeys = LocalResource::new(crate::server_fns::session::sign_in_options);
     let passkey_error = RwSignal::new(None::<String>);
     let use_passkey = move |_| {
         passkey_error.set(None);
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let challenge = crate::api::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let challenge = crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
                 let credential = super::webauthn::get(&challenge.options).await?;
-                crate::api::account::passkey_step_up(challenge.token, credential)
+                crate::server_fns::account::passkey_step_up(challenge.token, credential)
                     .await
                     .map_err(|e| e.to_string())
             }

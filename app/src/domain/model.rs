@@ -8,7 +8,6 @@ use super::{
     ids::Id,
     lifecycle::{DeploymentStatus, Drift, Health, OperationKind, OperationState},
     parameters::ParameterSchema,
-    permissions::Approver,
     semver::Version,
     time::Timestamp,
 };
@@ -272,6 +271,19 @@ pub struct FailureCause {
     pub reason: String,
     /// The stack's state at the end (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_COMPLETE …).
     pub stack_status: Option<String>,
+}
+
+/// Who must approve a change before it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Approver {
+    /// Nobody: the requester may run it.
+    #[default]
+    None,
+    /// The requester's Sales Manager (the customer is in their team) or an Executive.
+    SalesManager,
+    Executive,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

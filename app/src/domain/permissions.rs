@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{DataClassification, EnvironmentName, Role};
+use super::model::{Approver, DataClassification, EnvironmentName, Role};
 
 /// Something a user may try to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,19 +155,6 @@ pub fn decide(role: Role, action: Action, relation: Relation) -> Decision {
     }
 }
 
-/// Who must approve a change before it runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Approver {
-    /// Nobody: the requester may run it.
-    #[default]
-    None,
-    /// The requester's Sales Manager (the customer is in their team) or an Executive.
-    SalesManager,
-    Executive,
-}
-
 /// The approval a change requested by `role` in `env` on a capability of `classification` needs:
 /// a Rep's requests wait for their Sales Manager (non-prod) or an Executive (prod); a Sales
 /// Manager's prod changes wait for an Executive; Restricted capabilities are deployed only by
@@ -216,6 +203,12 @@ pub fn may_approve(
         return false;
     }
     decide(role, Action::Approve(env), relation) == Decision::Allow
+}
+
+/// [`may_approve`] for a request on a customer the user already sees (a page the server showed):
+/// within the scope the relation changes nothing but visibility, so the answer is the rule's.
+pub fn may_approve_visible(role: Role, env: EnvironmentName, needed: Approver, own_request: bool) -> bool {
+    may_approve(role, Relation::Own, env, needed, own_request)
 }
 
 #[cfg(test)]
@@ -337,5 +330,28 @@ mod tests {
         );
         assert!(!may_approve(Role::Rep, Relation::Own, Dev, sm, false));
         assert!(!may_approve(Role::Executive, Relation::Other, Dev, Approver::None, false));
+    }
+
+    #[test]
+    fn on_a_visible_customer_the_page_asks_the_same_rule() {
+        use EnvironmentName::*;
+        let sm = Approver::SalesManager;
+        assert!(may_approve_visible(Role::SalesManager, Dev, sm, false));
+        assert!(!may_approve_visible(Role::SalesManager, Prod, Approver::Executive, false), "prod is an Executive's");
+        assert!(!may_approve_visible(Role::Rep, Dev, sm, false));
+        assert!(may_approve_visible(Role::Executive, Prod, Approver::Executive, false));
+        assert!(!may_approve_visible(Role::Executive, Prod, Approver::Executive, true), "own request");
+        for role in [Role::Executive, Role::SalesManager] {
+            for env in [Dev, Staging, Prod] {
+                for needed in [Approver::None, sm, Approver::Executive] {
+                    let in_scope = if role == Role::Executive { Relation::Other } else { Relation::Team };
+                    assert_eq!(
+                        may_approve_visible(role, env, needed, false),
+                        may_approve(role, in_scope, env, needed, false),
+                        "{role:?} {env:?} {needed:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -355,3 +355,29 @@ pub struct RecoveryCodes {
 pub struct CodeRequest {
     pub code: String,
 }
+
+/// One dependency check as reported by `/health` and the status panel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub ok: bool,
+    /// Why the check failed (user-safe), `None` when it passed.
+    pub error: Option<String>,
+}
+
+/// What the platform status panel shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformStatus {
+    pub version: String,
+    /// `embedded` or `dynamodb`.
+    pub store: String,
+    pub checks: Vec<CheckReport>,
+    /// When the server answered, RFC 3339 in UTC.
+    pub checked_at: String,
+}
+
+impl PlatformStatus {
+    pub fn healthy(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     account::{ChangeMfa, ConfirmTotp, MfaChange, StartTotp, get_mfa_status},
 };

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     approvals::get_approvals,
     deployments::{ActOnOperation, OperationAction},

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::audit::{AuditQuery, get_audit};
+use crate::server_fns::audit::{AuditQuery, get_audit};
 use crate::components::json_codec::json_resource;
 use crate::components::session::{Loading, show};
 use crate::domain::model::{AuditEvent, Page};

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::customers::{CustomerPage, get_customer};
+use crate::server_fns::customers::{CustomerPage, get_customer};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::{HealthChip, StatusChip},

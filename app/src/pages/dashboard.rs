@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::fleet::{Dashboard, get_dashboard};
+use crate::server_fns::fleet::{Dashboard, get_dashboard};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::StatusChip,
@@ -45,7 +45,7 @@ pub fn DashboardPage() -> impl IntoView {
 /// A page that hydrates from the server's HTML never runs its fetcher in the browser: keep its
 /// data as the last-known state from here.
 fn remember_on_client(
-    data: Resource<Result<Dashboard, crate::api::AppError>, crate::components::json_codec::JsonBytes>,
+    data: Resource<Result<Dashboard, crate::server_fns::AppError>, crate::components::json_codec::JsonBytes>,
     first_page: impl Fn() -> bool + 'static,
 ) {
     Effect::new(move |_| {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     deploy::{DeployOptions, get_deploy_options, request_deployment},
 };

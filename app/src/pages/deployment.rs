@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     deployments::{
         ActOnOperation, ChangeDeployment, DeploymentChange, DeploymentPage, OperationAction, get_deployment,
@@ -25,6 +25,7 @@ use crate::components::{
 use crate::domain::{
     lifecycle::{DeploymentStatus, OperationState},
     model::{EnvironmentName, Operation, Role},
+    permissions,
     stacks::StackEvent,
 };
 
@@ -146,7 +147,9 @@ fn actions_for(op: &Operation, role: Option<Role>, user: Option<&str>) -> Vec<Op
     let own = user.is_some_and(|u| op.requested_by.as_str() == u);
     match op.state {
         OperationState::AwaitingApproval if own => vec![OperationAction::Cancel],
-        OperationState::AwaitingApproval if role.is_some_and(|r| r != Role::Rep) => {
+        OperationState::AwaitingApproval
+            if role.is_some_and(|r| permissions::may_approve_visible(r, op.environment, op.approver, own)) =>
+        {
             vec![OperationAction::Approve, OperationAction::Reject]
         }
         OperationState::PreviewReady => vec![OperationAction::Execute, OperationAction::Cancel],

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::notifications::{get_account_notices, get_notifications};
+use crate::server_fns::notifications::{get_account_notices, get_notifications};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::OperationChip,

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     session::{SignIn, sign_in_options},
 };
@@ -26,7 +26,7 @@ pub fn SignInPage() -> impl IntoView {
         if let Some(Ok(())) = action.value().get() {
             #[cfg(feature = "hydrate")]
             if let Some(window) = web_sys::window() {
-                let _ = window.location().set_href(&crate::api::session::safe_next(Some(&next())));
+                let _ = window.location().set_href(&crate::server_fns::session::safe_next(Some(&next())));
             }
         }
     });
@@ -125,9 +125,9 @@ fn PasskeySignIn(next: Signal<String>) -> impl IntoView {
         let next = next.get_untracked();
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let challenge = crate::api::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let challenge = crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
                 let credential = crate::components::webauthn::get(&challenge.options).await?;
-                crate::api::session::passkey_sign_in(challenge.token, credential)
+                crate::server_fns::session::passkey_sign_in(challenge.token, credential)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -137,7 +137,7 @@ fn PasskeySignIn(next: Signal<String>) -> impl IntoView {
                     // A full page load: the whole app starts afresh with the new session.
                     #[cfg(feature = "hydrate")]
                     if let Some(window) = web_sys::window() {
-                        let _ = window.location().set_href(&crate::api::session::safe_next(Some(&next)));
+                        let _ = window.location().set_href(&crate::server_fns::session::safe_next(Some(&next)));
                     }
                     let _ = next;
                 }

@@ -2,7 +2,8 @@
 
 use leptos::prelude::*;
 
-use crate::api::{PlatformStatus, get_platform_status};
+use crate::domain::views::PlatformStatus;
+use crate::server_fns::status::get_platform_status;
 use crate::components::json_codec::json_resource;
 
 #[component]

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
+use crate::server_fns::{
     AppError,
     users::{CreateUser, ResetUserMfa, SetUserActive, UnlockUser, UsersPage, get_users},
 };

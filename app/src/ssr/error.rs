@@ -1,6 +1,9 @@
 //! The service layer's one error type. Messages are safe to show a user; details (store
-//! errors, SDK errors) go to the logs where they happen. The HTTP layer maps each variant to
-//! a status code and `{"error":{"code","message","field"}}` (see `http::error`).
+//! errors, SDK errors) go to the logs where they happen. Each variant's HTTP status and
+//! machine-readable code are here, once: the REST API (`http::error`) and the server functions
+//! (`http::sfn`) both answer with them.
+
+use axum::http::StatusCode;
 
 use crate::domain::{parameters::FieldError, time::Timestamp};
 
@@ -44,6 +47,58 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The HTTP status both transports answer with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServiceError::NotFound(_) | ServiceError::Hidden(_) => StatusCode::NOT_FOUND,
+            ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthenticated | ServiceError::MfaRequired => StatusCode::UNAUTHORIZED,
+            ServiceError::MfaEnrolmentRequired | ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Locked { .. } => StatusCode::LOCKED,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code (`error.code` in the API's answers). A hidden record answers
+    /// exactly like an unknown one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::NotFound(_) | ServiceError::Hidden(_) => "not_found",
+            ServiceError::Invalid { code, .. } => code,
+            ServiceError::Unauthenticated => "unauthenticated",
+            ServiceError::MfaRequired => "mfa_required",
+            ServiceError::MfaEnrolmentRequired => "mfa_enrolment_required",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Locked { .. } => "locked",
+            ServiceError::RateLimited { .. } => "rate_limited",
+            ServiceError::TooManyStreams { .. } => "too_many_streams",
+            ServiceError::Unavailable => "unavailable",
+            ServiceError::Internal => "internal",
+        }
+    }
+
+    /// Seconds after which trying again may succeed (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // A stream closes when its tab does: a few seconds.
+            ServiceError::TooManyStreams { .. } => Some(5),
+            _ => None,
+        }
+    }
+
+    /// A permission denial (403, or 404 for a record outside the caller's scope): whichever
+    /// transport answers it, it is audited as `access.denied`.
+    pub fn is_denial(&self) -> bool {
+        matches!(self, ServiceError::Hidden(_) | ServiceError::Forbidden(_))
+    }
+
     /// One bad field.
     pub fn invalid(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         let field = field.into();
@@ -99,5 +154,29 @@ impl From<RepoError> for ServiceError {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_record_answers_like_an_unknown_one_and_is_a_denial() {
+        let (hidden, unknown) = (ServiceError::Hidden("customer"), ServiceError::NotFound("customer"));
+        assert_eq!((hidden.status(), hidden.code(), hidden.to_string()), (unknown.status(), unknown.code(), unknown.to_string()));
+        assert!(hidden.is_denial() && ServiceError::Forbidden("no".into()).is_denial());
+        assert!(!unknown.is_denial());
+    }
+
+    #[test]
+    fn bad_input_keeps_its_own_code_and_busy_answers_say_when_to_retry() {
+        let bad = ServiceError::invalid("version", "unknown_version", "no such version");
+        assert_eq!((bad.status(), bad.code()), (StatusCode::BAD_REQUEST, "unknown_version"));
+        assert_eq!(ServiceError::RateLimited { retry_after_secs: 7 }.retry_after(), Some(7));
+        assert_eq!(ServiceError::TooManyStreams { max: 10 }.retry_after(), Some(5));
+        assert_eq!(ServiceError::Unavailable.retry_after(), None);
+        assert_eq!(ServiceError::MfaRequired.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ServiceError::MfaEnrolmentRequired.code(), "mfa_enrolment_required");
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 
 use super::store::{DynamoStore, Store, StoreError};
-use crate::api::{CheckReport, PlatformStatus};
+use crate::domain::views::{CheckReport, PlatformStatus};
 
 /// One dependency the server needs to serve requests.
 #[async_trait]

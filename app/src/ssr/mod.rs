@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod password;
 pub mod publish_rules;
 pub mod rate_limit;
+pub mod read_cache;
 pub mod repo;
 pub mod secret_keys;
 pub mod seed;

@@ -10,9 +10,9 @@ use crate::domain::{
     ids::Id,
     lifecycle::{DeploymentStatus, Drift, Health, OperationKind, OperationState},
     model::{
-        Color, ConnectionStatus, Customer, Deployment, Environment, EnvironmentName, Operation, Role, User,
+        Approver, Color, ConnectionStatus, Customer, Deployment, Environment, EnvironmentName, Operation, Role,
+        User,
     },
-    permissions::Approver,
     semver::Version,
     time::Timestamp,
 };

@@ -74,8 +74,8 @@ pub struct Services {
     pub health: Arc<HealthService>,
     pub repo: Repo,
     pub catalog: SharedCatalog,
-    /// The hottest API reads' answers (embedded store only; see `http::read_cache`).
-    pub read_cache: super::http::read_cache::ReadCache,
+    /// The hottest API reads' answers (embedded store only; see `read_cache`).
+    pub read_cache: super::read_cache::ReadCache,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub audit: Arc<AuditLog>,
     pub auth: Arc<AuthService>,
@@ -326,7 +326,7 @@ impl AppState {
             config.outbound,
             config.prod_four_eyes,
         );
-        let read_cache = super::http::read_cache::ReadCache::new(
+        let read_cache = super::read_cache::ReadCache::new(
             store.clone(),
             catalog.clone(),
             config.read_cache_mb * 1024 * 1024,

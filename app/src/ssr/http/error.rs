@@ -71,53 +71,18 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        let message = e.to_string();
+        let mut err = ApiError::new(e.status(), e.code(), e.to_string());
+        err.denied = e.is_denial();
+        err.retry_after = e.retry_after();
         match e {
-            ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            ServiceError::Hidden(_) => {
-                let mut err = ApiError::new(StatusCode::NOT_FOUND, "not_found", message);
-                err.denied = true;
-                err
-            }
-            ServiceError::Invalid { code, field, details, .. } => {
-                let mut err = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+            ServiceError::Invalid { field, details, .. } => {
                 err.detail.field = field;
                 err.detail.details = details;
-                err
             }
-            ServiceError::Unauthenticated => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
-            }
-            ServiceError::Forbidden(_) => {
-                let mut err = ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
-                err.denied = true;
-                err
-            }
-            ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            ServiceError::Locked { until } => {
-                let mut err = ApiError::new(StatusCode::LOCKED, "locked", message);
-                err.detail.unlocks_at = Some(until.to_string());
-                err
-            }
-            ServiceError::RateLimited { retry_after_secs } => {
-                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-                err.retry_after = Some(retry_after_secs);
-                err
-            }
-            ServiceError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
-            ServiceError::MfaEnrolmentRequired => {
-                ApiError::new(StatusCode::FORBIDDEN, "mfa_enrolment_required", message)
-            }
-            ServiceError::TooManyStreams { .. } => {
-                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message);
-                err.retry_after = Some(5);
-                err
-            }
-            ServiceError::Unavailable => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            }
-            ServiceError::Internal => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            ServiceError::Locked { until } => err.detail.unlocks_at = Some(until.to_string()),
+            _ => {}
         }
+        err
     }
 }
 

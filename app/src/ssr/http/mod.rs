@@ -7,9 +7,8 @@ pub mod error;
 pub mod event_stream;
 pub mod extract;
 mod health;
-pub mod read_cache;
 pub mod security;
-pub mod server_fns;
+pub mod sfn;
 mod shell;
 mod sso;
 

@@ -213,7 +213,7 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
     }
     let mut response = next.run(req).await;
     // Pages and server functions say "denied" with a header (they cannot set extensions).
-    let denied_by_page = response.headers_mut().remove(super::server_fns::DENIED_HEADER).is_some();
+    let denied_by_page = response.headers_mut().remove(super::sfn::DENIED_HEADER).is_some();
     if let Some(actor) = &actor
         && (denied_by_page || response.extensions().get::<AccessDenied>().is_some())
     {
@@ -243,7 +243,7 @@ fn enrolment_first(path: &str) -> Response {
         return ApiError::from(crate::ssr::error::ServiceError::MfaEnrolmentRequired).into_response();
     }
     if path.starts_with("/sfn/") {
-        let body = crate::api::AppError::MfaEnrolmentRequired.ser();
+        let body = crate::server_fns::AppError::MfaEnrolmentRequired.ser();
         return (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/account"), (header::CACHE_CONTROL, "no-store")])

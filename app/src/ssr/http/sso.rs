@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::security::{cookie, session_cookie};
 use crate::{
-    api::session::safe_next,
+    server_fns::session::safe_next,
     ssr::{
         auth::{
             ClientInfo,

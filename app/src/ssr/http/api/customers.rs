@@ -43,6 +43,7 @@ pub async fn list(
             Ok(state.customers.list(&actor, limit, params.cursor(), search).await?)
         })
         .await
+        .map(super::json_body)
 }
 
 /// A customer with its environments and deployments.
@@ -61,6 +62,7 @@ pub async fn get(
         .read_cache
         .json(&actor, path_and_query(&uri), || async { Ok(state.customers.get(&actor, &id).await?) })
         .await
+        .map(super::json_body)
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomer,

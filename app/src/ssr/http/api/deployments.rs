@@ -47,6 +47,7 @@ pub async fn list(
             Ok(state.deployments.list(&actor, &filter, limit, params.cursor()).await?)
         })
         .await
+        .map(super::json_body)
 }
 
 /// A deployment with its most recent operations.
@@ -102,4 +103,5 @@ pub async fn fleet_summary(
         .read_cache
         .json(&actor, path_and_query(&uri), || async { Ok(state.fleet.summary(&actor).await?) })
         .await
+        .map(super::json_body)
 }

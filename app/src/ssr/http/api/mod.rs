@@ -12,7 +12,9 @@ mod users;
 
 use axum::{
     Json, Router,
-    http::StatusCode,
+    body::Bytes,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
 use utoipa::{
@@ -28,6 +30,11 @@ use crate::{
     domain::{ids::Id, semver::Version, time::Timestamp},
     ssr::state::AppState,
 };
+
+/// A JSON answer already serialized (by the read cache).
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
 
 // The domain's string-like types, described for the document.
 fn string_schema(

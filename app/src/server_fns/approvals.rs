@@ -8,7 +8,7 @@ use crate::domain::views::InboxItem;
 
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "approvals")]
 pub async fn get_approvals() -> Result<Vec<InboxItem>, AppError> {
-    use crate::ssr::http::server_fns;
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    state.operations.inbox(&actor).await.map_err(server_fns::fail)
+    use crate::ssr::http::sfn;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    state.operations.inbox(&actor).await.map_err(sfn::fail)
 }

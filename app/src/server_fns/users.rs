@@ -28,11 +28,11 @@ pub struct UsersPage {
 /// One page of users after `after` (the first without it).
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "users")]
 pub async fn get_users(after: Option<String>) -> Result<UsersPage, AppError> {
-    use crate::ssr::{clock, http::server_fns};
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let page = state.users.list(&actor, USERS_PAGE, after.as_deref()).await.map_err(server_fns::fail)?;
-    let managers = state.users.managers(&actor).await.map_err(server_fns::fail)?;
-    let locked = state.auth.locked_accounts(&actor, clock::now()).await.map_err(server_fns::fail)?;
+    use crate::ssr::{clock, http::sfn};
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let page = state.users.list(&actor, USERS_PAGE, after.as_deref()).await.map_err(sfn::fail)?;
+    let managers = state.users.managers(&actor).await.map_err(sfn::fail)?;
+    let locked = state.auth.locked_accounts(&actor, clock::now()).await.map_err(sfn::fail)?;
     Ok(UsersPage { users: page.items, next: page.next_cursor, managers, locked })
 }
 
@@ -45,11 +45,11 @@ pub async fn create_user(
     manager_id: Option<String>,
     password: String,
 ) -> Result<User, AppError> {
-    use crate::ssr::{http::server_fns, services::users::NewUser};
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    use crate::ssr::{http::sfn, services::users::NewUser};
+    let (state, actor) = (sfn::state(), sfn::actor()?);
     let manager_id = manager_id.filter(|m| !m.trim().is_empty());
     let input = NewUser { email, name, role, manager_id, password };
-    state.users.create(&actor, input).await.map_err(server_fns::fail)
+    state.users.create(&actor, input).await.map_err(sfn::fail)
 }
 
 /// Activates or deactivates a user (a deactivated user's sessions stop at once).
@@ -57,12 +57,12 @@ pub async fn create_user(
 pub async fn set_user_active(id: String, rev: u64, active: bool) -> Result<User, AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{error::ServiceError, http::server_fns, services::users::UserChanges},
+        ssr::{error::ServiceError, http::sfn, services::users::UserChanges},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("user")))?;
     let changes = UserChanges { rev, name: None, role: None, manager_id: None, active: Some(active) };
-    state.users.update(&actor, &id, changes).await.map_err(server_fns::fail)
+    state.users.update(&actor, &id, changes).await.map_err(sfn::fail)
 }
 
 /// Lifts a sign-in lockout.
@@ -70,12 +70,12 @@ pub async fn set_user_active(id: String, rev: u64, active: bool) -> Result<User,
 pub async fn unlock_user(id: String) -> Result<(), AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{clock, error::ServiceError, http::server_fns},
+        ssr::{clock, error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
-    let email = state.users.email(&actor, &id).await.map_err(server_fns::fail)?;
-    state.auth.unlock(&actor, &email, clock::now()).await.map_err(server_fns::fail)
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("user")))?;
+    let email = state.users.email(&actor, &id).await.map_err(sfn::fail)?;
+    state.auth.unlock(&actor, &email, clock::now()).await.map_err(sfn::fail)
 }
 
 /// Removes a user's second factors (a lost phone): they set one up again, signed out everywhere.
@@ -83,9 +83,9 @@ pub async fn unlock_user(id: String) -> Result<(), AppError> {
 pub async fn reset_user_mfa(id: String) -> Result<(), AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{clock, error::ServiceError, http::server_fns},
+        ssr::{clock, error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("user")))?;
-    state.auth.reset_mfa(&actor, &id, clock::now()).await.map_err(server_fns::fail)
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("user")))?;
+    state.auth.reset_mfa(&actor, &id, clock::now()).await.map_err(sfn::fail)
 }

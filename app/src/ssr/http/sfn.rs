@@ -7,7 +7,7 @@ use leptos::prelude::{expect_context, use_context};
 use leptos_axum::ResponseOptions;
 
 use crate::{
-    api::AppError,
+    server_fns::AppError,
     ssr::{auth::Actor, error::ServiceError, state::AppState},
 };
 
@@ -37,35 +37,31 @@ fn set_status(status: StatusCode) {
     }
 }
 
-/// Maps a service error to what the page shows, and sets the response's status (a page for a
-/// customer the user may not see answers 404, like the API).
+/// Maps a service error to what the page shows, and sets the response's status from the one
+/// table (`ServiceError::status`): a page for a customer the user may not see answers 404, like
+/// the API.
 pub fn fail(e: ServiceError) -> AppError {
-    let denied = matches!(e, ServiceError::Hidden(_) | ServiceError::Forbidden(_));
-    if denied && let Some(response) = use_context::<ResponseOptions>() {
+    if e.is_denial()
+        && let Some(response) = use_context::<ResponseOptions>()
+    {
         response.insert_header(DENIED_HEADER.parse().expect("static"), HeaderValue::from_static("1"));
     }
+    set_status(e.status());
     let message = e.to_string();
-    let (status, error) = match e {
-        ServiceError::NotFound(what) | ServiceError::Hidden(what) => {
-            (StatusCode::NOT_FOUND, AppError::NotFound(what.to_string()))
-        }
-        ServiceError::Invalid { field, message, details, .. } => {
-            (StatusCode::BAD_REQUEST, AppError::Invalid { field, message, details })
-        }
-        ServiceError::Unauthenticated => (StatusCode::UNAUTHORIZED, AppError::Unauthenticated),
-        ServiceError::MfaRequired => (StatusCode::UNAUTHORIZED, AppError::MfaRequired),
-        ServiceError::MfaEnrolmentRequired => (StatusCode::FORBIDDEN, AppError::MfaEnrolmentRequired),
-        ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
-        ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
-        ServiceError::Locked { .. } => (StatusCode::LOCKED, AppError::Unavailable(message)),
-        ServiceError::RateLimited { .. } | ServiceError::TooManyStreams { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, AppError::Unavailable(message))
-        }
-        ServiceError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, AppError::Unavailable(message)),
-        ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(message)),
-    };
-    set_status(status);
-    error
+    match e {
+        ServiceError::NotFound(what) | ServiceError::Hidden(what) => AppError::NotFound(what.to_string()),
+        ServiceError::Invalid { field, message, details, .. } => AppError::Invalid { field, message, details },
+        ServiceError::Unauthenticated => AppError::Unauthenticated,
+        ServiceError::MfaRequired => AppError::MfaRequired,
+        ServiceError::MfaEnrolmentRequired => AppError::MfaEnrolmentRequired,
+        ServiceError::Forbidden(m) => AppError::Forbidden(m),
+        ServiceError::Conflict(m) => AppError::Conflict(m),
+        ServiceError::Locked { .. }
+        | ServiceError::RateLimited { .. }
+        | ServiceError::TooManyStreams { .. }
+        | ServiceError::Unavailable => AppError::Unavailable(message),
+        ServiceError::Internal => AppError::Internal(message),
+    }
 }
 
 /// The browser-made key that makes a repeated request harmless (the API's `Idempotency-Key`

@@ -30,8 +30,8 @@ pub struct SignInMethods {
 /// `None` when nobody is signed in (the page then offers the sign-in form).
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "session")]
 pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
-    use crate::ssr::{clock, http::server_fns};
-    Ok(server_fns::maybe_actor().map(|actor| SessionInfo {
+    use crate::ssr::{clock, http::sfn};
+    Ok(sfn::maybe_actor().map(|actor| SessionInfo {
         must_enrol: actor.factor.must_enrol,
         user: actor.user,
         as_of: clock::now(),
@@ -40,7 +40,7 @@ pub async fn get_session() -> Result<Option<SessionInfo>, AppError> {
 
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "sign-in-options")]
 pub async fn sign_in_options() -> Result<SignInMethods, AppError> {
-    let state = crate::ssr::http::server_fns::state();
+    let state = crate::ssr::http::sfn::state();
     Ok(SignInMethods {
         sso: state.config.cognito.as_ref().is_some_and(|c| c.hosted_ui.is_some()),
         passkeys: state.auth.passkeys_available(),
@@ -60,16 +60,16 @@ pub async fn sign_in(
     use crate::ssr::{
         auth::ClientInfo,
         clock,
-        http::{security::session_cookie, server_fns},
+        http::{security::session_cookie, sfn},
     };
     use axum::http::{HeaderValue, header, request::Parts};
-    let state = server_fns::state();
+    let state = sfn::state();
     let client =
         use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
     let now = clock::now();
     let otp = otp.filter(|o| !o.trim().is_empty());
     let login =
-        state.auth.login(&email, &password, otp.as_deref(), &client, now).await.map_err(server_fns::fail)?;
+        state.auth.login(&email, &password, otp.as_deref(), &client, now).await.map_err(sfn::fail)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
@@ -81,8 +81,8 @@ pub async fn sign_in(
 /// Starts a passkey ceremony (a sign-in, or a step-up): options for the browser, naming no user.
 #[server(prefix = "/sfn", endpoint = "passkey-challenge")]
 pub async fn passkey_challenge() -> Result<crate::domain::views::PasskeyChallenge, AppError> {
-    use crate::ssr::{clock, http::server_fns};
-    server_fns::state().auth.passkey_challenge(clock::now()).map_err(server_fns::fail)
+    use crate::ssr::{clock, http::sfn};
+    sfn::state().auth.passkey_challenge(clock::now()).map_err(sfn::fail)
 }
 
 /// Signs in with a passkey (`credential`: the browser's answer, its `toJSON()` as text): sets
@@ -92,15 +92,15 @@ pub async fn passkey_sign_in(token: String, credential: String) -> Result<(), Ap
     use crate::ssr::{
         auth::ClientInfo,
         clock,
-        http::{security::session_cookie, server_fns},
+        http::{security::session_cookie, sfn},
     };
     use axum::http::{HeaderValue, header, request::Parts};
-    let state = server_fns::state();
+    let state = sfn::state();
     let client =
         use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
     let now = clock::now();
     let login =
-        state.auth.login_passkey(&token, &credential, &client, now).await.map_err(server_fns::fail)?;
+        state.auth.login_passkey(&token, &credential, &client, now).await.map_err(sfn::fail)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
@@ -113,12 +113,12 @@ pub async fn passkey_sign_in(token: String, credential: String) -> Result<(), Ap
 pub async fn sign_out() -> Result<(), AppError> {
     use crate::ssr::{
         clock,
-        http::{security::clear_session_cookie, server_fns},
+        http::{security::clear_session_cookie, sfn},
     };
     use axum::http::header;
-    let state = server_fns::state();
-    if let Some(actor) = server_fns::maybe_actor() {
-        state.auth.logout(&actor, clock::now()).await.map_err(server_fns::fail)?;
+    let state = sfn::state();
+    if let Some(actor) = sfn::maybe_actor() {
+        state.auth.logout(&actor, clock::now()).await.map_err(sfn::fail)?;
     }
     let response = expect_context::<leptos_axum::ResponseOptions>();
     response.insert_header(header::SET_COOKIE, clear_session_cookie(state.config.https()));

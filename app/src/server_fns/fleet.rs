@@ -25,14 +25,14 @@ pub struct Dashboard {
 /// only the customers with every word of it in their name, slug or cost centre, from all pages.
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "dashboard")]
 pub async fn get_dashboard(after: Option<String>, q: Option<String>) -> Result<Dashboard, AppError> {
-    use crate::ssr::{clock, http::server_fns};
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let summary = state.fleet.summary(&actor).await.map_err(server_fns::fail)?;
+    use crate::ssr::{clock, http::sfn};
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let summary = state.fleet.summary(&actor).await.map_err(sfn::fail)?;
     let page = state
         .customers
         .list(&actor, DASHBOARD_CUSTOMERS, after.as_deref(), crate::domain::search::query(q.as_deref()))
         .await
-        .map_err(server_fns::fail)?;
+        .map_err(sfn::fail)?;
     let mut customers = page.items;
     customers.sort_by_key(|c| c.name.to_lowercase());
     Ok(Dashboard { summary, customers, next_customers: page.next_cursor, as_of: clock::now() })

@@ -8,15 +8,15 @@ use crate::domain::views::{CapabilityDetail, CapabilityUsage};
 
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "catalog")]
 pub async fn get_catalog() -> Result<Vec<CapabilityDetail>, AppError> {
-    use crate::ssr::http::server_fns;
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    state.capabilities.details(&actor).map_err(server_fns::fail)
+    use crate::ssr::http::sfn;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    state.capabilities.details(&actor).map_err(sfn::fail)
 }
 
 /// Which customers run which version of one capability.
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "catalog-usage")]
 pub async fn get_capability_usage(slug: String) -> Result<CapabilityUsage, AppError> {
-    use crate::ssr::http::server_fns;
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    state.deployments.usage(&actor, &slug).await.map_err(server_fns::fail)
+    use crate::ssr::http::sfn;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    state.deployments.usage(&actor, &slug).await.map_err(sfn::fail)
 }

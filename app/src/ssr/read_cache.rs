@@ -14,17 +14,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::{
-    body::Bytes,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
+use axum::body::Bytes;
 use serde::Serialize;
 
-use super::error::ApiError;
 use crate::{
     domain::{ids::Id, model::Role},
-    ssr::{auth::Actor, catalog::SharedCatalog, store::Store},
+    ssr::{auth::Actor, catalog::SharedCatalog, error::ServiceError, store::Store},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,30 +79,31 @@ impl ReadCache {
         Some(Generation { store, catalog })
     }
 
-    /// The JSON answer for `actor` at `path_and_query`: the kept one when nothing changed since it
-    /// was made, else `compute`'s (kept when it succeeds).
-    pub async fn json<T, F>(
+    /// The JSON answer (serialized) for `actor` at `path_and_query`: the kept one when nothing
+    /// changed since it was made, else `compute`'s (kept when it succeeds).
+    pub async fn json<T, E, F>(
         &self,
         actor: &Actor,
         path_and_query: &str,
         compute: impl FnOnce() -> F,
-    ) -> Result<Response, ApiError>
+    ) -> Result<Bytes, E>
     where
         T: Serialize,
-        F: Future<Output = Result<T, ApiError>>,
+        E: From<ServiceError>,
+        F: Future<Output = Result<T, E>>,
     {
         // Read before computing: an answer is never kept under a generation newer than its data.
         let Some(generation) = self.generation() else {
-            return Ok(json_response(serialize(&compute().await?)?));
+            return serialize(&compute().await?);
         };
         let key =
             Key { user: actor.user.id.clone(), role: actor.user.role, path_and_query: path_and_query.into() };
         if let Some(body) = self.lookup(generation, &key) {
-            return Ok(json_response(body));
+            return Ok(body);
         }
         let body = serialize(&compute().await?)?;
         self.keep(generation, key, body.clone());
-        Ok(json_response(body))
+        Ok(body)
     }
 
     fn lookup(&self, generation: Generation, key: &Key) -> Option<Bytes> {
@@ -149,15 +145,11 @@ impl ReadCache {
     }
 }
 
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+fn serialize<T: Serialize, E: From<ServiceError>>(value: &T) -> Result<Bytes, E> {
     serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
         tracing::error!(error = %e, "an answer could not be serialized");
-        ApiError::from(crate::ssr::error::ServiceError::Internal)
+        E::from(ServiceError::Internal)
     })
-}
-
-fn json_response(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 #[cfg(test)]

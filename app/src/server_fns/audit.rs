@@ -57,12 +57,12 @@ const DAY_MS: i64 = 86_400_000;
 #[server(input = GetUrl, prefix = "/sfn", endpoint = "audit")]
 pub async fn get_audit(query: AuditQuery, cursor: Option<String>) -> Result<Page<AuditEvent>, AppError> {
     use crate::domain::time::Timestamp;
-    use crate::ssr::{audit::AuditFilter, error::ServiceError, http::server_fns};
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
+    use crate::ssr::{audit::AuditFilter, error::ServiceError, http::sfn};
+    let (state, actor) = (sfn::state(), sfn::actor()?);
     let day = |name: &str, v: &Option<String>| match AuditQuery::field(v) {
         None => Ok(None),
         Some(d) => Timestamp::parse_day(d).map(Some).ok_or_else(|| {
-            server_fns::fail(ServiceError::invalid(
+            sfn::fail(ServiceError::invalid(
                 name,
                 "invalid_date",
                 format!("`{d}` is not a date (YYYY-MM-DD)"),
@@ -81,7 +81,7 @@ pub async fn get_audit(query: AuditQuery, cursor: Option<String>) -> Result<Page
         .audit_trail
         .list(&actor, filter, AUDIT_PAGE, cursor.as_deref().filter(|c| !c.is_empty()))
         .await
-        .map_err(server_fns::fail)
+        .map_err(sfn::fail)
 }
 
 #[cfg(test)]

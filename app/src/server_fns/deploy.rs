@@ -21,12 +21,12 @@ pub struct DeployOptions {
 pub async fn get_deploy_options(customer: String) -> Result<DeployOptions, AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{error::ServiceError, http::server_fns},
+        ssr::{error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&customer).map_err(|_| server_fns::fail(ServiceError::NotFound("customer")))?;
-    let detail = state.customers.get(&actor, &id).await.map_err(server_fns::fail)?;
-    let capabilities = state.capabilities.details(&actor).map_err(server_fns::fail)?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&customer).map_err(|_| sfn::fail(ServiceError::NotFound("customer")))?;
+    let detail = state.customers.get(&actor, &id).await.map_err(sfn::fail)?;
+    let capabilities = state.capabilities.details(&actor).map_err(sfn::fail)?;
     Ok(DeployOptions { customer: detail.customer, environments: detail.environments, capabilities })
 }
 
@@ -34,8 +34,8 @@ pub async fn get_deploy_options(customer: String) -> Result<DeployOptions, AppEr
 /// again (a retry, a request queued while offline) never makes a second operation.
 #[server(input = Json, prefix = "/sfn", endpoint = "request-deployment")]
 pub async fn request_deployment(request: DeployRequest, key: String) -> Result<Operation, AppError> {
-    use crate::ssr::http::server_fns;
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let key = server_fns::idempotency_key(&key)?;
-    state.operations.deploy(&actor, request, Some(key)).await.map_err(server_fns::fail)
+    use crate::ssr::http::sfn;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let key = sfn::idempotency_key(&key)?;
+    state.operations.deploy(&actor, request, Some(key)).await.map_err(sfn::fail)
 }

@@ -18,10 +18,10 @@ pub struct CustomerPage {
 pub async fn get_customer(id: String) -> Result<CustomerPage, AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{clock, error::ServiceError, http::server_fns},
+        ssr::{clock, error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("customer")))?;
-    let detail = state.customers.get(&actor, &id).await.map_err(server_fns::fail)?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("customer")))?;
+    let detail = state.customers.get(&actor, &id).await.map_err(sfn::fail)?;
     Ok(CustomerPage { detail, as_of: clock::now() })
 }

@@ -26,16 +26,16 @@ pub struct DeploymentPage {
 pub async fn get_deployment(id: String) -> Result<DeploymentPage, AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{clock, error::ServiceError, http::server_fns},
+        ssr::{clock, error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("deployment")))?;
-    let detail = state.deployments.get(&actor, &id).await.map_err(server_fns::fail)?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("deployment")))?;
+    let detail = state.deployments.get(&actor, &id).await.map_err(sfn::fail)?;
     let customer = state
         .customers
         .get(&actor, &detail.view.deployment.customer_id)
         .await
-        .map_err(server_fns::fail)?
+        .map_err(sfn::fail)?
         .customer;
     let running = detail.view.deployment.version.clone();
     let upgrades = state
@@ -57,11 +57,11 @@ pub async fn get_deployment(id: String) -> Result<DeploymentPage, AppError> {
 pub async fn get_operation_events(id: String) -> Result<Vec<StackEvent>, AppError> {
     use crate::{
         domain::ids::Id,
-        ssr::{error::ServiceError, http::server_fns},
+        ssr::{error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("operation")))?;
-    state.operations.events(&actor, &id).await.map_err(server_fns::fail)
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("operation")))?;
+    state.operations.events(&actor, &id).await.map_err(sfn::fail)
 }
 
 /// What a user does with an operation from its page or the approvals inbox.
@@ -83,10 +83,10 @@ pub async fn act_on_operation(
 ) -> Result<Operation, AppError> {
     use crate::{
         domain::{ids::Id, views::DecisionRequest},
-        ssr::{error::ServiceError, http::server_fns},
+        ssr::{error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("operation")))?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("operation")))?;
     let ops = &state.operations;
     let note = note.filter(|n| !n.trim().is_empty());
     match action {
@@ -95,7 +95,7 @@ pub async fn act_on_operation(
         OperationAction::Reject => ops.reject(&actor, &id, DecisionRequest { note }).await,
         OperationAction::Cancel => ops.cancel(&actor, &id).await,
     }
-    .map_err(server_fns::fail)
+    .map_err(sfn::fail)
 }
 
 /// A change to a deployment, started from its page.
@@ -128,11 +128,11 @@ pub async fn change_deployment(
             ids::Id,
             views::{ChangeRequest, DeleteRequest, UpgradeRequest},
         },
-        ssr::{error::ServiceError, http::server_fns},
+        ssr::{error::ServiceError, http::sfn},
     };
-    let (state, actor) = (server_fns::state(), server_fns::actor()?);
-    let id = Id::parse(&id).map_err(|_| server_fns::fail(ServiceError::NotFound("deployment")))?;
-    let key = server_fns::idempotency_key(&key)?;
+    let (state, actor) = (sfn::state(), sfn::actor()?);
+    let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("deployment")))?;
+    let key = sfn::idempotency_key(&key)?;
     let ops = &state.operations;
     match change {
         DeploymentChange::Upgrade { version } => {
@@ -146,5 +146,5 @@ pub async fn change_deployment(
             ops.delete(&actor, &id, DeleteRequest { confirm }, Some(key)).await
         }
     }
-    .map_err(server_fns::fail)
+    .map_err(sfn::fail)
 }

@@ -1,5 +1,6 @@
 //! Pure domain rules, compiled for both the browser and the server and unit-tested once.
 
+pub mod blue_green;
 pub mod ids;
 pub mod lifecycle;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod permissions;
 pub mod search;
 pub mod second_factor;
 pub mod semver;
+pub mod settlement;
 pub mod stacks;
 pub mod time;
 pub mod validation;

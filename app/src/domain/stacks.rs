@@ -27,6 +27,13 @@ pub fn stack_name(
     }
 }
 
+/// The same stack in `color`: a blue-green change builds the other colour's stack, named like the
+/// running one with its colour suffix replaced (or added, for a stack that had none).
+pub fn colour_stack_name(stack_name: &str, color: Color) -> String {
+    let base = stack_name.strip_suffix("-blue").or_else(|| stack_name.strip_suffix("-green"));
+    format!("{}-{}", base.unwrap_or(stack_name), color.as_str())
+}
+
 /// The change set of an operation: one name per operation, so a retried create finds the one
 /// it made instead of making a second.
 pub fn change_set_name(op: &Id) -> String {
@@ -217,6 +224,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_other_colour_is_the_same_stack_with_its_suffix() {
+        let blue = stack_name("crm", "acme", EnvironmentName::Prod, Some(Color::Blue));
+        let green = colour_stack_name(&blue, Color::Green);
+        assert_eq!(green, stack_name("crm", "acme", EnvironmentName::Prod, Some(Color::Green)));
+        assert_eq!(colour_stack_name(&green, Color::Blue), blue);
+        let plain = stack_name("crm", "acme", EnvironmentName::Prod, None);
+        assert_eq!(colour_stack_name(&plain, Color::Green), green, "a stack without a colour gets one");
+    }
 
     #[test]
     fn stack_names_read_back_into_every_possible_split() {

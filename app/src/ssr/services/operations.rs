@@ -6,16 +6,18 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
+    time::Duration,
 };
 
 use crate::domain::{
+    blue_green,
     ids::Id,
     lifecycle::{
         OperationKind, OperationState, after_approval, allowed_operations, check_transition, initial_state,
     },
     model::{
-        Approver, BlueGreen, Color, Customer, DataClassification, Deployment, Environment, EnvironmentName,
-        Operation, Role, Strategy,
+        Approver, Color, Customer, DataClassification, Deployment, Environment, EnvironmentName, Operation, Role,
+        Strategy,
     },
     outbound_url::OutboundPolicy,
     parameters::{FieldError, MASK},
@@ -35,7 +37,11 @@ use super::super::{
     clock,
     error::ServiceError,
     ids::new_id,
-    lifecycle::{deployer::Target, engine::Engine, secrets::is_sealed},
+    lifecycle::{
+        deployer::Target,
+        engine::Engine,
+        secrets::{ParameterCipher, is_sealed},
+    },
     repo::{DeploymentRecord, Repo, RepoError, StartError},
 };
 use super::{customers::shown, deployments::DeploymentService};
@@ -44,7 +50,13 @@ use super::{customers::shown, deployments::DeploymentService};
 pub struct OperationService {
     repo: Repo,
     catalog: SharedCatalog,
+    /// Told about each new or decided operation (to start it now and announce it), asked to
+    /// discard a change set and to check a connection.
     engine: Arc<Engine>,
+    /// Seals and opens `NoEcho` parameter values.
+    cipher: ParameterCipher,
+    /// How long a queued operation may take (`NEXUS_OPERATION_TIMEOUT_MINUTES`).
+    timeout: Duration,
     audit: Arc<AuditLog>,
     deployments: DeploymentService,
     /// Which addresses a health URL may name (`NEXUS_HEALTH_ALLOW_LOOPBACK`).
@@ -62,16 +74,19 @@ struct Plan {
 }
 
 impl OperationService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         repo: Repo,
         catalog: SharedCatalog,
         engine: Arc<Engine>,
+        cipher: ParameterCipher,
+        timeout: Duration,
         audit: Arc<AuditLog>,
         deployments: DeploymentService,
         outbound: OutboundPolicy,
         prod_four_eyes: bool,
     ) -> Self {
-        OperationService { repo, catalog, engine, audit, deployments, outbound, prod_four_eyes }
+        OperationService { repo, catalog, engine, cipher, timeout, audit, deployments, outbound, prod_four_eyes }
     }
 
     fn classification(&self, capability: &str) -> Option<DataClassification> {
@@ -101,7 +116,7 @@ impl OperationService {
             )
         })?;
         let schema = &v.meta.parameters;
-        let mut values = self.engine.cipher.open_all(current, deployment).map_err(|e| {
+        let mut values = self.cipher.open_all(current, deployment).map_err(|e| {
             tracing::error!(error = %e, %deployment, "stored parameters cannot be decrypted");
             ServiceError::Internal
         })?;
@@ -142,7 +157,7 @@ impl OperationService {
                 return Err(ServiceError::fields(errors));
             }
         };
-        Ok(self.engine.cipher.seal_all(schema, &resolved, deployment))
+        Ok(self.cipher.seal_all(schema, &resolved, deployment))
     }
 
     fn parse_version(&self, capability: &str, version: &str, for_new: bool) -> Result<Version, ServiceError> {
@@ -186,34 +201,8 @@ impl OperationService {
     fn new_operation(&self, actor: &Actor, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
         let now = clock::now();
         let state = initial_state(plan.kind, approver != Approver::None);
-        // Blue-green versions change by building the other colour's stack; a first deploy
-        // builds blue.
-        let blue_green = match (plan.kind, &plan.version) {
-            (OperationKind::Deploy, Some(v)) if self.blue_green(&d.capability, v) => Some(BlueGreen {
-                to: Color::Blue,
-                from: None,
-                old_stack: None,
-                healthy: false,
-                switched_at: None,
-                old_deleted: false,
-                abandoned: false,
-            }),
-            (OperationKind::Upgrade | OperationKind::Rollback | OperationKind::Switch, Some(v))
-                if self.blue_green(&d.capability, v) || self.blue_green(&d.capability, &d.version) =>
-            {
-                let from = d.active_color.unwrap_or(Color::Blue);
-                Some(BlueGreen {
-                    to: from.other(),
-                    from: Some(from),
-                    old_stack: d.stack_id.as_ref().map(|_| d.stack_name.clone()),
-                    healthy: false,
-                    switched_at: None,
-                    old_deleted: false,
-                    abandoned: false,
-                })
-            }
-            _ => None,
-        };
+        let blue_green =
+            blue_green::plan(plan.kind, d, plan.version.as_ref(), |v| self.blue_green(&d.capability, v));
         // A template that takes its colour as a parameter gets the one it is built as.
         let mut plan = plan;
         if let Some(bg) = &blue_green
@@ -221,14 +210,7 @@ impl OperationService {
         {
             *c = bg.to.as_str().to_string();
         }
-        // The other colour's stack: the same name with the other suffix.
-        let stack_name = match &blue_green {
-            Some(bg) if bg.from.is_some() => {
-                let base = d.stack_name.strip_suffix("-blue").or_else(|| d.stack_name.strip_suffix("-green"));
-                format!("{}-{}", base.unwrap_or(&d.stack_name), bg.to.as_str())
-            }
-            _ => d.stack_name.clone(),
-        };
+        let stack_name = blue_green::stack_name(d, blue_green.as_ref());
         Operation {
             blue_green,
             id: new_id(),
@@ -246,7 +228,7 @@ impl OperationService {
             approver,
             stack_name,
             deadline: (state == OperationState::Queued).then(|| {
-                Timestamp::from_millis(now.millis() + self.engine.config.timeout.as_millis() as i64)
+                Timestamp::from_millis(now.millis() + self.timeout.as_millis() as i64)
             }),
             ..Operation::blank()
         }
@@ -363,7 +345,7 @@ impl OperationService {
             None => {
                 let now = clock::now();
                 let color =
-                    self.blue_green(&req.capability, &version).then_some(crate::domain::model::Color::Blue);
+                    self.blue_green(&req.capability, &version).then_some(Color::Blue);
                 let d = Deployment {
                     id: new_id(),
                     customer_id: customer.id.clone(),
@@ -582,7 +564,7 @@ impl OperationService {
                 || from == OperationState::PreviewReady
             {
                 op.deadline = Some(Timestamp::from_millis(
-                    clock::now().millis() + self.engine.config.timeout.as_millis() as i64,
+                    clock::now().millis() + self.timeout.as_millis() as i64,
                 ));
             }
             self.repo.save_operation(&mut op).await

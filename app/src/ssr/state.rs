@@ -299,7 +299,7 @@ impl AppState {
         ));
         let reconciler = Arc::new(super::lifecycle::reconciler::Reconciler::new(
             repo.clone(),
-            deployer,
+            deployer.clone(),
             http,
             metrics.clone(),
             config.reconciler.clone(),
@@ -350,7 +350,7 @@ impl AppState {
             auth: Arc::new(auth),
             audit_trail: AuditService::new(audit.clone()),
             capabilities,
-            customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone()),
+            customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone(), deployer),
             fleet: FleetService::new(repo.clone()),
             users: UserService::new(repo.clone(), audit.clone(), hasher),
             deployments,

@@ -4,6 +4,7 @@
 //! [`Deployer`]: deployer::Deployer
 
 pub mod cloudformation;
+pub mod connection;
 pub mod crash;
 pub mod deployer;
 pub mod engine;

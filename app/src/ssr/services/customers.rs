@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::domain::{
     ids::Id,
-    model::{ConnectionStatus, Customer, Environment, Page, Role},
+    model::{ConnectionStatus, Customer, Environment, EnvironmentName, Page, Role},
     parameters::FieldError,
-    permissions::{Action, sees_external_ids},
+    permissions::{Action, Decision, sees_external_ids},
     validation,
     views::{CustomerChanges, CustomerDetail, EnvironmentChanges, NewCustomer, NewEnvironment, parse_owner},
 };
@@ -19,6 +19,10 @@ use super::super::{
     clock,
     error::ServiceError,
     ids::{new_external_id, new_id},
+    lifecycle::{
+        connection,
+        deployer::{Deployer, Target},
+    },
     repo::{Repo, RepoError},
     store::{Query, keys},
 };
@@ -29,6 +33,8 @@ pub struct CustomerService {
     repo: Repo,
     audit: Arc<AuditLog>,
     deployments: DeploymentService,
+    /// Checks environments' connections (AssumeRole into the customer's account).
+    deployer: Arc<dyn Deployer>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -52,8 +58,13 @@ fn audited(env: &Environment) -> serde_json::Value {
 }
 
 impl CustomerService {
-    pub fn new(repo: Repo, audit: Arc<AuditLog>, deployments: DeploymentService) -> Self {
-        CustomerService { repo, audit, deployments }
+    pub fn new(
+        repo: Repo,
+        audit: Arc<AuditLog>,
+        deployments: DeploymentService,
+        deployer: Arc<dyn Deployer>,
+    ) -> Self {
+        CustomerService { repo, audit, deployments, deployer }
     }
 
     /// A customer the actor may see (404 otherwise, whether it exists or not).
@@ -371,5 +382,44 @@ impl CustomerService {
         event.details = serde_json::json!({ "before": audited(&before), "after": audited(&saved) });
         self.audit.append(event, now).await?;
         Ok(saved)
+    }
+
+    /// AssumeRole + GetCallerIdentity into the environment's account; the result is stored on
+    /// the environment and audited.
+    pub async fn connect(&self, actor: &Actor, id: &Id) -> Result<Environment, ServiceError> {
+        let env = match self.repo.environment(id).await {
+            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("environment")),
+            other => other?,
+        };
+        let customer = self.repo.customer(&env.customer_id).await?;
+        let decision = actor.check_customer(Action::Operate(env.name), &customer.owner_id, "environment")?;
+        if !matches!(decision, Decision::Allow | Decision::NeedsApproval) {
+            return Err(ServiceError::Forbidden(format!("{} may not do this", actor.role().with_article())));
+        }
+        // Production's connection (it assumes the prod role) is checked by Executives only.
+        if env.name == EnvironmentName::Prod && actor.role() != Role::Executive {
+            return Err(ServiceError::Forbidden(
+                "only an Executive may check a production connection".into(),
+            ));
+        }
+        let target = Target::of(&env, format!("nexus-connect-{}", new_id()));
+        let (updated, outcome) = connection::check(self.deployer.as_ref(), &env, &target).await;
+        let saved = match self.repo.update_environment(updated).await {
+            Err(RepoError::Conflict(_)) => {
+                return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));
+            }
+            other => other?,
+        };
+        let mut event = actor.audit(
+            "environment.connect",
+            format!("environment/{}", env.id),
+            if outcome.is_ok() { "success" } else { "failure" },
+        );
+        event.owner_id = Some(customer.owner_id.clone());
+        event.details = serde_json::json!({
+            "account": env.account_id, "error": saved.connection_error, "role_version": saved.role_version,
+        });
+        self.audit.append(event, clock::now()).await?;
+        Ok(shown(saved, actor.role()))
     }
 }

@@ -226,5 +226,5 @@ pub async fn connect(
     Authed(actor): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Environment>> {
-    Ok(Json(state.operations.connect(&actor, &parse_id("id", &id)?).await?))
+    Ok(Json(state.customers.connect(&actor, &parse_id("id", &id)?).await?))
 }

@@ -6,14 +6,14 @@ use super::{Engine, StepError};
 use crate::{
     domain::{
         lifecycle::{DeploymentStatus, OperationKind, OperationState},
-        model::{CUSTOMER_ROLE_VERSION_PARAMETER, ConnectionStatus, Environment, Operation},
+        model::{ConnectionStatus, Operation},
         stacks::{self, TokenStep},
     },
     ssr::{
         clock,
         lifecycle::{
-            crash,
-            deployer::{ChangeSetRequest, ChangeSetStatus, DeployError, Target, TemplateSource},
+            connection, crash,
+            deployer::{ChangeSetRequest, ChangeSetStatus, Target, TemplateSource},
         },
         repo::DeploymentRecord,
     },
@@ -35,7 +35,7 @@ impl Engine {
         if fresh {
             return Ok(target);
         }
-        let (checked, outcome) = self.check_connection(&env, &target).await;
+        let (checked, outcome) = connection::check(self.deployer.as_ref(), &env, &target).await;
         if let Err(e) = &outcome
             && e.is_transient()
         {
@@ -52,41 +52,6 @@ impl Engine {
                 checked.connection_error.unwrap_or_default()
             ))),
         }
-    }
-
-    /// Checks an environment's connection: AssumeRole with its external id, the account behind
-    /// it, and the customer role's version. Answers the environment as it is to be stored after
-    /// the check (status, time, an error that names no toolkit ARN), and the outcome. A user's
-    /// connect and an operation's stale-connection check both go through here.
-    pub(crate) async fn check_connection(
-        &self,
-        env: &Environment,
-        target: &Target,
-    ) -> (Environment, Result<(), DeployError>) {
-        let outcome = self.deployer.verify_account(target).await;
-        let mut checked = env.clone();
-        checked.connection_checked_at = Some(clock::now());
-        match &outcome {
-            Ok(()) => {
-                checked.connection = ConnectionStatus::Connected;
-                checked.connection_error = None;
-                // Roles before version 2 neither have the parameter nor may read it.
-                checked.role_version =
-                    match self.deployer.parameter(target, CUSTOMER_ROLE_VERSION_PARAMETER).await {
-                        Ok(Some(v)) => Some(v.trim().parse().unwrap_or(1)),
-                        Ok(None) | Err(DeployError::Access(_)) => Some(1),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the customer role's version could not be read");
-                            env.role_version
-                        }
-                    };
-            }
-            Err(e) => {
-                checked.connection = ConnectionStatus::Failed;
-                checked.connection_error = Some(stacks::without_foreign_arns(&e.to_string(), &env.role_arn));
-            }
-        }
-        (checked, outcome)
     }
 
     /// The template inline, or by URL from the artifacts bucket when it is too big.

@@ -25,7 +25,15 @@ use crate::domain::{
 use super::{
     error::ServiceError,
     repo::RepoError,
-    store::{Cond, Cursor, Item, Query, Store, StoreError, Write},
+    store::{
+        Cond, Cursor, Item, Query, Store, StoreError, Write,
+        // The log's records: the events by sequence, the head, where keying starts, records
+        // moved aside (`store::keys` holds every key).
+        keys::{
+            self, AUDIT as PARTITION, AUDIT_HEAD as HEAD, AUDIT_KEYED as MARK, AUDIT_PLANTED as PLANTED,
+            audit_seq as seq_key,
+        },
+    },
 };
 
 mod anchor;
@@ -36,12 +44,6 @@ pub use anchor::{Anchor, AnchorError, FileAnchor, NoAnchor, S3Anchor};
 pub use chain::{ChainKey, Checkpoint, KeyedMark, MIN_KEY_LEN, keyed_hash, unkeyed_hash};
 pub use verify::VerifyReport;
 
-const PARTITION: &str = "AUDIT";
-const HEAD: &str = "HEAD";
-/// Where the keyed chain starts (see [`chain`]).
-const MARK: &str = "KEYED";
-/// Records moved aside from past the head: `PLANTED#<seq>#<id>`.
-const PLANTED: &str = "PLANTED#";
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Appends retried this often against other processes before giving up.
@@ -51,9 +53,6 @@ const MAX_ATTEMPTS: u32 = 50;
 /// Compared without case, `_` or `-`.
 const SECRET_KEYS: [&str; 4] = ["password", "token", "secret", "externalid"];
 
-fn seq_key(seq: u64) -> String {
-    format!("{seq:020}")
-}
 
 /// What a caller records; the log adds sequence, time and hashes.
 #[derive(Clone, Debug, Default)]
@@ -331,7 +330,7 @@ impl AuditLog {
         let Some(item) = self.store.get(PARTITION, &seq_key(seq)).await.map_err(RepoError::from)? else {
             return Ok(None);
         };
-        let kept_as = format!("{PLANTED}{}#{}", seq_key(seq), crate::ssr::ids::new_id());
+        let kept_as = keys::audit_planted(seq, crate::ssr::ids::new_id().as_str());
         let writes = vec![
             Write::Check {
                 pk: PARTITION.into(),

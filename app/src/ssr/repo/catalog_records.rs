@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{ids::Id, time::Timestamp};
 
 use super::{Repo, RepoError, from_item, to_json};
-use crate::ssr::store::{Cond, Item, Query, Write};
-
-const PARTITION: &str = "CATALOG";
+use crate::ssr::store::{
+    Cond, Item, Query, Write,
+    keys::{CATALOG as PARTITION, catalog_version},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogRecord {
@@ -48,7 +49,7 @@ impl Repo {
         slug: &str,
         version: &str,
     ) -> Result<Option<CatalogRecord>, RepoError> {
-        let item = self.store.get(PARTITION, &format!("{slug}#{version}")).await?;
+        let item = self.store.get(PARTITION, &catalog_version(slug, version)).await?;
         item.map(|i| {
             let mut r: CatalogRecord = from_item(&i)?;
             r.rev = i.rev;
@@ -60,7 +61,7 @@ impl Repo {
     /// Saves the record read at `r.rev` (0: creates it; a duplicate or stale write conflicts).
     pub async fn save_catalog_record(&self, r: &CatalogRecord) -> Result<(), RepoError> {
         let cond = if r.rev == 0 { Cond::NotExists } else { Cond::Rev(r.rev) };
-        let item = Item::new(PARTITION, format!("{}#{}", r.slug, r.version), r.rev + 1, to_json(r));
+        let item = Item::new(PARTITION, catalog_version(&r.slug, &r.version), r.rev + 1, to_json(r));
         self.store.transact(vec![Write::put(item, cond)]).await?;
         Ok(())
     }

@@ -14,7 +14,7 @@ use super::{Repo, RepoError, from_item, to_json};
 impl Repo {
     /// The user's second factors (an empty record when there are none).
     pub async fn mfa(&self, user: &Id) -> Result<MfaRecord, RepoError> {
-        match self.store.get(&keys::mfa(user), "MFA").await? {
+        match self.store.get(&keys::mfa(user), keys::sk::MFA).await? {
             None => Ok(MfaRecord::default()),
             Some(item) => {
                 let mut r: MfaRecord = from_item(&item)?;
@@ -27,7 +27,7 @@ impl Repo {
     /// Saves the record read at `r.rev`; a concurrent change answers `Conflict`.
     pub async fn save_mfa(&self, user: &Id, r: &MfaRecord) -> Result<(), RepoError> {
         let cond = if r.rev == 0 { Cond::NotExists } else { Cond::Rev(r.rev) };
-        let item = Item::new(keys::mfa(user), "MFA", r.rev + 1, to_json(r));
+        let item = Item::new(keys::mfa(user), keys::sk::MFA, r.rev + 1, to_json(r));
         self.store.transact(vec![Write::put(item, cond)]).await?;
         Ok(())
     }
@@ -70,7 +70,7 @@ impl Repo {
         for _ in 0..5 {
             let item = self
                 .store
-                .get(&keys::session(session.as_str()), "SESSION")
+                .get(&keys::session(session.as_str()), keys::sk::SESSION)
                 .await?
                 .ok_or(RepoError::NotFound)?;
             let mut s: super::Session = from_item(&item)?;
@@ -89,7 +89,7 @@ impl Repo {
 
     /// Files the passkey user handle under its user (once; the same user again is fine).
     pub async fn link_webauthn_handle(&self, handle: &str, user: &Id) -> Result<(), RepoError> {
-        let item = Item::new(keys::webauthn_handle(handle), "WEBAUTHN", 1, user.as_str());
+        let item = Item::new(keys::webauthn_handle(handle), keys::sk::WEBAUTHN, 1, user.as_str());
         match self.store.transact(vec![Write::put(item, Cond::NotExists)]).await.map_err(RepoError::from) {
             Err(RepoError::Conflict(_)) if self.webauthn_user(handle).await?.as_ref() == Some(user) => Ok(()),
             other => other,
@@ -98,7 +98,7 @@ impl Repo {
 
     /// The user a passkey user handle belongs to.
     pub async fn webauthn_user(&self, handle: &str) -> Result<Option<Id>, RepoError> {
-        let Some(item) = self.store.get(&keys::webauthn_handle(handle), "WEBAUTHN").await? else {
+        let Some(item) = self.store.get(&keys::webauthn_handle(handle), keys::sk::WEBAUTHN).await? else {
             return Ok(None);
         };
         Ok(Id::parse(&item.data).ok())
@@ -106,7 +106,7 @@ impl Repo {
 
     /// Marks a passkey ceremony finished: `Conflict` when it was already (a replay).
     pub async fn use_ceremony(&self, id: &str) -> Result<(), RepoError> {
-        let item = Item::new(keys::ceremony(id), "USED", 1, "");
+        let item = Item::new(keys::ceremony(id), keys::sk::CEREMONY_USED, 1, "");
         self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
         Ok(())
     }

@@ -2,13 +2,7 @@
 //! lock (one operation at a time per deployment) and an optional idempotency key, claimed by a
 //! worker with a lease (a conditional write), and finished together with the deployment they
 //! changed and the release of the lock.
-//!
-//! | record | pk | sk |
-//! |---|---|---|
-//! | deployment lock (while an operation is active) | `DEP#<deployment id>` | `LOCK` (data: operation id) |
-//! | one deployment per environment and capability | `ENVCAP#<environment id>#<capability>` | `ENVCAP` (data: deployment id) |
-//! | idempotency key | `IDEM#<user id>#<key>` | `IDEM` (data: operation id) |
-//! | stack event of an operation | `OPEV#<operation id>` | `<timestamp ms, 13 digits>#<event id>` |
+//! (Their keys, with the lock, idempotency and stack-event records: `store::keys`.)
 
 use crate::domain::{ids::Id, model::Operation, stacks::StackEvent, views::Notification};
 
@@ -36,18 +30,63 @@ impl From<RepoError> for StartError {
 }
 
 fn lock_key(deployment: &Id) -> (String, String) {
-    (keys::deployment(deployment.as_str()), "LOCK".into())
+    (keys::deployment(deployment.as_str()), keys::sk::LOCK.into())
 }
 
 fn envcap_key(environment: &Id, capability: &str) -> (String, String) {
-    (format!("ENVCAP#{environment}#{capability}"), "ENVCAP".into())
+    (keys::envcap(environment, capability), keys::sk::ENVCAP.into())
 }
 
 fn idem_key(user: &Id, key: &str) -> (String, String) {
-    (format!("IDEM#{user}#{key}"), "IDEM".into())
+    (keys::idempotency(user, key), keys::sk::IDEMPOTENCY.into())
 }
 
 impl Repo {
+    pub(super) fn operation_item(o: &Operation) -> Item {
+        let mut item =
+            Item::new(keys::deployment(o.deployment_id.as_str()), keys::operation(&o.id), o.rev, to_json(o))
+                .with_index(keys::GSI1, keys::operation(&o.id), keys::sk::OPERATION_BY_ID);
+        // Active operations are in one of two queues: the workers' (`OPS#WORK`) and the users'
+        // (`OPS#WAIT`: approvals and previews), so workers never page past waiting ones.
+        if o.state.is_active() {
+            let queue = if crate::domain::lifecycle::is_worker_state(o.state) {
+                keys::OPS_WORK
+            } else {
+                keys::OPS_WAIT
+            };
+            item = item.with_index(keys::GSI2, queue, o.id.to_string());
+        }
+        item
+    }
+
+    /// Stores an operation as it is (demo and imported history); an active one holds its
+    /// deployment like any other.
+    pub async fn create_operation(&self, mut o: Operation) -> Result<Operation, RepoError> {
+        o.rev = 1;
+        let mut writes = vec![Write::put(Self::operation_item(&o), Cond::NotExists)];
+        if o.state.is_active() {
+            writes.push(Self::lock_write(&o.deployment_id, &o.id));
+        }
+        self.store.transact(writes).await?;
+        Ok(o)
+    }
+
+    pub async fn operation(&self, id: &Id) -> Result<Operation, RepoError> {
+        let p = self.store.query(Query::index(keys::GSI1, keys::operation(id)).limit(1)).await?;
+        p.items.first().map(from_item).transpose()?.ok_or(RepoError::NotFound)
+    }
+
+    /// A deployment's operations, newest first.
+    pub async fn operations(
+        &self,
+        deployment: &Id,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Operation>, RepoError> {
+        let q = Query::table(keys::deployment(deployment.as_str())).prefix(keys::OPERATION_PREFIX).descending();
+        page(self.store.query(resume(q.limit(limit), after)?).await?)
+    }
+
     /// The write that holds `deployment` for operation `op` while it is active.
     pub(super) fn lock_write(deployment: &Id, op: &Id) -> Write {
         let (pk, sk) = lock_key(deployment);
@@ -180,7 +219,7 @@ impl Repo {
 
     /// Adds a state change to the feed of the customer's owner and to everyone's (Executives').
     pub async fn put_notification(&self, owner: &Id, n: &Notification) -> Result<(), RepoError> {
-        let sk = format!("{:013}#{}#{}", n.at.millis().max(0), n.operation_id, n.state.as_str());
+        let sk = keys::notification(n.at, &n.operation_id, n.state);
         let writes = [keys::notifications(Some(owner)), keys::notifications(None)]
             .into_iter()
             .map(|pk| Write::put(Item::new(pk, sk.clone(), 1, to_json(n)), Cond::None))
@@ -218,7 +257,7 @@ impl Repo {
         limit: usize,
         after: Option<&str>,
     ) -> Result<crate::domain::model::Page<DeploymentRecord>, RepoError> {
-        let q = super::resume(Query::index(keys::GSI5, "DEPS").limit(limit), after)?;
+        let q = super::resume(Query::index(keys::GSI5, keys::DEPLOYMENTS).limit(limit), after)?;
         super::page(self.store.query(q).await?)
     }
 
@@ -228,8 +267,8 @@ impl Repo {
             let writes = chunk
                 .iter()
                 .map(|e| {
-                    let sk = format!("{:013}#{}", e.timestamp.millis().max(0), e.event_id);
-                    Write::put(Item::new(format!("OPEV#{op}"), sk, 1, to_json(e)), Cond::None)
+                    let sk = keys::stack_event(e.timestamp, &e.event_id);
+                    Write::put(Item::new(keys::stack_events(op), sk, 1, to_json(e)), Cond::None)
                 })
                 .collect();
             self.store.transact(writes).await?;
@@ -242,7 +281,7 @@ impl Repo {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let p = self.store.query(Query::table(format!("OPEV#{op}")).limit(500).after(after)).await?;
+            let p = self.store.query(Query::table(keys::stack_events(op)).limit(500).after(after)).await?;
             for item in &p.items {
                 out.push(from_item(item)?);
             }

@@ -38,7 +38,7 @@ pub struct Session {
 
 impl Repo {
     pub async fn login_attempts(&self, email: &str) -> Result<LoginAttempts, RepoError> {
-        match self.store.get(&keys::login(email), "LOGIN").await? {
+        match self.store.get(&keys::login(email), keys::sk::LOGIN).await? {
             None => Ok(LoginAttempts::default()),
             Some(item) => {
                 let mut a: LoginAttempts = from_item(&item)?;
@@ -52,11 +52,11 @@ impl Repo {
     /// email is also filed in the `LOCKS` index, for the Executives' list of locked accounts.
     pub async fn save_login_attempts(&self, email: &str, a: &LoginAttempts) -> Result<(), RepoError> {
         let cond = if a.rev == 0 { Cond::NotExists } else { Cond::Rev(a.rev) };
-        let mut item = Item::new(keys::login(email), "LOGIN", a.rev + 1, to_json(a));
+        let mut item = Item::new(keys::login(email), keys::sk::LOGIN, a.rev + 1, to_json(a));
         if let Some(until) = a.locked_until {
             // Sorted by when the lock ends: the list reads the live ones first, however many
             // expired ones (left until their email is tried again) sort before them by name.
-            let sk = format!("{:013}#{}", until.millis().max(0), email.to_ascii_lowercase());
+            let sk = keys::lock_order(until, email);
             item = item.with_index(keys::GSI1, keys::LOCKS, sk);
         }
         self.store.transact(vec![Write::put(item, cond)]).await?;
@@ -72,7 +72,7 @@ impl Repo {
             .map(|item| {
                 let mut a: LoginAttempts = from_item(item)?;
                 a.rev = item.rev;
-                let email = item.pk.strip_prefix("LOGIN#").unwrap_or(&item.pk).to_string();
+                let email = keys::login_email(&item.pk).to_string();
                 Ok((email, a))
             })
             .collect()
@@ -80,7 +80,7 @@ impl Repo {
 
     /// Tells a user something about their own account (a lock on their sign-in).
     pub async fn put_account_notice(&self, user: &Id, n: &AccountNotice) -> Result<(), RepoError> {
-        let sk = format!("{:013}#{}", n.at.millis().max(0), n.kind.as_str());
+        let sk = keys::account_notice(n.at, n.kind.as_str());
         let item = Item::new(keys::account_notices(user), sk, 1, to_json(n));
         self.store.transact(vec![Write::put(item, Cond::None)]).await?;
         Ok(())
@@ -93,18 +93,18 @@ impl Repo {
     }
 
     pub async fn create_session(&self, s: &Session) -> Result<(), RepoError> {
-        let item = Item::new(keys::session(s.id.as_str()), "SESSION", 1, to_json(s));
+        let item = Item::new(keys::session(s.id.as_str()), keys::sk::SESSION, 1, to_json(s));
         self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
         Ok(())
     }
 
     pub async fn session(&self, id: &Id) -> Result<Option<Session>, RepoError> {
-        self.store.get(&keys::session(id.as_str()), "SESSION").await?.map(|i| from_item(&i)).transpose()
+        self.store.get(&keys::session(id.as_str()), keys::sk::SESSION).await?.map(|i| from_item(&i)).transpose()
     }
 
     pub async fn revoke_session(&self, id: &Id, at: Timestamp) -> Result<(), RepoError> {
         let item =
-            self.store.get(&keys::session(id.as_str()), "SESSION").await?.ok_or(RepoError::NotFound)?;
+            self.store.get(&keys::session(id.as_str()), keys::sk::SESSION).await?.ok_or(RepoError::NotFound)?;
         let mut s: Session = from_item(&item)?;
         if s.revoked_at.is_some() {
             return Ok(());
@@ -119,7 +119,7 @@ impl Repo {
 impl Repo {
     /// The user a Cognito subject is linked to.
     pub async fn cognito_link(&self, sub: &str) -> Result<Option<Id>, RepoError> {
-        let Some(item) = self.store.get(&format!("COGNITO#{sub}"), "LINK").await? else { return Ok(None) };
+        let Some(item) = self.store.get(&keys::cognito(sub), keys::sk::COGNITO_LINK).await? else { return Ok(None) };
         Id::parse(&item.data)
             .map(Some)
             .map_err(|e| RepoError::Store(crate::ssr::store::StoreError::Corrupt(e.to_string())))
@@ -127,7 +127,7 @@ impl Repo {
 
     /// Links a Cognito subject to a user, once (a second link of the same subject conflicts).
     pub async fn link_cognito(&self, sub: &str, user: &Id) -> Result<(), RepoError> {
-        let item = Item::new(format!("COGNITO#{sub}"), "LINK", 1, user.to_string());
+        let item = Item::new(keys::cognito(sub), keys::sk::COGNITO_LINK, 1, user.to_string());
         self.store.transact(vec![Write::put(item, Cond::NotExists)]).await?;
         Ok(())
     }

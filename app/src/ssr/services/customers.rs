@@ -24,7 +24,6 @@ use super::super::{
         deployer::{Deployer, Target},
     },
     repo::{Repo, RepoError},
-    store::{Query, keys},
 };
 use super::deployments::DeploymentService;
 
@@ -88,17 +87,12 @@ impl CustomerService {
         search: Option<&str>,
     ) -> Result<Page<Customer>, ServiceError> {
         actor.require(Action::ViewCustomers)?;
-        let queries: Vec<Query> = match actor.visible_owners() {
-            None => vec![Query::index(keys::GSI1, "CUSTOMERS")],
-            Some(owners) => {
-                owners.iter().map(|o| Query::index(keys::GSI2, keys::owner(o.as_str()))).collect()
-            }
-        };
         let keep = |c: &Customer| {
             search
                 .is_none_or(|q| crate::domain::search::every_word_in(q, &[&c.name, &c.slug, &c.cost_center]))
         };
-        Ok(self.repo.query_many(&queries, keep, limit, cursor).await?)
+        let owners = actor.visible_owners();
+        Ok(self.repo.customers_matching(owners.as_deref(), keep, limit, cursor).await?)
     }
 
     pub async fn get(&self, actor: &Actor, id: &Id) -> Result<CustomerDetail, ServiceError> {

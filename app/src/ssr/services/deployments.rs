@@ -1,8 +1,5 @@
-//! Deployments and operations as users read them, within their scope.
-//!
-//! Each filter combination is answered by one index partition (or, for a Sales Manager, the
-//! partitions of their team's Reps read one after another); filters the partition cannot
-//! express are applied to the records read, never by a Scan.
+//! Deployments and operations as users read them, within their scope (the repo answers each
+//! filter from the index partitions that hold it: `repo::DeploymentFilter`).
 
 use crate::domain::{
     ids::Id,
@@ -22,17 +19,9 @@ use super::super::{
     catalog::SharedCatalog,
     error::ServiceError,
     repo::{DeploymentRecord, Repo, RepoError},
-    store::{Query, keys},
 };
 
-/// `GET /deployments` filters.
-#[derive(Clone, Debug, Default)]
-pub struct DeploymentFilter {
-    pub customer: Option<Id>,
-    pub environment: Option<EnvironmentName>,
-    pub capability: Option<String>,
-    pub status: Option<DeploymentStatus>,
-}
+pub use super::super::repo::DeploymentFilter;
 
 /// `values` masked by `schema` (its `NoEcho` parameters), or every value when the schema is
 /// unknown; and any value still sealed (`enc:`) is masked whatever the schema says, so no
@@ -83,35 +72,6 @@ impl DeploymentService {
         DeploymentView { version_deprecated: version.is_some_and(|v| v.meta.deprecated), deployment: d }
     }
 
-    /// The partitions that answer the filter for this actor, and the `<env>#<capability>#`
-    /// sort-key prefix they share.
-    fn queries(&self, actor: &Actor, f: &DeploymentFilter) -> Vec<Query> {
-        let env_cap = match (f.environment, &f.capability) {
-            (Some(e), Some(c)) => format!("{}#{c}#", e.as_str()),
-            (Some(e), None) => format!("{}#", e.as_str()),
-            (None, _) => String::new(),
-        };
-        if let Some(c) = &f.customer {
-            return vec![Query::index(keys::GSI1, keys::customer(c.as_str())).prefix(env_cap)];
-        }
-        match actor.visible_owners() {
-            Some(owners) => owners
-                .iter()
-                .map(|o| Query::index(keys::GSI4, keys::owner(o.as_str())).prefix(env_cap.clone()))
-                .collect(),
-            None => match (f.status, &f.capability) {
-                (Some(s), _) => {
-                    vec![Query::index(keys::GSI3, format!("STATUS#{}", s.as_str())).prefix(env_cap)]
-                }
-                (None, Some(c)) => {
-                    let prefix = f.environment.map(|e| format!("{}#", e.as_str())).unwrap_or_default();
-                    vec![Query::index(keys::GSI2, format!("CAP#{c}")).prefix(prefix)]
-                }
-                (None, None) => vec![Query::index(keys::GSI5, "DEPS").prefix(env_cap)],
-            },
-        }
-    }
-
     pub async fn list(
         &self,
         actor: &Actor,
@@ -136,14 +96,8 @@ impl DeploymentService {
                 format!("no capability `{cap}`"),
             ));
         }
-        let queries = self.queries(actor, filter);
-        let keep = |r: &DeploymentRecord| {
-            let d = &r.deployment;
-            filter.status.is_none_or(|s| d.status == s)
-                && filter.capability.as_ref().is_none_or(|c| &d.capability == c)
-                && filter.environment.is_none_or(|e| d.environment == e)
-        };
-        let page = self.repo.query_many(&queries, keep, limit, cursor).await?;
+        let owners = actor.visible_owners();
+        let page = self.repo.deployments_matching(filter, owners.as_deref(), |_| true, limit, cursor).await?;
         Ok(Page {
             items: page.items.into_iter().map(|r| self.view(r)).collect(),
             next_cursor: page.next_cursor,
@@ -158,13 +112,12 @@ impl DeploymentService {
             return Err(ServiceError::NotFound("capability"));
         }
         let filter = DeploymentFilter { capability: Some(slug.to_string()), ..DeploymentFilter::default() };
-        let queries = self.queries(actor, &filter);
-        let keep = |r: &DeploymentRecord| {
-            r.deployment.capability == slug && r.deployment.status != DeploymentStatus::Deleted
-        };
+        let owners = actor.visible_owners();
+        let keep = |r: &DeploymentRecord| r.deployment.status != DeploymentStatus::Deleted;
         let (mut records, mut cursor, mut truncated) = (Vec::new(), None::<String>, false);
         loop {
-            let page = self.repo.query_many(&queries, keep, 200, cursor.as_deref()).await?;
+            let page =
+                self.repo.deployments_matching(&filter, owners.as_deref(), keep, 200, cursor.as_deref()).await?;
             records.extend(page.items);
             match page.next_cursor {
                 Some(next) if records.len() < USAGE_LIMIT => cursor = Some(next),

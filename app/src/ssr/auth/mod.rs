@@ -1,5 +1,7 @@
 //! Who is calling: sign-in with the review's rules, sessions, and the [`Actor`] every service
-//! call is made as.
+//! call is made as (`actor`). Here: the service, password sign-in, sessions and their tokens;
+//! `lockout` counts failures, `sso` signs in through Cognito, `second_factor` and `passkeys`
+//! hold the second factors.
 //!
 //! - Failed sign-ins are counted per submitted email, whether or not a user has it, and an
 //!   unknown email still costs one Argon2 verification, so neither the answers nor their timing
@@ -10,26 +12,30 @@
 //! - A session is a stored record; tokens name it, so sign-out (revoking the session) ends every
 //!   token renewed from it, and a deactivated user's tokens stop working at once.
 
+mod actor;
 pub mod cognito;
 pub mod hosted_ui;
+mod lockout;
 pub mod mfa;
 mod passkeys;
 mod second_factor;
-pub use passkeys::relying_party;
-pub use second_factor::require_step_up;
+mod sso;
 pub mod tokens;
 
-use std::{net::IpAddr, sync::Arc};
+pub use actor::{Actor, ClientInfo};
+pub use lockout::LockoutPolicy;
+pub use passkeys::relying_party;
+pub use second_factor::require_step_up;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     ids::Id,
     model::{Role, User},
-    permissions::{self, Action, Decision, Grant, Relation, Scope},
     second_factor::FactorState,
     time::Timestamp,
-    views::{AccountNotice, AccountNoticeKind, LockedAccount},
 };
 
 use super::{
@@ -37,132 +43,13 @@ use super::{
     error::ServiceError,
     ids::new_id,
     password::Hasher,
-    repo::{LoginAttempts, Repo, RepoError, Session},
+    repo::{Repo, RepoError, Session},
 };
+use lockout::Reservation;
 use tokens::{Claims, RENEW_BELOW_MS, TokenError, TokenSigner};
-
-/// Where a request came from (for the audit log and rate limits).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    pub ip: Option<IpAddr>,
-}
-
-impl ClientInfo {
-    pub fn ip_string(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
-    }
-}
-
-/// A signed-in user, as every service call sees them.
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub user: User,
-    /// A Sales Manager's Reps (empty for other roles).
-    pub team: Vec<Id>,
-    pub session_id: Id,
-    pub client: ClientInfo,
-    /// The session's second factor: whether sensitive actions need a recent one, and when one
-    /// was last proved.
-    pub factor: FactorState,
-}
-
-impl Actor {
-    pub fn role(&self) -> Role {
-        self.user.role
-    }
-
-    /// How a customer owned by `owner` relates to this user.
-    pub fn relation(&self, owner: &Id) -> Relation {
-        if *owner == self.user.id {
-            Relation::Own
-        } else if self.team.contains(owner) {
-            Relation::Team
-        } else {
-            Relation::Other
-        }
-    }
-
-    /// The owners whose customers this user sees: `None` means everyone's.
-    pub fn visible_owners(&self) -> Option<Vec<Id>> {
-        match permissions::data_scope(self.role()) {
-            Scope::All => None,
-            Scope::Own => Some(vec![self.user.id.clone()]),
-            Scope::Team => {
-                Some(std::iter::once(self.user.id.clone()).chain(self.team.iter().cloned()).collect())
-            }
-        }
-    }
-
-    /// A role-level check (no customer involved): 403 when the role may not.
-    pub fn require(&self, action: Action) -> Result<(), ServiceError> {
-        match permissions::grant(self.role(), action) {
-            Grant::Yes => Ok(()),
-            Grant::WithApproval | Grant::No => {
-                Err(ServiceError::Forbidden(format!("{} may not do this", self.role().with_article())))
-            }
-        }
-    }
-
-    /// A check against one customer: out of scope is "not found" (404), never 403.
-    pub fn check_customer(
-        &self,
-        action: Action,
-        owner: &Id,
-        what: &'static str,
-    ) -> Result<Decision, ServiceError> {
-        match permissions::decide(self.role(), action, self.relation(owner)) {
-            Decision::Hidden => Err(ServiceError::Hidden(what)),
-            Decision::Forbidden => {
-                Err(ServiceError::Forbidden(format!("{} may not do this", self.role().with_article())))
-            }
-            d => Ok(d),
-        }
-    }
-
-    /// The audit fields that say who did something.
-    pub fn audit(&self, action: &str, target: String, outcome: &str) -> NewEvent {
-        NewEvent {
-            actor_id: Some(self.user.id.clone()),
-            actor_email: Some(self.user.email.clone()),
-            actor_role: Some(self.role()),
-            source_ip: self.client.ip_string(),
-            action: action.into(),
-            target,
-            outcome: outcome.into(),
-            ..Default::default()
-        }
-    }
-}
-
-/// Sign-in limits (`NEXUS_LOCKOUT_THRESHOLD`, `NEXUS_LOCKOUT_MINUTES`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    pub threshold: u32,
-    pub lock_ms: i64,
-}
-
-impl Default for LockoutPolicy {
-    fn default() -> Self {
-        LockoutPolicy { threshold: 5, lock_ms: 15 * 60 * 1000 }
-    }
-}
-
-/// The outcome of counting a sign-in attempt before checking it.
-enum Reservation {
-    /// The email is locked until then: no verification.
-    Locked(Timestamp),
-    /// Go ahead; `locks` is set when this attempt reached the threshold (it stands unless the
-    /// password is right).
-    Granted { locks: Option<Timestamp> },
-}
 
 /// However active the user, a session ends after this long.
 pub const SESSION_MAX_MS: i64 = 12 * 60 * 60 * 1000;
-/// A user's notifications show this many notices about their own account.
-const ACCOUNT_NOTICES_LIMIT: usize = 10;
-/// The Executives' list of locked accounts shows at most this many (more would be an attack,
-/// and the audit log holds every one).
-const LOCKED_LIST_LIMIT: usize = 500;
 
 /// A successful sign-in.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -273,188 +160,6 @@ impl AuthService {
     pub fn with_cognito(mut self, verifier: cognito::CognitoVerifier) -> Self {
         self.cognito = Some(verifier);
         self
-    }
-
-    /// Opens a session for a Cognito ID or access token. The user is matched by email (or
-    /// username), created on first sign-in, and takes the role their `cognito:groups` give: the
-    /// pool, not this app, decides who is what.
-    pub async fn login_cognito(
-        &self,
-        token: &str,
-        client: &ClientInfo,
-        now: Timestamp,
-    ) -> Result<LoginResponse, ServiceError> {
-        self.cognito_session(token, None, client, now).await
-    }
-
-    /// The hosted UI's callback: trades the authorization code for the user's ID token (with the
-    /// flow's PKCE verifier) and opens a session for it when the token carries the flow's nonce.
-    pub async fn login_hosted_ui(
-        &self,
-        code: &str,
-        flow: &hosted_ui::Flow,
-        redirect_uri: &str,
-        client: &ClientInfo,
-        now: Timestamp,
-    ) -> Result<LoginResponse, ServiceError> {
-        let verifier = self.cognito_verifier()?;
-        let id_token = match verifier.exchange_code(code, &flow.verifier, redirect_uri).await {
-            Ok(t) => t,
-            Err(cognito::CognitoError::HostedUi(e)) => {
-                tracing::error!(error = %e, "cannot reach the Cognito hosted UI's token endpoint");
-                return Err(ServiceError::Unavailable);
-            }
-            Err(e) => {
-                tracing::info!(reason = %e, "the hosted UI refused an authorization code");
-                self.record(self.sso_failure(client, &e), now).await;
-                return Err(ServiceError::Unauthenticated);
-            }
-        };
-        self.cognito_session(&id_token, Some(&flow.nonce), client, now).await
-    }
-
-    fn cognito_verifier(&self) -> Result<&cognito::CognitoVerifier, ServiceError> {
-        self.cognito
-            .as_ref()
-            .ok_or_else(|| ServiceError::Forbidden("single sign-on is not configured".into()))
-    }
-
-    fn sso_failure(&self, client: &ClientInfo, e: &cognito::CognitoError) -> NewEvent {
-        NewEvent {
-            source_ip: client.ip_string(),
-            action: "auth.sso".into(),
-            target: "cognito".into(),
-            outcome: "failure".into(),
-            details: serde_json::json!({"reason": e.to_string()}),
-            ..Default::default()
-        }
-    }
-
-    async fn cognito_session(
-        &self,
-        token: &str,
-        expected_nonce: Option<&str>,
-        client: &ClientInfo,
-        now: Timestamp,
-    ) -> Result<LoginResponse, ServiceError> {
-        let verifier = self.cognito_verifier()?;
-        let verified = verifier.verify(token, now).await.and_then(|identity| match expected_nonce {
-            Some(n) if !identity.nonce.as_deref().is_some_and(|got| hosted_ui::same(got, n)) => {
-                Err(cognito::CognitoError::WrongNonce)
-            }
-            _ => Ok(identity),
-        });
-        let identity = match verified {
-            Ok(identity) => identity,
-            Err(cognito::CognitoError::Jwks(e)) => {
-                tracing::error!(error = %e, "cannot verify Cognito tokens");
-                return Err(ServiceError::Unavailable);
-            }
-            Err(e) => {
-                tracing::info!(reason = %e, "refused a Cognito token");
-                self.record(self.sso_failure(client, &e), now).await;
-                return Err(ServiceError::Unauthenticated);
-            }
-        };
-        let deny = |reason: &str, email: Option<String>| NewEvent {
-            actor_email: email,
-            source_ip: client.ip_string(),
-            action: "auth.sso".into(),
-            target: format!("cognito/{}", identity.subject),
-            outcome: "denied".into(),
-            details: serde_json::json!({"reason": reason, "groups": identity.groups}),
-            ..Default::default()
-        };
-        let Some(role) = identity.role() else {
-            self.record(deny("no role group", identity.email.clone()), now).await;
-            return Err(ServiceError::Forbidden("your Cognito groups grant no role in the toolkit".into()));
-        };
-        // The Cognito subject is the identity once linked; the first sign-in links it through a
-        // verified email (never an unverified one, which the user could have set themselves).
-        let record = match self.repo.cognito_link(&identity.subject).await? {
-            Some(id) => match self.repo.user(&id).await {
-                Ok(r) => r,
-                Err(RepoError::NotFound) => return Err(ServiceError::Unauthenticated),
-                Err(e) => return Err(e.into()),
-            },
-            None => {
-                let email = identity.email.as_deref().map(normalize_email).filter(|e| e.contains('@'));
-                let Some(email) = email.filter(|_| identity.email_verified) else {
-                    self.record(deny("no verified email", identity.email.clone()), now).await;
-                    return Err(ServiceError::Forbidden(
-                        "sign in with a Cognito ID token that carries a verified email address".into(),
-                    ));
-                };
-                let record = match self.repo.user_by_email(&email).await? {
-                    Some(r) => r,
-                    None => {
-                        let record = super::repo::UserRecord {
-                            user: User {
-                                id: new_id(),
-                                email: email.clone(),
-                                name: identity.username.clone().unwrap_or_else(|| email.clone()),
-                                role,
-                                manager_id: None,
-                                active: true,
-                                created_at: now,
-                                rev: 0,
-                            },
-                            // Signs in through the pool only.
-                            password_hash: None,
-                            sessions_valid_after: None,
-                        };
-                        let user = self.repo.create_user(record).await?;
-                        self.repo.user(&user.id).await?
-                    }
-                };
-                match self.repo.link_cognito(&identity.subject, &record.user.id).await {
-                    Ok(()) | Err(RepoError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                record
-            }
-        };
-        if !record.user.active {
-            return Err(ServiceError::Unauthenticated);
-        }
-        let email = record.user.email.clone();
-        let user = if record.user.role != role {
-            // The pool decides roles for SSO users.
-            let mut after = record.clone();
-            after.user.role = role;
-            if role != Role::Rep {
-                after.user.manager_id = None;
-            }
-            self.repo.update_user(&record, after).await?
-        } else {
-            record.user
-        };
-        let session = Session {
-            id: new_id(),
-            user_id: user.id.clone(),
-            created_at: now,
-            expires_at: Timestamp::from_millis(now.millis() + SESSION_MAX_MS),
-            revoked_at: None,
-            method: "cognito".into(),
-            must_enrol: false,
-            // The user pool enforces its own second factor.
-            mfa_at: None,
-        };
-        self.repo.create_session(&session).await?;
-        let (token, claims) = self.signer.issue(user.id.as_str(), session.id.as_str(), now);
-        let event = NewEvent {
-            actor_id: Some(user.id.clone()),
-            actor_email: Some(email.clone()),
-            actor_role: Some(role),
-            source_ip: client.ip_string(),
-            action: "auth.sso".into(),
-            target: format!("user/{email}"),
-            outcome: "success".into(),
-            details: serde_json::json!({"session": session.id, "groups": identity.groups, "token_use": identity.token_use}),
-            ..Default::default()
-        };
-        self.record(event, now).await;
-        Ok(LoginResponse { token, expires_at: claims.expires_at(), user, mfa_enrolment_required: false })
     }
 
     pub fn signer(&self) -> &TokenSigner {
@@ -601,103 +306,6 @@ impl AuthService {
             user: record.user,
             mfa_enrolment_required: session.must_enrol,
         })
-    }
-
-    /// Tells a user their password sign-in was locked (their notifications show it); answers
-    /// whether the notice was stored. A failure is logged, never stops the sign-in's answer.
-    async fn notify_lock(&self, user: &Id, until: Timestamp, client: &ClientInfo, now: Timestamp) -> bool {
-        let notice = AccountNotice {
-            kind: AccountNoticeKind::Locked,
-            at: now,
-            until: Some(until),
-            failures: self.policy.threshold,
-            source_ip: client.ip_string(),
-        };
-        match self.repo.put_account_notice(user, &notice).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "could not store a lockout notice");
-                false
-            }
-        }
-    }
-
-    /// The newest notices about the signed-in user's own account.
-    pub async fn account_notices(&self, actor: &Actor) -> Result<Vec<AccountNotice>, ServiceError> {
-        Ok(self.repo.account_notices(&actor.user.id, ACCOUNT_NOTICES_LIMIT).await?)
-    }
-
-    /// Emails whose password sign-in is locked now, with their users (Executives).
-    pub async fn locked_accounts(
-        &self,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<Vec<LockedAccount>, ServiceError> {
-        actor.require(Action::ManageUsers)?;
-        let mut out = Vec::new();
-        for (email, attempts) in self.repo.locked_logins(LOCKED_LIST_LIMIT).await? {
-            // Latest-ending first: the first run-out lock means the rest ran out too.
-            let Some(until) = attempts.locked_until.filter(|u| *u > now) else { break };
-            let user = self.repo.user_by_email(&email).await?;
-            out.push(LockedAccount {
-                email,
-                user_id: user.as_ref().map(|u| u.user.id.clone()),
-                name: user.map(|u| u.user.name),
-                locked_until: until,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Counts one attempt for `email` before its password is checked.
-    async fn reserve_attempt(&self, email: &str, now: Timestamp) -> Result<Reservation, ServiceError> {
-        for _ in 0..20 {
-            let mut a = self.repo.login_attempts(email).await?;
-            if let Some(until) = a.locked_until.filter(|u| *u > now) {
-                return Ok(Reservation::Locked(until));
-            }
-            if a.locked_until.is_some() {
-                // An expired lock: start counting again.
-                a.locked_until = None;
-                a.failures = 0;
-            }
-            a.failures += 1;
-            let locks = a.failures >= self.policy.threshold;
-            if locks {
-                a.failures = 0;
-                a.locked_until = Some(Timestamp::from_millis(now.millis() + self.policy.lock_ms));
-            }
-            match self.repo.save_login_attempts(email, &a).await {
-                Ok(()) => {
-                    return Ok(Reservation::Granted { locks: a.locked_until.filter(|_| locks) });
-                }
-                Err(RepoError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Unavailable)
-    }
-
-    async fn reset_failures(&self, email: &str) -> Result<(), ServiceError> {
-        for _ in 0..10 {
-            let a = self.repo.login_attempts(email).await?;
-            let cleared = LoginAttempts { failures: 0, locked_until: None, rev: a.rev };
-            match self.repo.save_login_attempts(email, &cleared).await {
-                Ok(()) => return Ok(()),
-                Err(RepoError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Unavailable)
-    }
-
-    /// Unlocks an email (an Executive's action).
-    pub async fn unlock(&self, actor: &Actor, email: &str, now: Timestamp) -> Result<(), ServiceError> {
-        actor.require(Action::ManageUsers)?;
-        let email = normalize_email(email);
-        self.reset_failures(&email).await?;
-        self.record(actor.audit("user.unlock", format!("user/{email}"), "success"), now).await;
-        Ok(())
     }
 
     /// Checks a session token and loads who it belongs to.

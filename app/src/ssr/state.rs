@@ -12,8 +12,10 @@ use super::{
     catalog::{Catalog, CatalogError, SharedCatalog},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
+    http_client::HttpClient,
     lifecycle::{
         cloudformation::CloudFormationDeployer,
+        deployer::Deployer,
         engine::Engine,
         notifier::{EventBridgeNotifier, FanoutNotifier, LogNotifier, Notifier, StoreNotifier},
         secrets::ParameterCipher,
@@ -92,6 +94,8 @@ pub struct Services {
     pub limits: Arc<Limits>,
     /// Each user's open live event streams (`stream_gate`).
     pub streams: Arc<super::stream_gate::StreamGate>,
+    /// The AWS configuration the adapters were made with (the stack-event listener's too).
+    pub sdk: aws_config::SdkConfig,
 }
 
 /// Per-client-IP request limits; `None` when switched off.
@@ -146,131 +150,31 @@ async fn audit_log(config: &Config, store: Arc<dyn Store>) -> Result<AuditLog, S
     Ok(AuditLog::new(store, key).anchored(anchor))
 }
 
-impl AppState {
-    /// What is left to do when the server stops: anchor the audit chain's head once more.
-    pub async fn shutdown(&self) {
-        if let Err(e) = self.audit.checkpoint(super::clock::now()).await {
-            tracing::warn!(error = %e, "the last audit checkpoint was not written");
-        }
-    }
+/// The adapters to the world outside the process that the configuration names: built from it
+/// for the server ([`Adapters::from_config`]); a test may wrap any of them (count calls, delay,
+/// fail) around the real one before [`AppState::build_with`].
+pub struct Adapters {
+    pub store: Arc<dyn Store>,
+    /// The store's health checks (and the data directory's, for the embedded store).
+    pub store_checks: Vec<Arc<dyn HealthCheck>>,
+    /// Customers' accounts: CloudFormation, STS, SSM.
+    pub deployer: Arc<dyn Deployer>,
+    /// Where operation events go besides the in-app feed: EventBridge (and SNS), or the log.
+    pub events: Arc<dyn Notifier>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    /// Fetches capabilities' health URLs (public addresses only, unless allowed otherwise).
+    pub health_http: HttpClient,
+    pub metrics: Arc<Metrics>,
+    pub sdk: aws_config::SdkConfig,
+}
 
-    /// Opens the store the configuration names, loads demo data when asked and the store is
-    /// empty, and wires the services.
-    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
-        let catalog =
-            Catalog::load(&config.catalog_dir, super::clock::now()).map_err(StartupError::Catalog)?;
-        tracing::info!(capabilities = catalog.capabilities().count(), dir = %config.catalog_dir.display(), "catalog loaded");
-        let (store, checks) = open_store(&config).await?;
-        let repo = Repo::new(store.clone());
-        // A missing DynamoDB table must not stop start-up: /health reports it until it exists.
-        let mut store_ready = false;
-        let cipher = ParameterCipher::new(
-            &super::secret_keys::parameter_key(&config).map_err(StartupError::ParameterKey)?,
-        );
-        match check_schema(&*store).await {
-            Ok(version) => {
-                store_ready = true;
-                if version < SCHEMA_VERSION {
-                    let mut touched = repo.migrate(version).await?;
-                    if version < 5 {
-                        // Layout 5: sealed parameters are bound to their deployment (v1 -> v2).
-                        touched += repo
-                            .rewrite_parameters(|values, deployment| match cipher.reseal(values, deployment) {
-                                Ok(changed) => changed,
-                                Err(e) => {
-                                    tracing::error!(error = %e, %deployment, "a sealed parameter cannot be migrated");
-                                    None
-                                }
-                            })
-                            .await?;
-                    }
-                    set_schema_version(&*store, SCHEMA_VERSION).await?;
-                    tracing::info!(
-                        from = version,
-                        to = SCHEMA_VERSION,
-                        records = touched,
-                        "store layout migrated"
-                    );
-                }
-                tracing::info!(store = store.kind(), schema = SCHEMA_VERSION, "store ready");
-                if config.demo_seed == DemoSeed::IfEmpty && repo.is_empty().await? {
-                    let summary = super::seed::seed_demo(&repo, &config.demo_password).await?;
-                    tracing::info!(?summary, "demo data loaded into the empty store");
-                }
-            }
-            Err(StoreError::Unavailable(e)) if config.store == StoreKind::DynamoDb => {
-                tracing::warn!(error = %e, "the store is not reachable yet; /health reports it");
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let health = HealthService::new(config.store.as_str(), checks, config.health_timeout)
-            .reusing_for(config.health_reuse);
-        let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(catalog));
-        let audit = Arc::new(audit_log(&config, store.clone()).await?);
-        if store_ready && let Err(e) = audit.ensure_keyed().await {
-            // The first append tries again.
-            tracing::warn!(error = %e, "the start of the keyed audit chain is not marked yet");
-        }
-        audit.spawn_checkpoints(config.audit.checkpoint_every);
-        let artifacts: Arc<dyn ArtifactStore> = match &config.artifacts_bucket {
-            Some(bucket) => Arc::new(S3Artifacts::new(&super::aws::load_sdk_config().await, bucket.clone())),
-            None => Arc::new(LocalArtifacts::new(config.data_dir.join("artifacts"))),
-        };
-        let capabilities =
-            CapabilityService::new(catalog.clone(), repo.clone(), artifacts.clone(), audit.clone());
-        if store_ready {
-            let applied = capabilities.load_published().await.map_err(StartupError::Catalog)?;
-            tracing::info!(
-                records = applied,
-                artifacts = artifacts.kind(),
-                "published versions and deprecations applied"
-            );
-        }
-        let policy = LockoutPolicy {
-            threshold: config.lockout_threshold,
-            lock_ms: i64::from(config.lockout_minutes) * 60_000,
-        };
-        let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
+impl Adapters {
+    /// The real adapters: the store and AWS clients the configuration names.
+    pub async fn from_config(config: &Config) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::default());
-        let auth = AuthService::new(
-            repo.clone(),
-            audit.clone(),
-            TokenSigner::new(
-                &super::secret_keys::signing_key(&config).await.map_err(StartupError::SigningKey)?,
-            ),
-            hasher.clone(),
-            policy,
-        )
-        .with_metrics(metrics.clone())
-        .with_cipher(cipher.clone())
-        .with_factor_policy(config.mfa_required_roles.clone(), config.mfa_step_up_ms())
-        .with_passkeys(super::auth::relying_party(config.public_url.as_deref()));
-        let auth = match &config.cognito {
-            Some(c) => {
-                let http = super::http_client::HttpClient::new().map_err(StartupError::Sso)?;
-                tracing::info!(issuer = %c.issuer(), "single sign-on with Cognito is on");
-                auth.with_cognito(super::auth::cognito::CognitoVerifier::new(c.clone(), http))
-            }
-            None => auth,
-        };
-        // The demo's authenticator app (a documented demo key), for the demo Executive.
-        if store_ready
-            && config.demo_seed == DemoSeed::IfEmpty
-            && let Some(key) = &config.demo_totp_secret
-        {
-            match auth.enrol_demo_totp("exec@demo.nexus", key.expose(), super::clock::now()).await {
-                Ok(true) => {
-                    tracing::info!("exec@demo.nexus has the demo authenticator app (NEXUS_DEMO_TOTP_SECRET)")
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not give the demo Executive its authenticator app")
-                }
-            }
-        }
-        let deployments = DeploymentService::new(repo.clone(), catalog.clone());
+        let (store, store_checks) = open_store(config).await?;
         let sdk = super::aws::load_sdk_config().await;
-        let external: Arc<dyn Notifier> = match &config.event_bus {
+        let events: Arc<dyn Notifier> = match &config.event_bus {
             Some(bus) => Arc::new(EventBridgeNotifier::new(
                 &sdk,
                 bus.clone(),
@@ -279,85 +183,249 @@ impl AppState {
             )),
             None => Arc::new(LogNotifier),
         };
-        // The in-app feed first, then the bus (or the log).
-        let notifier: Arc<dyn Notifier> =
-            Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), external]));
-        let deployer: Arc<dyn super::lifecycle::deployer::Deployer> =
-            Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone()));
-        // Health checks GET URLs users chose: public addresses only.
-        let http = super::http_client::HttpClient::public_only(config.outbound).map_err(StartupError::Sso)?;
-        let engine = Arc::new(Engine::new(
-            repo.clone(),
-            catalog.clone(),
-            deployer.clone(),
-            notifier,
-            cipher.clone(),
-            artifacts.clone(),
-            metrics.clone(),
-            config.engine.clone(),
-            http.clone(),
-        ));
-        let reconciler = Arc::new(super::lifecycle::reconciler::Reconciler::new(
-            repo.clone(),
-            deployer.clone(),
-            http,
-            metrics.clone(),
-            config.reconciler.clone(),
-        ));
-        if config.worker {
-            tokio::spawn(engine.clone().run());
-            tokio::spawn(reconciler.clone().run());
-            if let Some(queue) = &config.stack_events_queue {
-                let events = super::lifecycle::stack_events::StackEvents::new(
-                    &sdk,
-                    queue.clone(),
-                    reconciler.clone(),
-                    metrics.clone(),
-                );
-                tokio::spawn(Arc::new(events).run());
-            }
-        }
-        let operations = OperationService::new(
-            repo.clone(),
-            catalog.clone(),
-            engine.clone(),
-            cipher,
-            config.engine.timeout,
-            audit.clone(),
-            deployments.clone(),
-            config.outbound,
-            config.prod_four_eyes,
-        );
-        let read_cache = super::read_cache::ReadCache::new(
-            store.clone(),
-            catalog.clone(),
-            config.read_cache_mb * 1024 * 1024,
-        );
-        Ok(Self(Arc::new(Services {
-            read_cache,
-            operations,
-            engine,
-            reconciler,
-            metrics,
-            leptos_options,
-            limits: Arc::new(Limits {
-                all: config.rate_limit.map(RateLimiter::new),
-                login: config.login_rate_limit.map(RateLimiter::new),
-            }),
-            streams: Arc::default(),
-            config: Arc::new(config),
-            health: Arc::new(health),
-            auth: Arc::new(auth),
-            audit_trail: AuditService::new(audit.clone()),
-            capabilities,
-            customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone(), deployer),
-            fleet: FleetService::new(repo.clone()),
-            users: UserService::new(repo.clone(), audit.clone(), hasher),
-            deployments,
-            audit,
-            repo,
-            catalog,
+        let artifacts: Arc<dyn ArtifactStore> = match &config.artifacts_bucket {
+            Some(bucket) => Arc::new(S3Artifacts::new(&sdk, bucket.clone())),
+            None => Arc::new(LocalArtifacts::new(config.data_dir.join("artifacts"))),
+        };
+        Ok(Adapters {
+            store,
+            store_checks,
+            deployer: Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone())),
+            events,
             artifacts,
-        })))
+            health_http: HttpClient::public_only(config.outbound).map_err(StartupError::Sso)?,
+            metrics,
+            sdk,
+        })
+    }
+}
+
+impl AppState {
+    /// What is left to do when the server stops: anchor the audit chain's head once more.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.audit.checkpoint(super::clock::now()).await {
+            tracing::warn!(error = %e, "the last audit checkpoint was not written");
+        }
+    }
+
+    /// The server's state over the real adapters: see [`AppState::build_with`].
+    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        let adapters = Adapters::from_config(&config).await?;
+        Self::build_with(config, leptos_options, adapters).await
+    }
+
+    /// Brings the store up to date (migrations, demo data when asked and the store is empty),
+    /// wires the services over `adapters`, and starts the workers when this process runs them.
+    pub async fn build_with(
+        config: Config,
+        leptos_options: LeptosOptions,
+        adapters: Adapters,
+    ) -> Result<Self, StartupError> {
+        let catalog =
+            Catalog::load(&config.catalog_dir, super::clock::now()).map_err(StartupError::Catalog)?;
+        tracing::info!(capabilities = catalog.capabilities().count(), dir = %config.catalog_dir.display(), "catalog loaded");
+        let cipher = ParameterCipher::new(
+            &super::secret_keys::parameter_key(&config).map_err(StartupError::ParameterKey)?,
+        );
+        let repo = Repo::new(adapters.store.clone());
+        let store_ready = prepare_store(&config, &repo, &cipher).await?;
+        let state = assemble(config, leptos_options, adapters, catalog, cipher, store_ready).await?;
+        if state.config.worker {
+            start_workers(&state);
+        }
+        Ok(state)
+    }
+}
+
+/// Brings the store's layout up to date and loads the demo data when asked and the store is
+/// empty. `false`: the store is not reachable yet (a DynamoDB table that does not exist must
+/// not stop start-up: /health reports it until it does).
+async fn prepare_store(config: &Config, repo: &Repo, cipher: &ParameterCipher) -> Result<bool, StartupError> {
+    let store = repo.store();
+    match check_schema(&**store).await {
+        Ok(version) => {
+            if version < SCHEMA_VERSION {
+                let mut touched = repo.migrate(version).await?;
+                if version < 5 {
+                    // Layout 5: sealed parameters are bound to their deployment (v1 -> v2).
+                    touched += repo
+                        .rewrite_parameters(|values, deployment| match cipher.reseal(values, deployment) {
+                            Ok(changed) => changed,
+                            Err(e) => {
+                                tracing::error!(error = %e, %deployment, "a sealed parameter cannot be migrated");
+                                None
+                            }
+                        })
+                        .await?;
+                }
+                set_schema_version(&**store, SCHEMA_VERSION).await?;
+                tracing::info!(from = version, to = SCHEMA_VERSION, records = touched, "store layout migrated");
+            }
+            tracing::info!(store = store.kind(), schema = SCHEMA_VERSION, "store ready");
+            if config.demo_seed == DemoSeed::IfEmpty && repo.is_empty().await? {
+                let summary = super::seed::seed_demo(repo, &config.demo_password).await?;
+                tracing::info!(?summary, "demo data loaded into the empty store");
+            }
+            Ok(true)
+        }
+        Err(StoreError::Unavailable(e)) if config.store == StoreKind::DynamoDb => {
+            tracing::warn!(error = %e, "the store is not reachable yet; /health reports it");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The sign-in service: sessions, lockout, second factors, single sign-on.
+async fn auth_service(
+    config: &Config,
+    repo: &Repo,
+    audit: &Arc<AuditLog>,
+    cipher: &ParameterCipher,
+    metrics: &Arc<Metrics>,
+    hasher: Arc<dyn Hasher>,
+    store_ready: bool,
+) -> Result<AuthService, StartupError> {
+    let policy = LockoutPolicy {
+        threshold: config.lockout_threshold,
+        lock_ms: i64::from(config.lockout_minutes) * 60_000,
+    };
+    let auth = AuthService::new(
+        repo.clone(),
+        audit.clone(),
+        TokenSigner::new(&super::secret_keys::signing_key(config).await.map_err(StartupError::SigningKey)?),
+        hasher,
+        policy,
+    )
+    .with_metrics(metrics.clone())
+    .with_cipher(cipher.clone())
+    .with_factor_policy(config.mfa_required_roles.clone(), config.mfa_step_up_ms())
+    .with_passkeys(super::auth::relying_party(config.public_url.as_deref()));
+    let auth = match &config.cognito {
+        Some(c) => {
+            let http = HttpClient::new().map_err(StartupError::Sso)?;
+            tracing::info!(issuer = %c.issuer(), "single sign-on with Cognito is on");
+            auth.with_cognito(super::auth::cognito::CognitoVerifier::new(c.clone(), http))
+        }
+        None => auth,
+    };
+    // The demo's authenticator app (a documented demo key), for the demo Executive.
+    if store_ready
+        && config.demo_seed == DemoSeed::IfEmpty
+        && let Some(key) = &config.demo_totp_secret
+    {
+        match auth.enrol_demo_totp("exec@demo.nexus", key.expose(), super::clock::now()).await {
+            Ok(true) => tracing::info!("exec@demo.nexus has the demo authenticator app (NEXUS_DEMO_TOTP_SECRET)"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not give the demo Executive its authenticator app"),
+        }
+    }
+    Ok(auth)
+}
+
+/// Wires the services over the adapters.
+async fn assemble(
+    config: Config,
+    leptos_options: LeptosOptions,
+    adapters: Adapters,
+    catalog: Catalog,
+    cipher: ParameterCipher,
+    store_ready: bool,
+) -> Result<AppState, StartupError> {
+    let Adapters { store, store_checks, deployer, events, artifacts, health_http, metrics, sdk } = adapters;
+    let repo = Repo::new(store.clone());
+    let health = HealthService::new(config.store.as_str(), store_checks, config.health_timeout)
+        .reusing_for(config.health_reuse);
+    let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(catalog));
+    let audit = Arc::new(audit_log(&config, store.clone()).await?);
+    if store_ready && let Err(e) = audit.ensure_keyed().await {
+        // The first append tries again.
+        tracing::warn!(error = %e, "the start of the keyed audit chain is not marked yet");
+    }
+    audit.spawn_checkpoints(config.audit.checkpoint_every);
+    let capabilities = CapabilityService::new(catalog.clone(), repo.clone(), artifacts.clone(), audit.clone());
+    if store_ready {
+        let applied = capabilities.load_published().await.map_err(StartupError::Catalog)?;
+        tracing::info!(records = applied, artifacts = artifacts.kind(), "published versions and deprecations applied");
+    }
+    let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
+    let auth = auth_service(&config, &repo, &audit, &cipher, &metrics, hasher.clone(), store_ready).await?;
+    let deployments = DeploymentService::new(repo.clone(), catalog.clone());
+    // The in-app feed first, then the bus (or the log).
+    let notifier: Arc<dyn Notifier> =
+        Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), events]));
+    let engine = Arc::new(Engine::new(
+        repo.clone(),
+        catalog.clone(),
+        deployer.clone(),
+        notifier,
+        cipher.clone(),
+        artifacts.clone(),
+        metrics.clone(),
+        config.engine.clone(),
+        health_http.clone(),
+    ));
+    let reconciler = Arc::new(super::lifecycle::reconciler::Reconciler::new(
+        repo.clone(),
+        deployer.clone(),
+        health_http,
+        metrics.clone(),
+        config.reconciler.clone(),
+    ));
+    let operations = OperationService::new(
+        repo.clone(),
+        catalog.clone(),
+        engine.clone(),
+        cipher,
+        config.engine.timeout,
+        audit.clone(),
+        deployments.clone(),
+        config.outbound,
+        config.prod_four_eyes,
+    );
+    let read_cache =
+        super::read_cache::ReadCache::new(store.clone(), catalog.clone(), config.read_cache_mb * 1024 * 1024);
+    Ok(AppState(Arc::new(Services {
+        read_cache,
+        operations,
+        engine,
+        reconciler,
+        metrics,
+        leptos_options,
+        limits: Arc::new(Limits {
+            all: config.rate_limit.map(RateLimiter::new),
+            login: config.login_rate_limit.map(RateLimiter::new),
+        }),
+        streams: Arc::default(),
+        config: Arc::new(config),
+        health: Arc::new(health),
+        auth: Arc::new(auth),
+        audit_trail: AuditService::new(audit.clone()),
+        capabilities,
+        customers: CustomerService::new(repo.clone(), audit.clone(), deployments.clone(), deployer),
+        fleet: FleetService::new(repo.clone()),
+        users: UserService::new(repo.clone(), audit.clone(), hasher),
+        deployments,
+        audit,
+        repo,
+        catalog,
+        artifacts,
+        sdk,
+    })))
+}
+
+/// The lifecycle worker, the reconciler and (when a queue is configured) the stack-event
+/// listener, until the process ends.
+fn start_workers(state: &AppState) {
+    tokio::spawn(state.engine.clone().run());
+    tokio::spawn(state.reconciler.clone().run());
+    if let Some(queue) = &state.config.stack_events_queue {
+        let events = super::lifecycle::stack_events::StackEvents::new(
+            &state.sdk,
+            queue.clone(),
+            state.reconciler.clone(),
+            state.metrics.clone(),
+        );
+        tokio::spawn(Arc::new(events).run());
     }
 }

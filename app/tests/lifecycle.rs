@@ -3,12 +3,15 @@
 //! CloudFormation change sets that really run.
 
 mod common;
+#[path = "common/operations.rs"]
+mod operations;
 
 use std::time::{Duration, Instant};
 
 use app::ssr::auth::mfa;
 use axum::http::{Method, StatusCode};
 use common::{TestApp, require_emulator, unique};
+use operations::{Customer, customer, customer_in, fresh_account, post, state_is, terminal, wait_for};
 use serde_json::{Value, json};
 
 const EXEC: &str = "exec@demo.nexus";
@@ -27,82 +30,6 @@ async fn app(extra: &[(&str, &str)]) -> TestApp {
     ];
     vars.extend_from_slice(extra);
     TestApp::embedded(&vars).await
-}
-
-/// A 12-digit account id no other test uses.
-fn fresh_account() -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{:012}", 400_000_000_000u64 + (n % 99_999_999_999) as u64)
-}
-
-/// A customer owned by the demo Rep with dev and prod environments in a fresh account.
-struct Customer {
-    id: String,
-    dev: String,
-    prod: String,
-    account: String,
-}
-
-async fn customer(app: &TestApp, exec: &str) -> Customer {
-    customer_in(app, exec, fresh_account()).await
-}
-
-async fn customer_in(app: &TestApp, exec: &str, account: String) -> Customer {
-    let rep = app.user_id(REP).await;
-    let slug = unique("c").replace('-', "").chars().rev().take(12).collect::<String>();
-    let slug = format!("t{slug}");
-    let c = app
-        .call(
-            Method::POST,
-            "/api/v1/customers",
-            Some(exec),
-            Some(json!({"name": format!("Customer {slug}"), "slug": slug, "owner_id": rep, "cost_center": "CC-1042"})),
-        )
-        .await;
-    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
-    let id = c.body["id"].as_str().unwrap().to_string();
-    let mut envs = Vec::new();
-    for name in ["dev", "prod"] {
-        let e = app
-            .call(
-                Method::POST,
-                &format!("/api/v1/customers/{id}/environments"),
-                Some(exec),
-                Some(json!({"name": name, "account_id": account, "region": "eu-west-1",
-                    "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")})),
-            )
-            .await;
-        assert_eq!(e.status, StatusCode::CREATED, "{}", e.text);
-        envs.push(e.body["id"].as_str().unwrap().to_string());
-    }
-    Customer { prod: envs.pop().unwrap(), dev: envs.pop().unwrap(), account, id }
-}
-
-/// Polls the operation until `done` holds (30 s at most).
-async fn wait_for(app: &TestApp, token: &str, op: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let a = app.get(&format!("/api/v1/operations/{op}"), token).await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-        if done(&a.body) {
-            return a.body;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "operation stuck: {}", a.text);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
-    move |op| op["state"] == s
-}
-
-fn terminal(op: &Value) -> bool {
-    ["succeeded", "no_changes", "rolled_back", "failed", "rejected", "cancelled"]
-        .contains(&op["state"].as_str().unwrap())
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> common::Answer {
-    app.call(Method::POST, path, Some(token), Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use super::{
     http_client::HttpClient,
     lifecycle::{
         cloudformation::CloudFormationDeployer,
+        breaker::BreakerDeployer,
         deployer::Deployer,
         engine::Engine,
         notifier::{EventBridgeNotifier, FanoutNotifier, LogNotifier, Notifier, StoreNotifier},
@@ -333,6 +334,8 @@ async fn assemble(
     store_ready: bool,
 ) -> Result<AppState, StartupError> {
     let Adapters { store, store_checks, deployer, events, artifacts, health_http, metrics, sdk } = adapters;
+    // One circuit per customer account around every call into it.
+    let deployer: Arc<dyn Deployer> = Arc::new(BreakerDeployer::new(deployer, config.breaker));
     let repo = Repo::new(store.clone());
     let health = HealthService::new(config.store.as_str(), store_checks, config.health_timeout)
         .reusing_for(config.health_reuse);

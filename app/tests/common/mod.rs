@@ -24,7 +24,11 @@ pub fn require_emulator() {
 
 use std::net::SocketAddr;
 
-use app::ssr::{config::Config, http::router, state::AppState};
+use app::ssr::{
+    config::Config,
+    http::router,
+    state::{Adapters, AppState},
+};
 use axum::{
     Router,
     body::{Body, to_bytes},
@@ -82,6 +86,11 @@ impl TestApp {
     /// An embedded store in a fresh directory with the demo data, rate limits off unless the
     /// test sets them.
     pub async fn embedded(vars: &[(&str, &str)]) -> TestApp {
+        Self::embedded_wrapped(vars, |a| a).await
+    }
+
+    /// `embedded`, over the real adapters as `wrap` changes them (faults injected around them).
+    pub async fn embedded_wrapped(vars: &[(&str, &str)], wrap: impl FnOnce(Adapters) -> Adapters) -> TestApp {
         let dir = std::env::temp_dir().join(unique("nexus-api"));
         let dir_s = dir.to_str().unwrap().to_string();
         let mut all = vec![
@@ -91,12 +100,21 @@ impl TestApp {
             ("NEXUS_LOGIN_RATE_LIMIT", "off"),
         ];
         all.extend_from_slice(vars);
-        Self::build(test_config(&all), dir).await
+        Self::build_wrapped(test_config(&all), dir, wrap).await
     }
 
     /// A DynamoDB table of its own on the emulator, with the demo data (and `vars`, as
     /// `embedded`).
     pub async fn dynamodb(table: &str, vars: &[(&str, &str)]) -> TestApp {
+        Self::dynamodb_wrapped(table, vars, |a| a).await
+    }
+
+    /// `dynamodb`, over the real adapters as `wrap` changes them.
+    pub async fn dynamodb_wrapped(
+        table: &str,
+        vars: &[(&str, &str)],
+        wrap: impl FnOnce(Adapters) -> Adapters,
+    ) -> TestApp {
         require_emulator();
         let mut all = vec![
             ("NEXUS_STORE", "dynamodb"),
@@ -107,11 +125,21 @@ impl TestApp {
             ("NEXUS_LOGIN_RATE_LIMIT", "off"),
         ];
         all.extend_from_slice(vars);
-        Self::build(test_config(&all), std::env::temp_dir().join(unique("nexus-api-ddb"))).await
+        Self::build_wrapped(test_config(&all), std::env::temp_dir().join(unique("nexus-api-ddb")), wrap).await
     }
 
     pub async fn build(config: Config, dir: std::path::PathBuf) -> TestApp {
-        let state = AppState::build(config, leptos_options()).await.unwrap();
+        Self::build_wrapped(config, dir, |a| a).await
+    }
+
+    /// The app over the real adapters the configuration names, as `wrap` changes them.
+    pub async fn build_wrapped(
+        config: Config,
+        dir: std::path::PathBuf,
+        wrap: impl FnOnce(Adapters) -> Adapters,
+    ) -> TestApp {
+        let adapters = wrap(Adapters::from_config(&config).await.unwrap());
+        let state = AppState::build_with(config, leptos_options(), adapters).await.unwrap();
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let router = router(state.clone()).layer(MockConnectInfo(peer));
         TestApp { state, router, dir }

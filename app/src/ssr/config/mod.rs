@@ -90,6 +90,9 @@ pub struct Config {
     /// `NEXUS_CONNECT_CHECK_HOURS` (24: an operation checks the environment's connection first
     /// when the last successful check is older).
     pub engine: crate::ssr::lifecycle::engine::EngineConfig,
+    /// `NEXUS_BREAKER_FAILURES` (5): transient AWS failures in a row in one customer account
+    /// that pause calls into it for `NEXUS_BREAKER_COOL_DOWN_SECONDS` (30).
+    pub breaker: crate::ssr::lifecycle::breaker::BreakerConfig,
     /// `NEXUS_RECONCILE_SECONDS` (300; `0`: off), `NEXUS_RECONCILE_RATE` (AWS calls per second
     /// per account, 2), `NEXUS_RECONCILE_ACCOUNTS` (accounts reconciled side by side, 8).
     pub reconciler: crate::ssr::lifecycle::reconciler::ReconcilerConfig,
@@ -326,6 +329,10 @@ impl Config {
                     .map_err(|_| err("NEXUS_BAKE_SECONDS", "expected a whole number of seconds".into()))?,
             ),
         };
+        let breaker = crate::ssr::lifecycle::breaker::BreakerConfig {
+            failures: number("NEXUS_BREAKER_FAILURES", "5")? as u32,
+            cool_down: Duration::from_secs(number("NEXUS_BREAKER_COOL_DOWN_SECONDS", "30")?),
+        };
         let reconcile_secs: u64 = get_or("NEXUS_RECONCILE_SECONDS", "300").parse().map_err(|_| {
             err("NEXUS_RECONCILE_SECONDS", "expected a whole number of seconds (0: off)".into())
         })?;
@@ -385,6 +392,7 @@ impl Config {
             reconciler,
             worker,
             engine,
+            breaker,
             event_bus: get("NEXUS_EVENT_BUS"),
             stack_events_queue: get("NEXUS_STACK_EVENTS_QUEUE_URL"),
             sns_topic_arn: get("NEXUS_SNS_TOPIC_ARN"),
@@ -457,6 +465,10 @@ mod tests {
         assert!(!config(&[("NEXUS_PROD_FOUR_EYES", "off")]).unwrap().prod_four_eyes);
         assert_eq!(config(&[("NEXUS_PROD_FOUR_EYES", "maybe")]).unwrap_err().var, "NEXUS_PROD_FOUR_EYES");
         assert_eq!(c.read_cache_mb, 32);
+        assert_eq!(c.breaker, crate::ssr::lifecycle::breaker::BreakerConfig::default());
+        let b = config(&[("NEXUS_BREAKER_FAILURES", "3"), ("NEXUS_BREAKER_COOL_DOWN_SECONDS", "2")]).unwrap();
+        assert_eq!((b.breaker.failures, b.breaker.cool_down), (3, Duration::from_secs(2)));
+        assert_eq!(config(&[("NEXUS_BREAKER_FAILURES", "0")]).unwrap_err().var, "NEXUS_BREAKER_FAILURES");
     }
 
     #[test]

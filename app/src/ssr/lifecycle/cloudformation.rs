@@ -57,30 +57,40 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let (transient, code, message) = match &e {
+    let (code, message) = match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            (true, "Unreachable".to_string(), "no answer".to_string())
+            (UNREACHABLE.to_string(), "no answer".to_string())
         }
-        SdkError::ServiceError(ctx) => {
-            let code = ctx.err().code().unwrap_or("Unknown").to_string();
-            let message = ctx.err().message().unwrap_or("").to_string();
-            let transient = matches!(
-                code.as_str(),
-                "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "TooManyRequestsException"
-                    | "ServiceUnavailable"
-                    | "InternalFailure"
-                    | "InternalError"
-            );
-            (transient, code, message)
-        }
-        _ => (false, "Unknown".to_string(), String::new()),
+        SdkError::ServiceError(ctx) => (
+            ctx.err().code().unwrap_or("Unknown").to_string(),
+            ctx.err().message().unwrap_or("").to_string(),
+        ),
+        _ => ("Unknown".to_string(), String::new()),
     };
     metrics.aws_error(service, op, &code);
     tracing::warn!(service, operation = op, code, error = %DisplayErrorContext(&e), "AWS call failed");
-    let text = if message.is_empty() { code.clone() } else { format!("{code}: {message}") };
+    classify_code(service, op, &code, &message)
+}
+
+/// The code [`classify`] gives a call that got no answer (timeout, connection refused).
+pub const UNREACHABLE: &str = "Unreachable";
+
+/// What an AWS error code (after the SDK's own retries) means for the engine: throttling, 5xx
+/// and no answer are transient (the engine backs off and tries again), the rest end the step.
+/// Public so that tests which inject a chosen AWS error get exactly this classification.
+pub fn classify_code(service: &'static str, op: &'static str, code: &str, message: &str) -> DeployError {
+    let transient = matches!(
+        code,
+        UNREACHABLE
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalError"
+    );
+    let text = if message.is_empty() { code.to_string() } else { format!("{code}: {message}") };
     if transient {
         DeployError::Transient(format!("{service} {op}: {text}"))
     } else if service == "sts" {
@@ -471,5 +481,29 @@ impl Deployer for CloudFormationDeployer {
         out.map_err(|e| classify(&self.metrics, "ssm", "PutParameter", e))?;
         self.metrics.aws_change("PutParameter");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_5xx_and_silence_are_retried_the_rest_end_the_step() {
+        for code in ["Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", UNREACHABLE] {
+            assert!(classify_code("cloudformation", "CreateChangeSet", code, "").is_transient(), "{code}");
+        }
+        assert_eq!(
+            classify_code("sts", "AssumeRole", "AccessDenied", "not allowed"),
+            DeployError::Access("the toolkit cannot assume the environment's role (AccessDenied: not allowed)".into())
+        );
+        assert_eq!(
+            classify_code("cloudformation", "DescribeStacks", "ValidationError", "Stack with id x does not exist"),
+            DeployError::NoStack
+        );
+        assert!(matches!(
+            classify_code("cloudformation", "CreateChangeSet", "ValidationError", "bad template"),
+            DeployError::Rejected(_)
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! [`Deployer`]: deployer::Deployer
 
+pub mod breaker;
 pub mod cloudformation;
 pub mod connection;
 pub mod crash;

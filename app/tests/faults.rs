@@ -1,0 +1,198 @@
+//! What the review promises under faults ("AWS throttling is retried with backoff", RTO/RPO),
+//! proven with faults injected around the real adapters (`common/faults.rs`): the emulator
+//! stays the AWS server, the store stays a real store.
+
+mod common;
+#[path = "common/faults.rs"]
+mod faults;
+#[path = "common/operations.rs"]
+mod operations;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::{TestApp, require_emulator};
+use faults::{Calls, Faults};
+use operations::{customer, post, state_is, terminal, wait_for_within};
+use serde_json::json;
+
+const EXEC: &str = "exec@demo.nexus";
+
+/// A worker that looks often, and a store of `kind` (`embedded` or `dynamodb`), wrapped.
+async fn app(faults: &std::sync::Arc<Faults>, dynamodb: bool) -> TestApp {
+    require_emulator();
+    let vars = [
+        ("NEXUS_WORKER", "on"),
+        ("NEXUS_WORKER_POLL_MS", "100"),
+        ("NEXUS_STACK_POLL_MS", "100"),
+        ("NEXUS_HEALTH_ALLOW_LOOPBACK", "true"),
+    ];
+    let wrap = |a| faults.wrap(a);
+    if dynamodb {
+        TestApp::dynamodb_wrapped(&common::unique("nexus-faults"), &vars, wrap).await
+    } else {
+        TestApp::embedded_wrapped(&vars, wrap).await
+    }
+}
+
+/// Throttling that outlasts the SDK's own retries, on DescribeStacks and CreateChangeSet, and
+/// on the store's writes: each step is tried again after a jittered backoff (the operation
+/// records the attempts and the last transient error) and the deployment completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_with_backoff_and_the_operation_completes() {
+    let faults = Faults::new();
+    let app = app(&faults, false).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    faults.fail(Calls::Named("DescribeStacks"), "Throttling", 1);
+    faults.fail(Calls::Named("CreateChangeSet"), "ThrottlingException", 1);
+
+    let started = Instant::now();
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    // The store's next two writes are the worker's (claim, steps): refused as a throttled
+    // table would refuse them.
+    faults.fail(Calls::Named("transact"), "ProvisionedThroughputExceededException", 2);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let done = wait_for_within(&app, &exec, &op, Duration::from_secs(90), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    assert_eq!(faults.refused("DescribeStacks"), 1);
+    assert_eq!(faults.refused("CreateChangeSet"), 1);
+    assert_eq!(faults.refused("transact"), 2);
+    assert!(faults.count("CreateChangeSet") >= 2, "tried again after the throttling");
+    // Each throttled AWS step was a claim of its own, and the first retry waited at least the
+    // backoff's first half-second.
+    assert!(done["attempts"].as_u64().unwrap() >= 3, "{done}");
+    assert!(started.elapsed() >= Duration::from_millis(1000), "backed off");
+    assert_eq!(done["error"], serde_json::Value::Null, "a success clears the transient error: {done}");
+    let d = app.get(&format!("/api/v1/deployments/{}", done["deployment_id"].as_str().unwrap()), &exec).await;
+    assert_eq!((d.body["status"].as_str(), d.body["version"].as_str()), (Some("active"), Some("1.0.0")), "{}", d.text);
+}
+
+/// The store unreachable for ten seconds while an operation runs: `/health` names the store,
+/// requests are answered 503 (nothing half-written), and once it is back the operation
+/// completes and its deployment is consistent with it. On both stores.
+async fn the_store_down_mid_operation(dynamodb: bool) {
+    let faults = Faults::new();
+    let app = app(&faults, dynamodb).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}})).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let deployment = a.body["deployment_id"].as_str().unwrap().to_string();
+    wait_for_within(&app, &exec, &op, Duration::from_secs(60), state_is("preview_ready")).await;
+    let run = post(&app, &exec, &format!("/api/v1/operations/{op}/execute"), json!({})).await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.text);
+
+    let outage = Duration::from_secs(10);
+    let down_at = Instant::now();
+    faults.fail_for(Calls::All("store"), "ServiceUnavailable", outage);
+    let health = app.call(axum::http::Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text);
+    assert_eq!(health.body["checks"]["store"]["status"], "fail", "the failing check is named: {}", health.text);
+    let read = app.get("/api/v1/customers", &exec).await;
+    assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE, "{}", read.text);
+    assert_eq!(read.body["error"]["code"], "unavailable", "{}", read.text);
+    let write = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/drift"), json!({})).await;
+    assert_eq!(write.status, StatusCode::SERVICE_UNAVAILABLE, "{}", write.text);
+
+    // Back: the operation goes on where it stopped and ends.
+    tokio::time::sleep(outage.saturating_sub(down_at.elapsed())).await;
+    let done = wait_for_within(&app, &exec, &op, Duration::from_secs(90), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(faults.refused("store") > 0, "the outage was felt");
+    let health = app.call(axum::http::Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.text);
+    let d = app.get(&format!("/api/v1/deployments/{deployment}"), &exec).await;
+    assert_eq!(d.body["status"], "active", "{}", d.text);
+    assert_eq!(d.body["last_operation_id"], op.as_str(), "{}", d.text);
+    // The refused drift check left nothing behind: the deployment is free for the next one.
+    let next = post(&app, &exec, &format!("/api/v1/deployments/{deployment}/drift"), json!({})).await;
+    assert_eq!(next.status, StatusCode::ACCEPTED, "{}", next.text);
+}
+
+mod the_store_down_for_ten_seconds_mid_operation {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_store() {
+        super::the_store_down_mid_operation(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_store() {
+        super::the_store_down_mid_operation(true).await;
+    }
+}
+
+/// A storm of 5xx answers from one customer's account: after three failures in a row its
+/// circuit opens and the engine stops adding to the storm (calls into it are refused without
+/// reaching AWS, one probe per cool-down), while another customer's operation runs to its end
+/// meanwhile; once the account answers again, its operations complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_storm_on_one_account_pauses_it_and_the_others_keep_flowing() {
+    require_emulator();
+    let faults = Faults::new();
+    let vars = [
+        ("NEXUS_WORKER", "on"),
+        ("NEXUS_WORKER_POLL_MS", "100"),
+        ("NEXUS_STACK_POLL_MS", "100"),
+        ("NEXUS_PROD_FOUR_EYES", "off"),
+        ("NEXUS_BREAKER_FAILURES", "3"),
+        ("NEXUS_BREAKER_COOL_DOWN_SECONDS", "4"),
+    ];
+    let app = TestApp::embedded_wrapped(&vars, |a| faults.wrap(a)).await;
+    let exec = app.login(EXEC).await;
+    let stormy = customer(&app, &exec).await;
+    let calm = customer(&app, &exec).await;
+    assert_ne!(stormy.account, calm.account);
+
+    let storm = Duration::from_secs(16);
+    let storm_started = Instant::now();
+    faults.fail_for(Calls::Account(stormy.account.clone()), "ServiceUnavailable", storm);
+    let mut waiting = Vec::new();
+    for (env, name) in [(&stormy.dev, "dev"), (&stormy.prod, "prod")] {
+        for (capability, version) in [("lead-scoring", "1.0.0"), ("churn-prediction", "1.0.0")] {
+            let a = post(&app, &exec, "/api/v1/deployments",
+                json!({"environment_id": env, "capability": capability, "version": version,
+                       "parameters": {"Environment": name}, "auto_execute": true})).await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+            waiting.push(a.body["id"].as_str().unwrap().to_string());
+        }
+    }
+    let a = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": calm.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+    let calm_op = a.body["id"].as_str().unwrap().to_string();
+    let done = wait_for_within(&app, &exec, &calm_op, storm, terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(storm_started.elapsed() < storm, "the other account's operation ended during the storm");
+
+    // Well into the storm: the paused account's operations wait, and say why.
+    tokio::time::sleep((storm * 3 / 4).saturating_sub(storm_started.elapsed())).await;
+    let mut errors = Vec::new();
+    for op in &waiting {
+        let a = app.get(&format!("/api/v1/operations/{op}"), &exec).await;
+        assert!(!terminal(&a.body), "{}", a.text);
+        errors.push(a.body["error"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(errors.iter().any(|e| e.contains("paused after repeated failures")), "{errors:?}");
+
+    tokio::time::sleep(storm.saturating_sub(storm_started.elapsed())).await;
+    let reached = faults.count(&format!("account:{}", stormy.account));
+    // Four operations retrying each on its own backoff (1, 2, 4, 8 s …) would have called
+    // about four times each in the storm; with the circuit: three failures, then one probe
+    // per cool-down, whichever operation makes it.
+    let cool_downs = storm.as_secs() / 4;
+    assert!(reached <= 3 + cool_downs + 2, "calls that reached the stormy account: {reached}");
+    assert!(faults.refused(&format!("account:{}", stormy.account)) >= 3);
+
+    for op in &waiting {
+        let done = wait_for_within(&app, &exec, op, Duration::from_secs(120), terminal).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+}

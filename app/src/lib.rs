@@ -6,11 +6,11 @@
 
 #![recursion_limit = "256"]
 
-pub mod server_fns;
 mod app;
 pub mod components;
 pub mod domain;
 pub mod pages;
+pub mod server_fns;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod url;

@@ -267,7 +267,7 @@ async fn the_dashboard_pages_through_customers() {
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     }
     let all = app.get("/api/v1/customers?limit=200", &exec).await.body["items"].as_array().unwrap().len();
-    assert!(all > app::api::fleet::DASHBOARD_CUSTOMERS, "{all} customers fit on one page");
+    assert!(all > app::server_fns::fleet::DASHBOARD_CUSTOMERS, "{all} customers fit on one page");
 
     let dashboard = |after: Option<String>| match after {
         None => "/sfn/dashboard".to_string(),
@@ -284,7 +284,7 @@ async fn the_dashboard_pages_through_customers() {
             .iter()
             .map(|c| c["name"].as_str().unwrap().to_string())
             .collect();
-        assert!(names.len() <= app::api::fleet::DASHBOARD_CUSTOMERS);
+        assert!(names.len() <= app::server_fns::fleet::DASHBOARD_CUSTOMERS);
         assert!(names.windows(2).all(|w| w[0].to_lowercase() <= w[1].to_lowercase()), "{names:?}");
         seen.extend(
             a.body["customers"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()),
@@ -295,7 +295,7 @@ async fn the_dashboard_pages_through_customers() {
             None => break,
         }
     }
-    assert_eq!(pages, all.div_ceil(app::api::fleet::DASHBOARD_CUSTOMERS));
+    assert_eq!(pages, all.div_ceil(app::server_fns::fleet::DASHBOARD_CUSTOMERS));
     let unique: std::collections::HashSet<&String> = seen.iter().collect();
     assert_eq!((seen.len(), unique.len()), (all, all), "every customer once");
 
@@ -380,7 +380,7 @@ async fn the_users_page_pages_through_users() {
         let a = app.get_as_browser(&users(after.clone()), &exec).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         let page = a.body["users"].as_array().unwrap();
-        assert!(page.len() <= app::api::users::USERS_PAGE);
+        assert!(page.len() <= app::server_fns::users::USERS_PAGE);
         emails.extend(page.iter().map(|u| u["email"].as_str().unwrap().to_string()));
         let managers: Vec<&str> =
             a.body["managers"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
@@ -396,8 +396,8 @@ async fn the_users_page_pages_through_users() {
         }
     }
     let listed = app.get("/api/v1/users?limit=200", &exec).await.body["items"].as_array().unwrap().len();
-    assert!(listed > app::api::users::USERS_PAGE, "{listed}");
-    assert_eq!(pages, listed.div_ceil(app::api::users::USERS_PAGE));
+    assert!(listed > app::server_fns::users::USERS_PAGE, "{listed}");
+    assert_eq!(pages, listed.div_ceil(app::server_fns::users::USERS_PAGE));
     let mut sorted = emails.clone();
     sorted.sort();
     sorted.dedup();

@@ -48,9 +48,14 @@ async fn throttling_is_retried_with_backoff_and_the_operation_completes() {
     faults.fail(Calls::Named("CreateChangeSet"), "ThrottlingException", 1);
 
     let started = Instant::now();
-    let a = post(&app, &exec, "/api/v1/deployments",
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
         json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
-               "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     // The store's next two writes are the worker's (claim, steps): refused as a throttled
     // table would refuse them.
@@ -69,7 +74,12 @@ async fn throttling_is_retried_with_backoff_and_the_operation_completes() {
     assert!(started.elapsed() >= Duration::from_millis(1000), "backed off");
     assert_eq!(done["error"], serde_json::Value::Null, "a success clears the transient error: {done}");
     let d = app.get(&format!("/api/v1/deployments/{}", done["deployment_id"].as_str().unwrap()), &exec).await;
-    assert_eq!((d.body["status"].as_str(), d.body["version"].as_str()), (Some("active"), Some("1.0.0")), "{}", d.text);
+    assert_eq!(
+        (d.body["status"].as_str(), d.body["version"].as_str()),
+        (Some("active"), Some("1.0.0")),
+        "{}",
+        d.text
+    );
 }
 
 /// The store unreachable for ten seconds while an operation runs: `/health` names the store,
@@ -80,9 +90,14 @@ async fn the_store_down_mid_operation(dynamodb: bool) {
     let app = app(&faults, dynamodb).await;
     let exec = app.login(EXEC).await;
     let c = customer(&app, &exec).await;
-    let a = post(&app, &exec, "/api/v1/deployments",
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
         json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
-               "parameters": {"Environment": "dev"}})).await;
+               "parameters": {"Environment": "dev"}}),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let op = a.body["id"].as_str().unwrap().to_string();
     let deployment = a.body["deployment_id"].as_str().unwrap().to_string();
@@ -95,7 +110,11 @@ async fn the_store_down_mid_operation(dynamodb: bool) {
     faults.fail_for(Calls::All("store"), "ServiceUnavailable", outage);
     let health = app.call(axum::http::Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text);
-    assert_eq!(health.body["checks"]["store"]["status"], "fail", "the failing check is named: {}", health.text);
+    assert_eq!(
+        health.body["checks"]["store"]["status"], "fail",
+        "the failing check is named: {}",
+        health.text
+    );
     let read = app.get("/api/v1/customers", &exec).await;
     assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE, "{}", read.text);
     assert_eq!(read.body["error"]["code"], "unavailable", "{}", read.text);
@@ -157,16 +176,26 @@ async fn a_5xx_storm_on_one_account_pauses_it_and_the_others_keep_flowing() {
     let mut waiting = Vec::new();
     for (env, name) in [(&stormy.dev, "dev"), (&stormy.prod, "prod")] {
         for (capability, version) in [("lead-scoring", "1.0.0"), ("churn-prediction", "1.0.0")] {
-            let a = post(&app, &exec, "/api/v1/deployments",
+            let a = post(
+                &app,
+                &exec,
+                "/api/v1/deployments",
                 json!({"environment_id": env, "capability": capability, "version": version,
-                       "parameters": {"Environment": name}, "auto_execute": true})).await;
+                       "parameters": {"Environment": name}, "auto_execute": true}),
+            )
+            .await;
             assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
             waiting.push(a.body["id"].as_str().unwrap().to_string());
         }
     }
-    let a = post(&app, &exec, "/api/v1/deployments",
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
         json!({"environment_id": calm.dev, "capability": "lead-scoring", "version": "1.0.0",
-               "parameters": {"Environment": "dev"}, "auto_execute": true})).await;
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
     let calm_op = a.body["id"].as_str().unwrap().to_string();
     let done = wait_for_within(&app, &exec, &calm_op, storm, terminal).await;
     assert_eq!(done["state"], "succeeded", "{done}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use app::ssr::auth::mfa;
 use axum::http::{Method, StatusCode};
 use common::{TestApp, require_emulator, unique};
-use operations::{Customer, customer, customer_in, fresh_account, post, state_is, terminal, wait_for};
+use operations::{customer, customer_in, fresh_account, post, state_is, terminal, wait_for};
 use serde_json::{Value, json};
 
 const EXEC: &str = "exec@demo.nexus";

@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{connectivity::use_online, device, session::use_session};
-use crate::server_fns::{AppError, deploy::request_deployment};
 use crate::domain::views::DeployRequest;
+use crate::server_fns::{AppError, deploy::request_deployment};
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const STORAGE_KEY: &str = "nexus.outbox";

@@ -34,7 +34,8 @@ pub fn StepUpPrompt(#[prop(into)] retry: Callback<()>) -> impl IntoView {
         passkey_error.set(None);
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let challenge = crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let challenge =
+                    crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
                 let credential = super::webauthn::get(&challenge.options).await?;
                 crate::server_fns::account::passkey_step_up(challenge.token, credential)
                     .await

@@ -108,14 +108,18 @@ mod tests {
         let p = plan(OperationKind::Upgrade, &d, Some(&v("1.1.0")), |_| true).unwrap();
         assert_eq!((p.to, p.from), (Color::Blue, Some(Color::Green)));
         assert_eq!(p.old_stack.as_deref(), Some(d.stack_name.as_str()));
-        assert_eq!(stack_name(&d, Some(&p)), stacks::stack_name("crm", "acme", EnvironmentName::Prod, Some(Color::Blue)));
+        assert_eq!(
+            stack_name(&d, Some(&p)),
+            stacks::stack_name("crm", "acme", EnvironmentName::Prod, Some(Color::Blue))
+        );
         assert!(!p.healthy && p.switched_at.is_none() && !p.old_deleted && !p.abandoned);
     }
 
     #[test]
     fn moving_into_or_out_of_blue_green_plans_a_colour_too() {
         let plain = deployment(None, true);
-        let into = plan(OperationKind::Upgrade, &plain, Some(&v("2.0.0")), |v| v.to_string() == "2.0.0").unwrap();
+        let into =
+            plan(OperationKind::Upgrade, &plain, Some(&v("2.0.0")), |v| v.to_string() == "2.0.0").unwrap();
         assert_eq!((into.to, into.from), (Color::Green, Some(Color::Blue)), "no colour yet counts as blue");
         assert_eq!(
             stack_name(&plain, Some(&into)),

@@ -337,7 +337,10 @@ mod tests {
         use EnvironmentName::*;
         let sm = Approver::SalesManager;
         assert!(may_approve_visible(Role::SalesManager, Dev, sm, false));
-        assert!(!may_approve_visible(Role::SalesManager, Prod, Approver::Executive, false), "prod is an Executive's");
+        assert!(
+            !may_approve_visible(Role::SalesManager, Prod, Approver::Executive, false),
+            "prod is an Executive's"
+        );
         assert!(!may_approve_visible(Role::Rep, Dev, sm, false));
         assert!(may_approve_visible(Role::Executive, Prod, Approver::Executive, false));
         assert!(!may_approve_visible(Role::Executive, Prod, Approver::Executive, true), "own request");

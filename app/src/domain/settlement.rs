@@ -222,12 +222,18 @@ mod tests {
     #[test]
     fn a_delete_clears_the_stack_and_a_drift_check_reads_its_answer() {
         let d = deployment(DeploymentStatus::InProgress);
-        let (after, _) = settle(&d, &op(OperationKind::Delete, OperationState::Executing), &ending(OperationState::Succeeded));
+        let (after, _) = settle(
+            &d,
+            &op(OperationKind::Delete, OperationState::Executing),
+            &ending(OperationState::Succeeded),
+        );
         assert_eq!(after.status, DeploymentStatus::Deleted);
         assert_eq!((after.stack_id, after.health, after.drift), (None, Health::Unknown, Drift::NotChecked));
 
         let d = deployment(DeploymentStatus::Active);
-        for (answer, drift) in [("DRIFTED", Drift::Drifted), ("IN_SYNC", Drift::InSync), ("UNKNOWN", Drift::Unknown)] {
+        for (answer, drift) in
+            [("DRIFTED", Drift::Drifted), ("IN_SYNC", Drift::InSync), ("UNKNOWN", Drift::Unknown)]
+        {
             let mut o = op(OperationKind::DriftCheck, OperationState::Executing);
             o.stack_status = Some(answer.into());
             let (after, _) = settle(&d, &o, &ending(OperationState::Succeeded));

@@ -4,12 +4,12 @@
 
 use leptos::prelude::*;
 
+use crate::components::passkeys::PasskeysPanel;
+use crate::domain::views::{MfaStatus, RecoveryCodes};
 use crate::server_fns::{
     AppError,
     account::{ChangeMfa, ConfirmTotp, MfaChange, StartTotp, get_mfa_status},
 };
-use crate::components::passkeys::PasskeysPanel;
-use crate::domain::views::{MfaStatus, RecoveryCodes};
 
 fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
     match value {

@@ -2,11 +2,6 @@
 
 use leptos::prelude::*;
 
-use crate::server_fns::{
-    AppError,
-    approvals::get_approvals,
-    deployments::{ActOnOperation, OperationAction},
-};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     change_set::ChangeSetTable,
@@ -15,6 +10,11 @@ use crate::components::{
     step_up::{StepUpPrompt, asks_for_factor},
 };
 use crate::domain::views::InboxItem;
+use crate::server_fns::{
+    AppError,
+    approvals::get_approvals,
+    deployments::{ActOnOperation, OperationAction},
+};
 
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {

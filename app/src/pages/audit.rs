@@ -4,10 +4,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::server_fns::audit::{AuditQuery, get_audit};
 use crate::components::json_codec::json_resource;
 use crate::components::session::{Loading, show};
 use crate::domain::model::{AuditEvent, Page};
+use crate::server_fns::audit::{AuditQuery, get_audit};
 
 #[component]
 pub fn AuditPage() -> impl IntoView {

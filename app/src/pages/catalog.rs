@@ -5,11 +5,11 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::server_fns::AppError;
-use crate::server_fns::catalog::{get_capability_usage, get_catalog};
 use crate::components::json_codec::json_resource;
 use crate::components::session::{Loading, show};
 use crate::domain::views::{CapabilityDetail, CapabilityUsage};
+use crate::server_fns::AppError;
+use crate::server_fns::catalog::{get_capability_usage, get_catalog};
 
 #[component]
 pub fn CatalogPage() -> impl IntoView {

@@ -4,7 +4,6 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::server_fns::customers::{CustomerPage, get_customer};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::{HealthChip, StatusChip},
@@ -16,6 +15,7 @@ use crate::domain::{
     model::{CUSTOMER_ROLE_VERSION, ConnectionStatus, EnvironmentName, Role},
     permissions::{self, Action, Grant},
 };
+use crate::server_fns::customers::{CustomerPage, get_customer};
 
 #[component]
 pub fn CustomerPage() -> impl IntoView {

@@ -5,7 +5,6 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::server_fns::fleet::{Dashboard, get_dashboard};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::StatusChip,
@@ -14,6 +13,7 @@ use crate::components::{
     session::{Loading, show},
 };
 use crate::domain::{search::every_word_in, views::FleetRow};
+use crate::server_fns::fleet::{Dashboard, get_dashboard};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {

@@ -7,10 +7,6 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
-use crate::server_fns::{
-    AppError,
-    deploy::{DeployOptions, get_deploy_options, request_deployment},
-};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::use_online,
@@ -23,6 +19,10 @@ use crate::domain::{
     parameters::{FieldError, ParamType},
     permissions::{self, Action, Grant},
     views::DeployRequest,
+};
+use crate::server_fns::{
+    AppError,
+    deploy::{DeployOptions, get_deploy_options, request_deployment},
 };
 
 #[component]

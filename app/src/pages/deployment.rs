@@ -5,13 +5,6 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::server_fns::{
-    AppError,
-    deployments::{
-        ActOnOperation, ChangeDeployment, DeploymentChange, DeploymentPage, OperationAction, get_deployment,
-        get_operation_events,
-    },
-};
 use crate::components::json_codec::json_resource;
 use crate::components::outbox::new_key;
 use crate::components::{
@@ -27,6 +20,13 @@ use crate::domain::{
     model::{EnvironmentName, Operation, Role},
     permissions,
     stacks::StackEvent,
+};
+use crate::server_fns::{
+    AppError,
+    deployments::{
+        ActOnOperation, ChangeDeployment, DeploymentChange, DeploymentPage, OperationAction, get_deployment,
+        get_operation_events,
+    },
 };
 
 #[component]
@@ -148,7 +148,8 @@ fn actions_for(op: &Operation, role: Option<Role>, user: Option<&str>) -> Vec<Op
     match op.state {
         OperationState::AwaitingApproval if own => vec![OperationAction::Cancel],
         OperationState::AwaitingApproval
-            if role.is_some_and(|r| permissions::may_approve_visible(r, op.environment, op.approver, own)) =>
+            if role
+                .is_some_and(|r| permissions::may_approve_visible(r, op.environment, op.approver, own)) =>
         {
             vec![OperationAction::Approve, OperationAction::Reject]
         }

@@ -3,7 +3,6 @@
 
 use leptos::prelude::*;
 
-use crate::server_fns::notifications::{get_account_notices, get_notifications};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     chips::OperationChip,
@@ -11,6 +10,7 @@ use crate::components::{
     session::{Loading, show},
 };
 use crate::domain::views::{AccountNotice, AccountNoticeKind, Notification};
+use crate::server_fns::notifications::{get_account_notices, get_notifications};
 
 #[component]
 pub fn NotificationsPage() -> impl IntoView {

@@ -4,12 +4,12 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::json_codec::json_resource;
+use crate::components::session::use_session;
 use crate::server_fns::{
     AppError,
     session::{SignIn, sign_in_options},
 };
-use crate::components::json_codec::json_resource;
-use crate::components::session::use_session;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
@@ -125,7 +125,8 @@ fn PasskeySignIn(next: Signal<String>) -> impl IntoView {
         let next = next.get_untracked();
         leptos::task::spawn_local(async move {
             let outcome = async {
-                let challenge = crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
+                let challenge =
+                    crate::server_fns::session::passkey_challenge().await.map_err(|e| e.to_string())?;
                 let credential = crate::components::webauthn::get(&challenge.options).await?;
                 crate::server_fns::session::passkey_sign_in(challenge.token, credential)
                     .await
@@ -137,7 +138,8 @@ fn PasskeySignIn(next: Signal<String>) -> impl IntoView {
                     // A full page load: the whole app starts afresh with the new session.
                     #[cfg(feature = "hydrate")]
                     if let Some(window) = web_sys::window() {
-                        let _ = window.location().set_href(&crate::server_fns::session::safe_next(Some(&next)));
+                        let _ =
+                            window.location().set_href(&crate::server_fns::session::safe_next(Some(&next)));
                     }
                     let _ = next;
                 }

@@ -2,9 +2,9 @@
 
 use leptos::prelude::*;
 
+use crate::components::json_codec::json_resource;
 use crate::domain::views::PlatformStatus;
 use crate::server_fns::status::get_platform_status;
-use crate::components::json_codec::json_resource;
 
 #[component]
 pub fn StatusPage() -> impl IntoView {

@@ -3,16 +3,16 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::server_fns::{
-    AppError,
-    users::{CreateUser, ResetUserMfa, SetUserActive, UnlockUser, UsersPage, get_users},
-};
 use crate::components::json_codec::json_resource;
 use crate::components::{
     connectivity::use_online,
     session::{Loading, show},
 };
 use crate::domain::{model::User, views::LockedAccount};
+use crate::server_fns::{
+    AppError,
+    users::{CreateUser, ResetUserMfa, SetUserActive, UnlockUser, UsersPage, get_users},
+};
 
 fn error_text<T>(value: Option<Result<T, AppError>>) -> Option<String> {
     match value {

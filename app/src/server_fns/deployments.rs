@@ -31,12 +31,8 @@ pub async fn get_deployment(id: String) -> Result<DeploymentPage, AppError> {
     let (state, actor) = (sfn::state(), sfn::actor()?);
     let id = Id::parse(&id).map_err(|_| sfn::fail(ServiceError::NotFound("deployment")))?;
     let detail = state.deployments.get(&actor, &id).await.map_err(sfn::fail)?;
-    let customer = state
-        .customers
-        .get(&actor, &detail.view.deployment.customer_id)
-        .await
-        .map_err(sfn::fail)?
-        .customer;
+    let customer =
+        state.customers.get(&actor, &detail.view.deployment.customer_id).await.map_err(sfn::fail)?.customer;
     let running = detail.view.deployment.version.clone();
     let upgrades = state
         .capabilities

@@ -68,8 +68,7 @@ pub async fn sign_in(
         use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
     let now = clock::now();
     let otp = otp.filter(|o| !o.trim().is_empty());
-    let login =
-        state.auth.login(&email, &password, otp.as_deref(), &client, now).await.map_err(sfn::fail)?;
+    let login = state.auth.login(&email, &password, otp.as_deref(), &client, now).await.map_err(sfn::fail)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));
@@ -99,8 +98,7 @@ pub async fn passkey_sign_in(token: String, credential: String) -> Result<(), Ap
     let client =
         use_context::<Parts>().and_then(|p| p.extensions.get::<ClientInfo>().cloned()).unwrap_or_default();
     let now = clock::now();
-    let login =
-        state.auth.login_passkey(&token, &credential, &client, now).await.map_err(sfn::fail)?;
+    let login = state.auth.login_passkey(&token, &credential, &client, now).await.map_err(sfn::fail)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let max_age = (login.expires_at.millis() - now.millis() + 999) / 1000;
     response.insert_header(header::SET_COOKIE, session_cookie(&login.token, max_age, state.config.https()));

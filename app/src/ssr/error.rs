@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn a_hidden_record_answers_like_an_unknown_one_and_is_a_denial() {
         let (hidden, unknown) = (ServiceError::Hidden("customer"), ServiceError::NotFound("customer"));
-        assert_eq!((hidden.status(), hidden.code(), hidden.to_string()), (unknown.status(), unknown.code(), unknown.to_string()));
+        assert_eq!(
+            (hidden.status(), hidden.code(), hidden.to_string()),
+            (unknown.status(), unknown.code(), unknown.to_string())
+        );
         assert!(hidden.is_denial() && ServiceError::Forbidden("no".into()).is_denial());
         assert!(!unknown.is_denial());
     }

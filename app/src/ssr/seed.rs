@@ -10,8 +10,8 @@ use crate::domain::{
     ids::Id,
     lifecycle::{DeploymentStatus, Drift, Health, OperationKind, OperationState},
     model::{
-        Approver, Color, ConnectionStatus, Customer, Deployment, Environment, EnvironmentName, Operation, Role,
-        User,
+        Approver, Color, ConnectionStatus, Customer, Deployment, Environment, EnvironmentName, Operation,
+        Role, User,
     },
     semver::Version,
     time::Timestamp,

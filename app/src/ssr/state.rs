@@ -14,8 +14,8 @@ use super::{
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
     http_client::HttpClient,
     lifecycle::{
-        cloudformation::CloudFormationDeployer,
         breaker::BreakerDeployer,
+        cloudformation::CloudFormationDeployer,
         deployer::Deployer,
         engine::Engine,
         notifier::{EventBridgeNotifier, FanoutNotifier, LogNotifier, Notifier, StoreNotifier},
@@ -260,7 +260,12 @@ async fn prepare_store(config: &Config, repo: &Repo, cipher: &ParameterCipher) -
                         .await?;
                 }
                 set_schema_version(&**store, SCHEMA_VERSION).await?;
-                tracing::info!(from = version, to = SCHEMA_VERSION, records = touched, "store layout migrated");
+                tracing::info!(
+                    from = version,
+                    to = SCHEMA_VERSION,
+                    records = touched,
+                    "store layout migrated"
+                );
             }
             tracing::info!(store = store.kind(), schema = SCHEMA_VERSION, "store ready");
             if config.demo_seed == DemoSeed::IfEmpty && repo.is_empty().await? {
@@ -316,7 +321,9 @@ async fn auth_service(
         && let Some(key) = &config.demo_totp_secret
     {
         match auth.enrol_demo_totp("exec@demo.nexus", key.expose(), super::clock::now()).await {
-            Ok(true) => tracing::info!("exec@demo.nexus has the demo authenticator app (NEXUS_DEMO_TOTP_SECRET)"),
+            Ok(true) => {
+                tracing::info!("exec@demo.nexus has the demo authenticator app (NEXUS_DEMO_TOTP_SECRET)")
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not give the demo Executive its authenticator app"),
         }
@@ -346,10 +353,15 @@ async fn assemble(
         tracing::warn!(error = %e, "the start of the keyed audit chain is not marked yet");
     }
     audit.spawn_checkpoints(config.audit.checkpoint_every);
-    let capabilities = CapabilityService::new(catalog.clone(), repo.clone(), artifacts.clone(), audit.clone());
+    let capabilities =
+        CapabilityService::new(catalog.clone(), repo.clone(), artifacts.clone(), audit.clone());
     if store_ready {
         let applied = capabilities.load_published().await.map_err(StartupError::Catalog)?;
-        tracing::info!(records = applied, artifacts = artifacts.kind(), "published versions and deprecations applied");
+        tracing::info!(
+            records = applied,
+            artifacts = artifacts.kind(),
+            "published versions and deprecations applied"
+        );
     }
     let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
     let auth = auth_service(&config, &repo, &audit, &cipher, &metrics, hasher.clone(), store_ready).await?;

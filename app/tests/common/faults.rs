@@ -1,7 +1,7 @@
 //! Faults injected around the real adapters, never instead of them: the CloudFormation deployer
 //! still talks to the emulator, the store is still the embedded store or DynamoDB, the notifier
 //! still publishes. A [`Faults`] plan says which calls fail, with which AWS error, for how long,
-//! or how late they answer; the wrappers count every call and consult the plan before passing it
+//! the wrappers count every call and consult the plan before passing it
 //! on to the real adapter (a failed call never reaches it, as when AWS refuses it).
 
 use std::{
@@ -13,6 +13,7 @@ use std::{
 use app::{
     domain::stacks::StackEvent,
     ssr::{
+        health::StoreCheck,
         lifecycle::{
             cloudformation::classify_code,
             deployer::{
@@ -20,7 +21,6 @@ use app::{
             },
             notifier::{Notifier, OperationEvent},
         },
-        health::StoreCheck,
         state::Adapters,
         store::{CallCounts, Item, Query, QueryPage, Store, StoreError, Write},
     },
@@ -42,8 +42,6 @@ pub enum Calls {
 enum Effect {
     /// Fail with this AWS error code (classified as the CloudFormation adapter classifies it).
     Aws(&'static str),
-    /// Answer this much later.
-    Delay(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -76,12 +74,12 @@ impl Faults {
 
     /// Every call matching `calls` fails with `code` for `window` from now.
     pub fn fail_for(&self, calls: Calls, code: &'static str, window: Duration) {
-        self.add(Rule { calls, effect: Effect::Aws(code), times: None, until: Some(Instant::now() + window) });
-    }
-
-    /// Every call matching `calls` answers `delay` late, for `window` from now.
-    pub fn delay_for(&self, calls: Calls, delay: Duration, window: Duration) {
-        self.add(Rule { calls, effect: Effect::Delay(delay), times: None, until: Some(Instant::now() + window) });
+        self.add(Rule {
+            calls,
+            effect: Effect::Aws(code),
+            times: None,
+            until: Some(Instant::now() + window),
+        });
     }
 
     fn add(&self, rule: Rule) {
@@ -99,7 +97,7 @@ impl Faults {
     }
 
     /// Counts one call (under each of `names`) and says what the plan does to it.
-    async fn before(&self, adapter: &'static str, name: &str, account: Option<&str>) -> Option<&'static str> {
+    fn before(&self, adapter: &'static str, name: &str, account: Option<&str>) -> Option<&'static str> {
         let mut names = vec![name.to_string(), adapter.to_string()];
         if let Some(a) = account {
             names.push(format!("account:{a}"));
@@ -110,7 +108,6 @@ impl Faults {
                 *calls.entry(n.clone()).or_default() += 1;
             }
         }
-        let mut delay = Duration::ZERO;
         let mut error = None;
         {
             let now = Instant::now();
@@ -125,20 +122,14 @@ impl Faults {
                 if !applies {
                     continue;
                 }
-                match rule.effect {
-                    Effect::Delay(d) => delay = delay.max(d),
-                    Effect::Aws(code) if error.is_none() => {
-                        error = Some(code);
-                        if let Some(t) = &mut rule.times {
-                            *t -= 1;
-                        }
+                let Effect::Aws(code) = rule.effect;
+                if error.is_none() {
+                    error = Some(code);
+                    if let Some(t) = &mut rule.times {
+                        *t -= 1;
                     }
-                    Effect::Aws(_) => {}
                 }
             }
-        }
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
         }
         if error.is_some() {
             let mut failed = self.failed.lock().unwrap();
@@ -168,8 +159,13 @@ pub struct FaultyDeployer {
 }
 
 impl FaultyDeployer {
-    async fn check(&self, service: &'static str, op: &'static str, target: &Target) -> Result<(), DeployError> {
-        match self.faults.before("deployer", op, Some(&target.account_id)).await {
+    async fn check(
+        &self,
+        service: &'static str,
+        op: &'static str,
+        target: &Target,
+    ) -> Result<(), DeployError> {
+        match self.faults.before("deployer", op, Some(&target.account_id)) {
             Some(code) => Err(classify_code(service, op, code, "injected by the test")),
             None => Ok(()),
         }
@@ -183,17 +179,32 @@ impl Deployer for FaultyDeployer {
         self.inner.verify_account(target).await
     }
 
-    async fn create_change_set(&self, target: &Target, req: &ChangeSetRequest) -> Result<ChangeSetInfo, DeployError> {
+    async fn create_change_set(
+        &self,
+        target: &Target,
+        req: &ChangeSetRequest,
+    ) -> Result<ChangeSetInfo, DeployError> {
         self.check("cloudformation", "CreateChangeSet", target).await?;
         self.inner.create_change_set(target, req).await
     }
 
-    async fn change_set(&self, target: &Target, stack: &str, name: &str) -> Result<ChangeSetInfo, DeployError> {
+    async fn change_set(
+        &self,
+        target: &Target,
+        stack: &str,
+        name: &str,
+    ) -> Result<ChangeSetInfo, DeployError> {
         self.check("cloudformation", "DescribeChangeSet", target).await?;
         self.inner.change_set(target, stack, name).await
     }
 
-    async fn execute_change_set(&self, target: &Target, stack: &str, name: &str, token: &str) -> Result<(), DeployError> {
+    async fn execute_change_set(
+        &self,
+        target: &Target,
+        stack: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), DeployError> {
         self.check("cloudformation", "ExecuteChangeSet", target).await?;
         self.inner.execute_change_set(target, stack, name, token).await
     }
@@ -213,7 +224,11 @@ impl Deployer for FaultyDeployer {
         self.inner.stack_events(target, stack).await
     }
 
-    async fn validation_failures(&self, target: &Target, stack: &str) -> Result<Vec<StackEvent>, DeployError> {
+    async fn validation_failures(
+        &self,
+        target: &Target,
+        stack: &str,
+    ) -> Result<Vec<StackEvent>, DeployError> {
         self.check("cloudformation", "DescribeEvents", target).await?;
         self.inner.validation_failures(target, stack).await
     }
@@ -249,7 +264,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     async fn check(&self, op: &'static str) -> Result<(), StoreError> {
-        match self.faults.before("store", op, None).await {
+        match self.faults.before("store", op, None) {
             Some(code) => Err(StoreError::Unavailable(format!("{code} (injected by the test)"))),
             None => Ok(()),
         }
@@ -300,7 +315,7 @@ pub struct FaultyNotifier {
 #[async_trait]
 impl Notifier for FaultyNotifier {
     async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
-        if let Some(code) = self.faults.before("notifier", "publish", None).await {
+        if let Some(code) = self.faults.before("notifier", "publish", None) {
             return Err(format!("events PutEvents: {code} (injected by the test)"));
         }
         self.inner.publish(event).await?;

@@ -98,4 +98,3 @@ pub fn terminal(op: &Value) -> bool {
 pub async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Answer {
     app.call(Method::POST, path, Some(token), Some(body)).await
 }
-

@@ -26,7 +26,13 @@ use super::{
     error::ServiceError,
     repo::RepoError,
     store::{
-        Cond, Cursor, Item, Query, Store, StoreError, Write,
+        Cond,
+        Cursor,
+        Item,
+        Query,
+        Store,
+        StoreError,
+        Write,
         // The log's records: the events by sequence, the head, where keying starts, records
         // moved aside (`store::keys` holds every key).
         keys::{
@@ -52,7 +58,6 @@ const MAX_ATTEMPTS: u32 = 50;
 /// Key names whose values never enter the log, whatever a caller passes.
 /// Compared without case, `_` or `-`.
 const SECRET_KEYS: [&str; 4] = ["password", "token", "secret", "externalid"];
-
 
 /// What a caller records; the log adds sequence, time and hashes.
 #[derive(Clone, Debug, Default)]

@@ -47,7 +47,13 @@ const LOCKED_LIST_LIMIT: usize = 500;
 impl AuthService {
     /// Tells a user their password sign-in was locked (their notifications show it); answers
     /// whether the notice was stored. A failure is logged, never stops the sign-in's answer.
-    pub(super) async fn notify_lock(&self, user: &Id, until: Timestamp, client: &ClientInfo, now: Timestamp) -> bool {
+    pub(super) async fn notify_lock(
+        &self,
+        user: &Id,
+        until: Timestamp,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> bool {
         let notice = AccountNotice {
             kind: AccountNoticeKind::Locked,
             at: now,
@@ -92,7 +98,11 @@ impl AuthService {
     }
 
     /// Counts one attempt for `email` before its password is checked.
-    pub(super) async fn reserve_attempt(&self, email: &str, now: Timestamp) -> Result<Reservation, ServiceError> {
+    pub(super) async fn reserve_attempt(
+        &self,
+        email: &str,
+        now: Timestamp,
+    ) -> Result<Reservation, ServiceError> {
         for _ in 0..20 {
             let mut a = self.repo.login_attempts(email).await?;
             if let Some(until) = a.locked_until.filter(|u| *u > now) {

@@ -7,7 +7,12 @@ use crate::{
         model::{Role, User},
         time::Timestamp,
     },
-    ssr::{audit::NewEvent, error::ServiceError, ids::new_id, repo::{RepoError, Session}},
+    ssr::{
+        audit::NewEvent,
+        error::ServiceError,
+        ids::new_id,
+        repo::{RepoError, Session},
+    },
 };
 
 use super::{AuthService, ClientInfo, LoginResponse, SESSION_MAX_MS, cognito, hosted_ui, normalize_email};
@@ -126,7 +131,7 @@ impl AuthService {
                 let record = match self.repo.user_by_email(&email).await? {
                     Some(r) => r,
                     None => {
-                        let record = super::repo::UserRecord {
+                        let record = crate::ssr::repo::UserRecord {
                             user: User {
                                 id: new_id(),
                                 email: email.clone(),

@@ -9,8 +9,8 @@ use ipnet::IpNet;
 
 mod values;
 
-pub use values::{ConfigError, DemoSeed, LogFormat, RateLimit, Secret, StoreKind};
 use values::otlp_traces;
+pub use values::{ConfigError, DemoSeed, LogFormat, RateLimit, Secret, StoreKind};
 
 /// The server's whole configuration.
 #[derive(Clone, Debug)]

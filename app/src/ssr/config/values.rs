@@ -1,6 +1,6 @@
 //! The configuration's value types and how each is read from its variable's text.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, time::Duration};
 
 /// A configuration error: which variable, and why.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +79,7 @@ pub enum DemoSeed {
 
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(super) String);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -120,4 +120,3 @@ pub(super) fn otlp_traces(get: &dyn Fn(&str) -> Option<String>) -> Result<bool, 
     }
     Ok(get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() || get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some())
 }
-

@@ -50,7 +50,9 @@ pub fn fail(e: ServiceError) -> AppError {
     let message = e.to_string();
     match e {
         ServiceError::NotFound(what) | ServiceError::Hidden(what) => AppError::NotFound(what.to_string()),
-        ServiceError::Invalid { field, message, details, .. } => AppError::Invalid { field, message, details },
+        ServiceError::Invalid { field, message, details, .. } => {
+            AppError::Invalid { field, message, details }
+        }
         ServiceError::Unauthenticated => AppError::Unauthenticated,
         ServiceError::MfaRequired => AppError::MfaRequired,
         ServiceError::MfaEnrolmentRequired => AppError::MfaEnrolmentRequired,

@@ -83,7 +83,9 @@ impl Circuits {
         let (next, opened) = match (*circuit, transient_failure) {
             (_, false) => (Circuit::Closed(0), false),
             (Circuit::Closed(n), true) if n + 1 < self.config.failures => (Circuit::Closed(n + 1), false),
-            (Circuit::Closed(_) | Circuit::Probing(_), true) => (Circuit::Open(now_ms + self.cool_down_ms()), true),
+            (Circuit::Closed(_) | Circuit::Probing(_), true) => {
+                (Circuit::Open(now_ms + self.cool_down_ms()), true)
+            }
             // A call admitted before the circuit opened, failing late: it stays open.
             (open @ Circuit::Open(_), true) => (open, false),
         };
@@ -137,15 +139,30 @@ impl Deployer for BreakerDeployer {
         guarded!(self, target, self.inner.verify_account(target))
     }
 
-    async fn create_change_set(&self, target: &Target, req: &ChangeSetRequest) -> Result<ChangeSetInfo, DeployError> {
+    async fn create_change_set(
+        &self,
+        target: &Target,
+        req: &ChangeSetRequest,
+    ) -> Result<ChangeSetInfo, DeployError> {
         guarded!(self, target, self.inner.create_change_set(target, req))
     }
 
-    async fn change_set(&self, target: &Target, stack: &str, name: &str) -> Result<ChangeSetInfo, DeployError> {
+    async fn change_set(
+        &self,
+        target: &Target,
+        stack: &str,
+        name: &str,
+    ) -> Result<ChangeSetInfo, DeployError> {
         guarded!(self, target, self.inner.change_set(target, stack, name))
     }
 
-    async fn execute_change_set(&self, target: &Target, stack: &str, name: &str, token: &str) -> Result<(), DeployError> {
+    async fn execute_change_set(
+        &self,
+        target: &Target,
+        stack: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), DeployError> {
         guarded!(self, target, self.inner.execute_change_set(target, stack, name, token))
     }
 
@@ -161,7 +178,11 @@ impl Deployer for BreakerDeployer {
         guarded!(self, target, self.inner.stack_events(target, stack))
     }
 
-    async fn validation_failures(&self, target: &Target, stack: &str) -> Result<Vec<StackEvent>, DeployError> {
+    async fn validation_failures(
+        &self,
+        target: &Target,
+        stack: &str,
+    ) -> Result<Vec<StackEvent>, DeployError> {
         guarded!(self, target, self.inner.validation_failures(target, stack))
     }
 

@@ -61,10 +61,9 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             (UNREACHABLE.to_string(), "no answer".to_string())
         }
-        SdkError::ServiceError(ctx) => (
-            ctx.err().code().unwrap_or("Unknown").to_string(),
-            ctx.err().message().unwrap_or("").to_string(),
-        ),
+        SdkError::ServiceError(ctx) => {
+            (ctx.err().code().unwrap_or("Unknown").to_string(), ctx.err().message().unwrap_or("").to_string())
+        }
         _ => ("Unknown".to_string(), String::new()),
     };
     metrics.aws_error(service, op, &code);
@@ -490,15 +489,24 @@ mod tests {
 
     #[test]
     fn throttling_5xx_and_silence_are_retried_the_rest_end_the_step() {
-        for code in ["Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", UNREACHABLE] {
+        for code in
+            ["Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", UNREACHABLE]
+        {
             assert!(classify_code("cloudformation", "CreateChangeSet", code, "").is_transient(), "{code}");
         }
         assert_eq!(
             classify_code("sts", "AssumeRole", "AccessDenied", "not allowed"),
-            DeployError::Access("the toolkit cannot assume the environment's role (AccessDenied: not allowed)".into())
+            DeployError::Access(
+                "the toolkit cannot assume the environment's role (AccessDenied: not allowed)".into()
+            )
         );
         assert_eq!(
-            classify_code("cloudformation", "DescribeStacks", "ValidationError", "Stack with id x does not exist"),
+            classify_code(
+                "cloudformation",
+                "DescribeStacks",
+                "ValidationError",
+                "Stack with id x does not exist"
+            ),
             DeployError::NoStack
         );
         assert!(matches!(

@@ -28,15 +28,14 @@ pub async fn check(
             checked.connection = ConnectionStatus::Connected;
             checked.connection_error = None;
             // Roles before version 2 neither have the parameter nor may read it.
-            checked.role_version =
-                match deployer.parameter(target, CUSTOMER_ROLE_VERSION_PARAMETER).await {
-                    Ok(Some(v)) => Some(v.trim().parse().unwrap_or(1)),
-                    Ok(None) | Err(DeployError::Access(_)) => Some(1),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the customer role's version could not be read");
-                        env.role_version
-                    }
-                };
+            checked.role_version = match deployer.parameter(target, CUSTOMER_ROLE_VERSION_PARAMETER).await {
+                Ok(Some(v)) => Some(v.trim().parse().unwrap_or(1)),
+                Ok(None) | Err(DeployError::Access(_)) => Some(1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the customer role's version could not be read");
+                    env.role_version
+                }
+            };
         }
         Err(e) => {
             checked.connection = ConnectionStatus::Failed;

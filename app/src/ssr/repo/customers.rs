@@ -64,7 +64,11 @@ impl Repo {
             *deltas.entry((keys::summary_owner(c.owner_id.as_str()), sk)).or_default() += 1;
         }
         writes.extend(
-            deltas.into_iter().filter(|(_, delta)| *delta != 0).map(|((pk, sk), delta)| Write::Add { pk, sk, delta }),
+            deltas.into_iter().filter(|(_, delta)| *delta != 0).map(|((pk, sk), delta)| Write::Add {
+                pk,
+                sk,
+                delta,
+            }),
         );
         if writes.len() > store::MAX_TRANSACTION_ITEMS {
             return Err(RepoError::Conflict(format!(
@@ -77,7 +81,11 @@ impl Repo {
     }
 
     pub async fn customer(&self, id: &Id) -> Result<Customer, RepoError> {
-        let item = self.store.get(&keys::customer(id.as_str()), keys::sk::CUSTOMER).await?.ok_or(RepoError::NotFound)?;
+        let item = self
+            .store
+            .get(&keys::customer(id.as_str()), keys::sk::CUSTOMER)
+            .await?
+            .ok_or(RepoError::NotFound)?;
         from_item(&item)
     }
 
@@ -116,7 +124,9 @@ impl Repo {
     ) -> Result<Page<Customer>, RepoError> {
         let queries: Vec<Query> = match owners {
             None => vec![Query::index(keys::GSI1, keys::CUSTOMERS)],
-            Some(owners) => owners.iter().map(|o| Query::index(keys::GSI2, keys::owner(o.as_str()))).collect(),
+            Some(owners) => {
+                owners.iter().map(|o| Query::index(keys::GSI2, keys::owner(o.as_str()))).collect()
+            }
         };
         self.query_many(&queries, keep, limit, after).await
     }
@@ -159,7 +169,10 @@ impl Repo {
     }
 
     pub async fn environments(&self, customer: &Id) -> Result<Vec<Environment>, RepoError> {
-        let p = self.store.query(Query::table(keys::customer(customer.as_str())).prefix(keys::ENVIRONMENT_PREFIX)).await?;
+        let p = self
+            .store
+            .query(Query::table(keys::customer(customer.as_str())).prefix(keys::ENVIRONMENT_PREFIX))
+            .await?;
         Ok(page(p)?.items)
     }
 

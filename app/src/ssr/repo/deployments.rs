@@ -48,7 +48,8 @@ impl DeploymentFilter {
             None => match (self.status, &self.capability) {
                 (Some(s), _) => vec![Query::index(keys::GSI3, keys::status(s)).prefix(env_cap)],
                 (None, Some(c)) => vec![
-                    Query::index(keys::GSI2, keys::capability(c)).prefix(keys::environment_prefix(self.environment)),
+                    Query::index(keys::GSI2, keys::capability(c))
+                        .prefix(keys::environment_prefix(self.environment)),
                 ],
                 (None, None) => vec![Query::index(keys::GSI5, keys::DEPLOYMENTS).prefix(env_cap)],
             },
@@ -117,7 +118,11 @@ impl Repo {
     }
 
     pub async fn deployment(&self, id: &Id) -> Result<DeploymentRecord, RepoError> {
-        let item = self.store.get(&keys::deployment(id.as_str()), keys::sk::DEPLOYMENT).await?.ok_or(RepoError::NotFound)?;
+        let item = self
+            .store
+            .get(&keys::deployment(id.as_str()), keys::sk::DEPLOYMENT)
+            .await?
+            .ok_or(RepoError::NotFound)?;
         from_item(&item)
     }
 
@@ -132,8 +137,13 @@ impl Repo {
         after: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, RepoError> {
         let queries = filter.queries(owners);
-        self.query_many(&queries, |r: &DeploymentRecord| filter.accepts(&r.deployment) && keep(r), limit, after)
-            .await
+        self.query_many(
+            &queries,
+            |r: &DeploymentRecord| filter.accepts(&r.deployment) && keep(r),
+            limit,
+            after,
+        )
+        .await
     }
 
     /// A customer's deployments, optionally of one environment.
@@ -144,7 +154,8 @@ impl Repo {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, RepoError> {
-        let q = Query::index(keys::GSI1, keys::customer(customer.as_str())).prefix(keys::environment_prefix(env));
+        let q =
+            Query::index(keys::GSI1, keys::customer(customer.as_str())).prefix(keys::environment_prefix(env));
         page(self.store.query(resume(q.limit(limit), after)?).await?)
     }
 

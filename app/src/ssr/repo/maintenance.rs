@@ -103,7 +103,8 @@ impl Repo {
         if from < 3 {
             // v3 split the active operations into the workers' and the users' queues.
             loop {
-                let p = self.store.query(Query::index(keys::GSI2, keys::OPS_ACTIVE_BEFORE_V3).limit(100)).await?;
+                let p =
+                    self.store.query(Query::index(keys::GSI2, keys::OPS_ACTIVE_BEFORE_V3).limit(100)).await?;
                 if p.items.is_empty() {
                     break;
                 }

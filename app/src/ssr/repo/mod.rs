@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::domain::{
     ids::Id,
-    lifecycle::DeploymentStatus,
-    model::{Customer, Deployment, Environment, EnvironmentName, Operation, Page, Role, User},
+    model::{Deployment, Page, User},
 };
 
-use super::store::{Cond, Cursor, Item, Query, Store, StoreError, Write, keys};
+use super::store::{Cursor, Item, Query, Store, StoreError, keys};
 
 mod catalog_records;
 mod customers;

@@ -4,11 +4,16 @@
 //! changed and the release of the lock.
 //! (Their keys, with the lock, idempotency and stack-event records: `store::keys`.)
 
-use crate::domain::{ids::Id, model::Operation, stacks::StackEvent, views::Notification};
+use crate::domain::{
+    ids::Id,
+    model::{Operation, Page},
+    stacks::StackEvent,
+    views::Notification,
+};
 
 use super::{
     super::store::{Cond, Item, Query, StoreError, Write, keys},
-    DeploymentRecord, Repo, RepoError, from_item, to_json,
+    DeploymentRecord, Repo, RepoError, from_item, page, resume, to_json,
 };
 
 /// Why an operation could not start.
@@ -83,7 +88,8 @@ impl Repo {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page<Operation>, RepoError> {
-        let q = Query::table(keys::deployment(deployment.as_str())).prefix(keys::OPERATION_PREFIX).descending();
+        let q =
+            Query::table(keys::deployment(deployment.as_str())).prefix(keys::OPERATION_PREFIX).descending();
         page(self.store.query(resume(q.limit(limit), after)?).await?)
     }
 

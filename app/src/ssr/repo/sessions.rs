@@ -99,12 +99,19 @@ impl Repo {
     }
 
     pub async fn session(&self, id: &Id) -> Result<Option<Session>, RepoError> {
-        self.store.get(&keys::session(id.as_str()), keys::sk::SESSION).await?.map(|i| from_item(&i)).transpose()
+        self.store
+            .get(&keys::session(id.as_str()), keys::sk::SESSION)
+            .await?
+            .map(|i| from_item(&i))
+            .transpose()
     }
 
     pub async fn revoke_session(&self, id: &Id, at: Timestamp) -> Result<(), RepoError> {
-        let item =
-            self.store.get(&keys::session(id.as_str()), keys::sk::SESSION).await?.ok_or(RepoError::NotFound)?;
+        let item = self
+            .store
+            .get(&keys::session(id.as_str()), keys::sk::SESSION)
+            .await?
+            .ok_or(RepoError::NotFound)?;
         let mut s: Session = from_item(&item)?;
         if s.revoked_at.is_some() {
             return Ok(());
@@ -119,7 +126,9 @@ impl Repo {
 impl Repo {
     /// The user a Cognito subject is linked to.
     pub async fn cognito_link(&self, sub: &str) -> Result<Option<Id>, RepoError> {
-        let Some(item) = self.store.get(&keys::cognito(sub), keys::sk::COGNITO_LINK).await? else { return Ok(None) };
+        let Some(item) = self.store.get(&keys::cognito(sub), keys::sk::COGNITO_LINK).await? else {
+            return Ok(None);
+        };
         Id::parse(&item.data)
             .map(Some)
             .map_err(|e| RepoError::Store(crate::ssr::store::StoreError::Corrupt(e.to_string())))

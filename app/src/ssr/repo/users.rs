@@ -28,7 +28,8 @@ impl Repo {
     /// Creates a user; the email is unique (case-insensitive).
     pub async fn create_user(&self, mut record: UserRecord) -> Result<User, RepoError> {
         record.user.rev = 1;
-        let email_item = Item::new(keys::email(&record.user.email), keys::sk::EMAIL, 1, record.user.id.to_string());
+        let email_item =
+            Item::new(keys::email(&record.user.email), keys::sk::EMAIL, 1, record.user.id.to_string());
         self.store
             .transact(vec![
                 Write::put(Self::user_item(&record), Cond::NotExists),
@@ -54,7 +55,8 @@ impl Repo {
     }
 
     pub async fn user(&self, id: &Id) -> Result<UserRecord, RepoError> {
-        let item = self.store.get(&keys::user(id.as_str()), keys::sk::USER).await?.ok_or(RepoError::NotFound)?;
+        let item =
+            self.store.get(&keys::user(id.as_str()), keys::sk::USER).await?.ok_or(RepoError::NotFound)?;
         from_item(&item)
     }
 

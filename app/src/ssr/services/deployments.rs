@@ -116,8 +116,10 @@ impl DeploymentService {
         let keep = |r: &DeploymentRecord| r.deployment.status != DeploymentStatus::Deleted;
         let (mut records, mut cursor, mut truncated) = (Vec::new(), None::<String>, false);
         loop {
-            let page =
-                self.repo.deployments_matching(&filter, owners.as_deref(), keep, 200, cursor.as_deref()).await?;
+            let page = self
+                .repo
+                .deployments_matching(&filter, owners.as_deref(), keep, 200, cursor.as_deref())
+                .await?;
             records.extend(page.items);
             match page.next_cursor {
                 Some(next) if records.len() < USAGE_LIMIT => cursor = Some(next),

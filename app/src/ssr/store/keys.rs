@@ -287,7 +287,10 @@ mod tests {
     #[test]
     fn fleet_counters_read_back_even_for_capabilities_with_hashes() {
         let sk = fleet_counter("crm#v2", EnvironmentName::Prod, DeploymentStatus::UpdateFailed);
-        assert_eq!(parse_fleet_counter(&sk), Some(("crm#v2", EnvironmentName::Prod, DeploymentStatus::UpdateFailed)));
+        assert_eq!(
+            parse_fleet_counter(&sk),
+            Some(("crm#v2", EnvironmentName::Prod, DeploymentStatus::UpdateFailed))
+        );
         assert_eq!(parse_fleet_counter("crm#nowhere#active"), None);
         assert_eq!(parse_fleet_counter("active"), None);
     }
@@ -314,6 +317,6 @@ mod tests {
         assert!(operation(&id).starts_with(OPERATION_PREFIX));
         assert_eq!(login_email(&login("Rep@Demo.Nexus")), "rep@demo.nexus");
         assert!(audit_planted(7, "x").starts_with(AUDIT_PLANTED));
-        assert!(audit_seq(9) < audit_seq(10) && audit_seq(u64::MAX) < AUDIT_HEAD.to_string());
+        assert!(audit_seq(9) < audit_seq(10) && audit_seq(u64::MAX).as_str() < AUDIT_HEAD);
     }
 }

@@ -24,7 +24,11 @@ impl Engine {
     /// the environment's last successful connection check is older than `connect_max_age` (or
     /// there was none), it is checked first and the operation fails, saying so, if it does not
     /// pass; the result is stored on the environment like a user's check.
-    pub(super) async fn target(&self, op: &Operation, deployment: &DeploymentRecord) -> Result<Target, StepError> {
+    pub(super) async fn target(
+        &self,
+        op: &Operation,
+        deployment: &DeploymentRecord,
+    ) -> Result<Target, StepError> {
         let env = self.repo.environment(&deployment.deployment.environment_id).await?;
         let target = Target::of(&env, format!("nexus-{}", op.id));
         let now = clock::now();

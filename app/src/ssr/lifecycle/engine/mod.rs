@@ -170,6 +170,11 @@ impl Engine {
         }
     }
 
+    /// The deployer the engine calls customers' accounts through (behind their circuits).
+    pub fn deployer(&self) -> &Arc<dyn Deployer> {
+        &self.deployer
+    }
+
     /// Something was queued: look now rather than at the next poll.
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -102,7 +102,11 @@ impl OperationService {
     }
 
     /// The checks approve and reject share.
-    pub(super) async fn decide(&self, actor: &Actor, id: &Id) -> Result<(Operation, DeploymentRecord), ServiceError> {
+    pub(super) async fn decide(
+        &self,
+        actor: &Actor,
+        id: &Id,
+    ) -> Result<(Operation, DeploymentRecord), ServiceError> {
         let (op, r) = self.visible_operation(actor, id).await?;
         if op.state != OperationState::AwaitingApproval {
             return Err(ServiceError::Conflict(format!(

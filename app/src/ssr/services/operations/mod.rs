@@ -82,7 +82,17 @@ impl OperationService {
         outbound: OutboundPolicy,
         prod_four_eyes: bool,
     ) -> Self {
-        OperationService { repo, catalog, engine, cipher, timeout, audit, deployments, outbound, prod_four_eyes }
+        OperationService {
+            repo,
+            catalog,
+            engine,
+            cipher,
+            timeout,
+            audit,
+            deployments,
+            outbound,
+            prod_four_eyes,
+        }
     }
 
     fn classification(&self, capability: &str) -> Option<DataClassification> {
@@ -223,9 +233,8 @@ impl OperationService {
             created_at: now,
             approver,
             stack_name,
-            deadline: (state == OperationState::Queued).then(|| {
-                Timestamp::from_millis(now.millis() + self.timeout.as_millis() as i64)
-            }),
+            deadline: (state == OperationState::Queued)
+                .then(|| Timestamp::from_millis(now.millis() + self.timeout.as_millis() as i64)),
             ..Operation::blank()
         }
     }
@@ -334,9 +343,8 @@ impl OperationService {
                 || from == OperationState::AwaitingApproval
                 || from == OperationState::PreviewReady
             {
-                op.deadline = Some(Timestamp::from_millis(
-                    clock::now().millis() + self.timeout.as_millis() as i64,
-                ));
+                op.deadline =
+                    Some(Timestamp::from_millis(clock::now().millis() + self.timeout.as_millis() as i64));
             }
             self.repo.save_operation(&mut op).await
         };
@@ -400,7 +408,6 @@ impl OperationService {
         self.deployments.operation(actor, id).await?;
         Ok(self.repo.stack_events(id).await?)
     }
-
 }
 
 /// The notifications page shows this many, newest first.

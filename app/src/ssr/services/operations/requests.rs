@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use super::{OperationService, Plan};
 use crate::{
     domain::{
-        blue_green,
         ids::Id,
         lifecycle::{OperationKind, allowed_operations},
         model::{Approver, Color, Deployment, EnvironmentName, Operation},
@@ -65,8 +64,7 @@ impl OperationService {
             }
             None => {
                 let now = clock::now();
-                let color =
-                    self.blue_green(&req.capability, &version).then_some(Color::Blue);
+                let color = self.blue_green(&req.capability, &version).then_some(Color::Blue);
                 let d = Deployment {
                     id: new_id(),
                     customer_id: customer.id.clone(),

@@ -1,7 +1,9 @@
 //! What the review promises under faults ("AWS throttling is retried with backoff", RTO/RPO),
 //! proven with faults injected around the real adapters (`common/faults.rs`): the emulator
-//! stays the AWS server, the store stays a real store.
+//! stays the AWS server, the store stays a real store, the event bus a real bus.
 
+#[path = "common/bus.rs"]
+mod bus;
 mod common;
 #[path = "common/faults.rs"]
 mod faults;
@@ -224,4 +226,75 @@ async fn a_5xx_storm_on_one_account_pauses_it_and_the_others_keep_flowing() {
         let done = wait_for_within(&app, &exec, op, Duration::from_secs(120), terminal).await;
         assert_eq!(done["state"], "succeeded", "{done}");
     }
+}
+
+/// EventBridge refusing everything for a while: the operation does not wait for it (it ends
+/// during the outage), its events are kept in the outbox, and once the bus takes events again
+/// each is delivered once, in the order they happened, and the outbox is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_bus_refuses_wait_in_the_outbox_and_are_delivered_later() {
+    require_emulator();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (bus, queue) = bus::bus_with_queue(&sdk).await;
+    let faults = Faults::new();
+    let vars = [
+        ("NEXUS_WORKER", "on"),
+        ("NEXUS_WORKER_POLL_MS", "100"),
+        ("NEXUS_STACK_POLL_MS", "100"),
+        ("NEXUS_EVENT_BUS", bus.as_str()),
+        ("NEXUS_OUTBOX_RETRY_SECONDS", "1"),
+    ];
+    let app = TestApp::embedded_wrapped(&vars, |a| faults.wrap(a)).await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+
+    let outage = Duration::from_secs(12);
+    let outage_started = Instant::now();
+    faults.fail_for(Calls::All("notifier"), "ServiceUnavailable", outage);
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "dev"}, "auto_execute": true}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = a.body["id"].as_str().unwrap().to_string();
+    let done = wait_for_within(&app, &exec, &op, outage, terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(outage_started.elapsed() < outage, "the operation ended while the bus was down");
+
+    // Meanwhile: every state change held, in order; the queue has none of them.
+    let expected = ["queued", "creating_change_set", "executing", "succeeded"];
+    let held: Vec<String> = app
+        .state
+        .repo
+        .held_events(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.event.operation_id.as_str() == op)
+        .map(|h| h.event.state.as_str().to_string())
+        .collect();
+    assert_eq!(held, expected);
+    assert!(bus::receive_states(&sqs, &queue, &op, |v| v["detail"].clone()).await.is_empty());
+    assert!(faults.refused("notifier") >= 4, "each event was offered to the bus first");
+
+    // After: delivered in order, once each, and forgotten.
+    let states =
+        bus::read_states(&sqs, &queue, &op, outage + Duration::from_secs(20), |v| v["detail"].clone()).await;
+    assert_eq!(states, expected);
+    assert!(outage_started.elapsed() >= outage, "nothing reached the bus during the outage");
+    let emptied = Instant::now();
+    while !app.state.repo.held_events(1).await.unwrap().is_empty() {
+        assert!(emptied.elapsed() < Duration::from_secs(10), "the outbox is emptied once delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(bus::receive_states(&sqs, &queue, &op, |v| v["detail"].clone()).await.is_empty(), "no repeats");
+    assert_eq!(faults.count("delivered"), 4);
+    let metrics = app.state.metrics.render();
+    assert!(metrics.contains("nexus_outbox_held_total 4\n"), "{metrics}");
+    assert!(metrics.contains("nexus_outbox_delivered_total 4\n"), "{metrics}");
 }

@@ -2,6 +2,8 @@
 //! starts: every deployment here goes into an account of its own, through AssumeRole, as
 //! CloudFormation change sets that really run.
 
+#[path = "common/bus.rs"]
+mod bus;
 mod common;
 #[path = "common/operations.rs"]
 mod operations;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use app::ssr::auth::mfa;
 use axum::http::{Method, StatusCode};
+use bus::{bus_with_queue, queue_with_arn, read_states};
 use common::{TestApp, require_emulator, unique};
 use operations::{customer, customer_in, fresh_account, post, state_is, terminal, wait_for};
 use serde_json::{Value, json};
@@ -815,26 +818,7 @@ async fn every_state_change_is_published_to_eventbridge_and_sns() {
     require_emulator();
     let sdk = app::ssr::aws::load_sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let bus = unique("nexus-bus");
-    events.create_event_bus().name(&bus).send().await.unwrap();
-    let (queue, arn) = queue_with_arn(&sqs, &unique("nexus-events")).await;
-    events
-        .put_rule()
-        .name("to-queue")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["nexus.toolkit"]}"#)
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("to-queue")
-        .event_bus_name(&bus)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let (bus, queue) = bus_with_queue(&sdk).await;
 
     // The SNS topic, read through a second queue subscribed to it.
     let sns = aws_sdk_sns::Client::new(&sdk);
@@ -859,7 +843,7 @@ async fn every_state_change_is_published_to_eventbridge_and_sns() {
 
     // The request itself (queued) is announced by the service, each later step by the worker.
     let expected = ["queued", "creating_change_set", "executing", "succeeded"];
-    let states = read_states(&sqs, &queue, &op, |v| {
+    let states = read_states(&sqs, &queue, &op, Duration::from_secs(15), |v| {
         assert_eq!(v["source"], "nexus.toolkit");
         assert_eq!(v["detail-type"], "Deployment Operation State Change");
         v["detail"].clone()
@@ -867,58 +851,13 @@ async fn every_state_change_is_published_to_eventbridge_and_sns() {
     .await;
     assert_eq!(states, expected);
     // SNS wraps the same detail in its envelope (`Message`), or delivers it raw.
-    let states = read_states(&sqs, &topic_queue, &op, |v| match v["Message"].as_str() {
-        Some(m) => serde_json::from_str(m).unwrap(),
-        None => v.clone(),
-    })
-    .await;
+    let states =
+        read_states(&sqs, &topic_queue, &op, Duration::from_secs(15), |v| match v["Message"].as_str() {
+            Some(m) => serde_json::from_str(m).unwrap(),
+            None => v.clone(),
+        })
+        .await;
     assert_eq!(states, expected);
-}
-
-async fn queue_with_arn(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url().unwrap().to_string();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    (url, arn)
-}
-
-/// The states published for `op` on a queue, in order, until `succeeded` (15 s at most); `detail`
-/// takes the event out of a message body.
-async fn read_states(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    op: &str,
-    detail: impl Fn(&Value) -> Value,
-) -> Vec<String> {
-    let mut states = Vec::new();
-    let started = Instant::now();
-    while !states.contains(&"succeeded".to_string()) && started.elapsed() < Duration::from_secs(15) {
-        let got = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages() {
-            let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            let d = detail(&v);
-            assert!(d.get("parameters").is_none(), "no parameter values leave: {v}");
-            if d["operation_id"] == op {
-                states.push(d["state"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    states
 }
 
 /// A small health endpoint: `/ok` answers 200, `/down` 503.

@@ -1,6 +1,7 @@
 //! Pure domain rules, compiled for both the browser and the server and unit-tested once.
 
 pub mod blue_green;
+pub mod events;
 pub mod ids;
 pub mod lifecycle;
 pub mod model;

@@ -64,6 +64,9 @@ struct Counters {
     rate_limited: BTreeMap<&'static str, u64>,
     /// Sign-in lockouts started.
     lockouts: u64,
+    /// Operation events the bus refused and the outbox kept; of those, delivered later.
+    outbox_held: u64,
+    outbox_delivered: u64,
 }
 
 #[derive(Default)]
@@ -136,6 +139,14 @@ impl Metrics {
         self.with(|c| *c.operations.entry((kind, state)).or_default() += 1);
     }
 
+    pub fn outbox_held(&self) {
+        self.with(|c| c.outbox_held += 1);
+    }
+
+    pub fn outbox_delivered(&self) {
+        self.with(|c| c.outbox_delivered += 1);
+    }
+
     pub fn reconciled(&self, took: Duration, checked: u64, changed: u64) {
         self.with(|c| {
             c.reconcile_last = (took.as_secs_f64(), checked, changed);
@@ -173,6 +184,11 @@ impl Metrics {
                 out,
                 "# HELP nexus_lockouts_total Sign-in lockouts started.\n# TYPE nexus_lockouts_total counter\nnexus_lockouts_total {}",
                 c.lockouts
+            );
+            let _ = writeln!(
+                out,
+                "# HELP nexus_outbox_held_total Operation events the bus refused, kept in the outbox.\n# TYPE nexus_outbox_held_total counter\nnexus_outbox_held_total {}\n# HELP nexus_outbox_delivered_total Held operation events delivered later.\n# TYPE nexus_outbox_delivered_total counter\nnexus_outbox_delivered_total {}",
+                c.outbox_held, c.outbox_delivered
             );
             out.push_str("# HELP nexus_aws_calls_total AWS API calls.\n# TYPE nexus_aws_calls_total counter\n");
             for ((s, o), (n, _)) in &c.aws_calls {

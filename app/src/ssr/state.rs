@@ -19,6 +19,7 @@ use super::{
         deployer::Deployer,
         engine::Engine,
         notifier::{EventBridgeNotifier, FanoutNotifier, LogNotifier, Notifier, StoreNotifier},
+        outbox::OutboxNotifier,
         secrets::ParameterCipher,
     },
     metrics::Metrics,
@@ -91,6 +92,8 @@ pub struct Services {
     pub operations: OperationService,
     pub engine: Arc<Engine>,
     pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
+    /// Operation events the bus refused, sent again by the workers.
+    pub outbox: Arc<OutboxNotifier>,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     /// Each user's open live event streams (`stream_gate`).
@@ -366,9 +369,10 @@ async fn assemble(
     let hasher: Arc<dyn Hasher> = Arc::new(Argon2Hasher);
     let auth = auth_service(&config, &repo, &audit, &cipher, &metrics, hasher.clone(), store_ready).await?;
     let deployments = DeploymentService::new(repo.clone(), catalog.clone());
-    // The in-app feed first, then the bus (or the log).
+    // The in-app feed first, then the bus (or the log); what the bus refuses waits in the outbox.
+    let outbox = Arc::new(OutboxNotifier::new(events, repo.clone(), metrics.clone()));
     let notifier: Arc<dyn Notifier> =
-        Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), events]));
+        Arc::new(FanoutNotifier(vec![Arc::new(StoreNotifier { repo: repo.clone() }), outbox.clone()]));
     let engine = Arc::new(Engine::new(
         repo.clone(),
         catalog.clone(),
@@ -405,6 +409,7 @@ async fn assemble(
         operations,
         engine,
         reconciler,
+        outbox,
         metrics,
         leptos_options,
         limits: Arc::new(Limits {
@@ -429,11 +434,12 @@ async fn assemble(
     })))
 }
 
-/// The lifecycle worker, the reconciler and (when a queue is configured) the stack-event
-/// listener, until the process ends.
+/// The lifecycle worker, the reconciler, the outbox and (when a queue is configured) the
+/// stack-event listener, until the process ends.
 fn start_workers(state: &AppState) {
     tokio::spawn(state.engine.clone().run());
     tokio::spawn(state.reconciler.clone().run());
+    tokio::spawn(state.outbox.clone().run(state.config.outbox_retry));
     if let Some(queue) = &state.config.stack_events_queue {
         let events = super::lifecycle::stack_events::StackEvents::new(
             &state.sdk,

@@ -104,6 +104,8 @@ pub struct Config {
     pub event_bus: Option<String>,
     /// `NEXUS_SNS_TOPIC_ARN`: an SNS topic that also receives them. Default none.
     pub sns_topic_arn: Option<String>,
+    /// `NEXUS_OUTBOX_RETRY_SECONDS` (30): how often events the bus refused are sent again.
+    pub outbox_retry: Duration,
     /// `NEXUS_PARAMETER_KEY`: encrypts `NoEcho` parameter values at rest (32+ characters).
     /// Default: a key generated once into `NEXUS_DATA_DIR/parameter.key`.
     pub parameter_key: Option<Secret>,
@@ -333,6 +335,7 @@ impl Config {
             failures: number("NEXUS_BREAKER_FAILURES", "5")? as u32,
             cool_down: Duration::from_secs(number("NEXUS_BREAKER_COOL_DOWN_SECONDS", "30")?),
         };
+        let outbox_retry = Duration::from_secs(number("NEXUS_OUTBOX_RETRY_SECONDS", "30")?);
         let reconcile_secs: u64 = get_or("NEXUS_RECONCILE_SECONDS", "300").parse().map_err(|_| {
             err("NEXUS_RECONCILE_SECONDS", "expected a whole number of seconds (0: off)".into())
         })?;
@@ -393,6 +396,7 @@ impl Config {
             worker,
             engine,
             breaker,
+            outbox_retry,
             event_bus: get("NEXUS_EVENT_BUS"),
             stack_events_queue: get("NEXUS_STACK_EVENTS_QUEUE_URL"),
             sns_topic_arn: get("NEXUS_SNS_TOPIC_ARN"),

@@ -10,6 +10,7 @@ pub mod crash;
 pub mod deployer;
 pub mod engine;
 pub mod notifier;
+pub mod outbox;
 pub mod reconciler;
 pub mod secrets;
 pub mod stack_events;

@@ -4,63 +4,16 @@
 
 use std::{sync::Arc, time::Instant};
 
-use async_trait::async_trait;
-use aws_config::SdkConfig;
-use serde::Serialize;
-
+pub use crate::domain::events::OperationEvent;
 use crate::{
-    domain::{
-        ids::Id,
-        lifecycle::{OperationKind, OperationState},
-        model::{EnvironmentName, Operation},
-        time::Timestamp,
-        views::Notification,
-    },
+    domain::views::Notification,
     ssr::{metrics::Metrics, repo::Repo},
 };
+use async_trait::async_trait;
+use aws_config::SdkConfig;
 
 pub const SOURCE: &str = "nexus.toolkit";
 pub const DETAIL_TYPE: &str = "Deployment Operation State Change";
-
-/// What is published about one state change.
-#[derive(Clone, Debug, Serialize)]
-pub struct OperationEvent {
-    pub operation_id: Id,
-    pub deployment_id: Id,
-    pub customer_id: Id,
-    pub environment: &'static str,
-    pub capability: String,
-    pub kind: &'static str,
-    pub state: &'static str,
-    pub target_version: Option<String>,
-    pub requested_by: Id,
-    pub stack_name: String,
-    pub error: Option<String>,
-    pub at: Timestamp,
-    /// The same as typed values, for the in-app feed (not published).
-    #[serde(skip)]
-    pub typed: (EnvironmentName, OperationKind, OperationState),
-}
-
-impl OperationEvent {
-    pub fn of(op: &Operation, at: Timestamp) -> Self {
-        OperationEvent {
-            operation_id: op.id.clone(),
-            deployment_id: op.deployment_id.clone(),
-            customer_id: op.customer_id.clone(),
-            environment: op.environment.as_str(),
-            capability: op.capability.clone(),
-            kind: op.kind.as_str(),
-            state: op.state.as_str(),
-            target_version: op.target_version.as_ref().map(|v| v.to_string()),
-            requested_by: op.requested_by.clone(),
-            stack_name: op.stack_name.clone(),
-            error: op.error.clone(),
-            at,
-            typed: (op.environment, op.kind, op.state),
-        }
-    }
-}
 
 #[async_trait]
 pub trait Notifier: Send + Sync {
@@ -94,16 +47,15 @@ pub struct StoreNotifier {
 impl Notifier for StoreNotifier {
     async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
         let customer = self.repo.customer(&event.customer_id).await.map_err(|e| e.to_string())?;
-        let (environment, kind, state) = event.typed;
         let n = Notification {
             operation_id: event.operation_id.clone(),
             deployment_id: event.deployment_id.clone(),
             customer_id: event.customer_id.clone(),
             customer_name: customer.name,
-            environment,
+            environment: event.environment,
             capability: event.capability.clone(),
-            kind,
-            state,
+            kind: event.kind,
+            state: event.state,
             target_version: event.target_version.clone(),
             requested_by: event.requested_by.clone(),
             error: event.error.clone(),
@@ -119,7 +71,7 @@ pub struct LogNotifier;
 #[async_trait]
 impl Notifier for LogNotifier {
     async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
-        tracing::info!(operation = %event.operation_id, kind = event.kind, state = event.state, "operation state changed");
+        tracing::info!(operation = %event.operation_id, kind = event.kind.as_str(), state = event.state.as_str(), "operation state changed");
         Ok(())
     }
 }
@@ -173,7 +125,7 @@ impl Notifier for EventBridgeNotifier {
             let out = sns
                 .publish()
                 .topic_arn(topic)
-                .subject(format!("{}: {} {}", DETAIL_TYPE, event.kind, event.state))
+                .subject(format!("{}: {} {}", DETAIL_TYPE, event.kind.as_str(), event.state.as_str()))
                 .message(&detail)
                 .send()
                 .await;

@@ -19,12 +19,14 @@ mod deployments;
 mod maintenance;
 mod mfa;
 mod operations;
+mod outbox;
 mod sessions;
 mod users;
 
 pub use catalog_records::CatalogRecord;
 pub use deployments::DeploymentFilter;
 pub use operations::StartError;
+pub use outbox::Held;
 pub use sessions::{LoginAttempts, Session};
 
 #[derive(Debug, thiserror::Error)]

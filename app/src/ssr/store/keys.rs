@@ -25,6 +25,7 @@
 //! | passkey user handle → user | `WEBAUTHN#<handle>` | `WEBAUTHN` | | | | |
 //! | a finished passkey ceremony (so it works once) | `CEREMONY#<id>` | `USED` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
+//! | an operation event the bus did not take yet (the outbox) | `OUTBOX` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head; where keying starts | `AUDIT` | `HEAD`; `KEYED` | | | | |
 //! | a record found past the head, moved aside | `AUDIT` | `PLANTED#<seq, 20 digits>#<id>` | | | | |
@@ -213,6 +214,12 @@ pub fn notifications(owner: Option<&Id>) -> String {
     }
 }
 pub fn notification(at: Timestamp, operation: &Id, state: OperationState) -> String {
+    format!("{}#{operation}#{}", millis(at), state.as_str())
+}
+
+/// The outbox: events for the bus that it refused, oldest first.
+pub const OUTBOX: &str = "OUTBOX";
+pub fn outbox_entry(at: Timestamp, operation: &Id, state: OperationState) -> String {
     format!("{}#{operation}#{}", millis(at), state.as_str())
 }
 

@@ -1,18 +1,27 @@
 //! The audit chain on both stores: appends from several writers at once never fork it (two real
 //! processes on one DynamoDB table, two independent logs over one embedded store), and a store
-//! writer without the audit key cannot rewrite it, cut its tail or block it unnoticed.
+//! writer without the audit key cannot rewrite it, cut its tail or block it unnoticed; a change
+//! and its event are written together or not at all.
 
 mod common;
 
-use std::{process::Command, sync::Arc};
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use app::{
     domain::{model::AuditEvent, time::Timestamp},
     ssr::{
         audit::{
-            Anchor, AuditFilter, AuditLog, ChainKey, Checkpoint, FileAnchor, NewEvent, S3Anchor, unkeyed_hash,
+            Anchor, AuditFilter, AuditLog, ChainKey, ChangeError, Checkpoint, FileAnchor, NewEvent, S3Anchor,
+            unkeyed_hash,
         },
         aws::load_sdk_config,
+        repo::{CatalogRecord, Repo, RepoError},
         store::{Cond, DynamoStore, Item, RedbStore, Store, Write},
     },
 };
@@ -94,6 +103,74 @@ async fn two_logs_over_one_embedded_store_do_not_fork_the_chain() {
     tokio::join!(append_many(&one, "one"), append_many(&two, "two"));
     check(store, &["one", "two"]).await;
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+// --- A change and its audit event in one transaction (issue 21) ------------------------------
+
+fn event(action: &str, target: &str) -> NewEvent {
+    NewEvent { action: action.into(), target: target.into(), outcome: "success".into(), ..Default::default() }
+}
+
+fn catalog_record(version: &str) -> CatalogRecord {
+    CatalogRecord {
+        slug: "thing".into(),
+        version: version.into(),
+        artifact_key: None,
+        published_at: None,
+        published_by: None,
+        deprecated: false,
+        rev: 0,
+    }
+}
+
+async fn actions(log: &AuditLog) -> Vec<String> {
+    let page = log.list(&AuditFilter::default(), 200, None).await.unwrap();
+    let mut events = page.items;
+    events.sort_by_key(|e| e.seq);
+    events.into_iter().map(|e| format!("{} {}", e.action, e.target)).collect()
+}
+
+/// Another writer moves the chain's head while a change is being written: the change's
+/// transaction (change + event + head) is refused whole and made again over the new head, so
+/// the change exists once with its event after the other writer's. A change refused by its own
+/// condition leaves no event; a change that writes nothing still gets its event.
+async fn a_change_is_written_with_its_event_or_not_at_all(store: Arc<dyn Store>) {
+    let (changer, other) = (log(store.clone()), log(store.clone()));
+    let repo = Repo::new(store.clone());
+    let attempts = AtomicUsize::new(0);
+    let made = changer
+        .with_change(event("test.change", "thing/1"), at(1), |repo| {
+            let (first, other) = (attempts.fetch_add(1, Ordering::SeqCst) == 0, &other);
+            async move {
+                if first {
+                    other.append(event("test.other", "interloper"), at(1)).await.unwrap();
+                }
+                repo.save_catalog_record(&catalog_record("1.0.0")).await
+            }
+        })
+        .await;
+    assert!(made.is_ok(), "{made:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "made again over the moved head");
+    assert!(repo.catalog_record("thing", "1.0.0").await.unwrap().is_some());
+    assert_eq!(actions(&changer).await, ["test.other interloper", "test.change thing/1"]);
+
+    // Its own condition fails (the record exists): nothing, not even the event.
+    let refused = changer
+        .with_change(event("test.change", "thing/again"), at(2), |repo| async move {
+            repo.save_catalog_record(&catalog_record("1.0.0")).await
+        })
+        .await;
+    assert!(matches!(refused, Err(ChangeError::Change(RepoError::Conflict(_)))), "{refused:?}");
+    assert_eq!(actions(&changer).await.len(), 2);
+
+    // Nothing to write: the event alone.
+    let nothing = changer
+        .with_change(event("test.change", "thing/none"), at(3), |_| async { Ok::<_, RepoError>(()) })
+        .await;
+    assert!(nothing.is_ok());
+    assert_eq!(actions(&changer).await.last().unwrap(), "test.change thing/none");
+    let report = changer.verify().await.unwrap();
+    assert!(report.ok && report.checked == 3, "{report:?}");
 }
 
 // --- A store writer without the key (issue 20 §6) ---------------------------------------------
@@ -298,6 +375,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    a_change_is_written_with_its_event_or_not_at_all,
     rewritten_record_with_recomputed_hashes_is_found,
     unkeyed_records_stay_and_the_keyed_chain_starts_after_them,
     a_cut_tail_is_found_against_the_checkpoint,

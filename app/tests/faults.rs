@@ -150,6 +150,106 @@ mod the_store_down_for_ten_seconds_mid_operation {
     }
 }
 
+/// A change and its audit event are one transaction: a customer created, an environment
+/// added, a deployment requested and then approved each reach the store as one write that
+/// carries the audit record too (the event and the chain's head). When the store refuses that
+/// write, neither the change nor its event exists; when it takes it, both do. On both stores.
+async fn a_change_and_its_audit_event_in_one_transaction(dynamodb: bool) {
+    let faults = Faults::new();
+    let app = app(&faults, dynamodb).await;
+    let exec = app.login(EXEC).await;
+    let audited = |action: &'static str| {
+        let (app, exec) = (&app, &exec);
+        async move {
+            let a = app.get(&format!("/api/v1/audit?action={action}&limit=200"), exec).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            a.body["items"].as_array().unwrap().len()
+        }
+    };
+    let before = audited("customer.create").await;
+    let rep = app.user_id("rep@demo.nexus").await;
+    let slug =
+        format!("t{}", common::unique("x").replace('-', "").chars().rev().take(12).collect::<String>());
+    let input =
+        json!({"name": format!("Customer {slug}"), "slug": slug, "owner_id": rep, "cost_center": "CC-1042"});
+
+    faults.fail(Calls::Writing("CUST#"), "InternalServerError", 1);
+    let refused = post(&app, &exec, "/api/v1/customers", input.clone()).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text);
+    assert_eq!(faults.refused("transact"), 1);
+    assert!(
+        matches!(app.state.repo.customer_by_slug(&slug).await, Err(app::ssr::repo::RepoError::NotFound)),
+        "no customer"
+    );
+    assert_eq!(audited("customer.create").await, before, "no event either");
+
+    let created = post(&app, &exec, "/api/v1/customers", input).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(audited("customer.create").await, before + 1);
+    let id = created.body["id"].as_str().unwrap();
+    first_write_with_its_audit_record(&faults, 0, &format!("CUST#{id}"), "CUST");
+
+    let account = operations::fresh_account();
+    let env = post(
+        &app,
+        &exec,
+        &format!("/api/v1/customers/{id}/environments"),
+        json!({"name": "prod", "account_id": account, "region": "eu-west-1",
+               "role_arn": format!("arn:aws:iam::{account}:role/NexusDeploymentRole")}),
+    )
+    .await;
+    assert_eq!(env.status, StatusCode::CREATED, "{}", env.text);
+    first_write_with_its_audit_record(&faults, 0, &format!("CUST#{id}"), "ENV#prod");
+
+    // A Rep's prod request waits for approval; the approval moves it on.
+    let rep_token = app.login("rep@demo.nexus").await;
+    let a = post(
+        &app,
+        &rep_token,
+        "/api/v1/deployments",
+        json!({"environment_id": env.body["id"], "capability": "lead-scoring", "version": "1.0.0",
+               "parameters": {"Environment": "prod"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let op = a.body["id"].as_str().unwrap();
+    let deployment = format!("DEP#{}", a.body["deployment_id"].as_str().unwrap());
+    first_write_with_its_audit_record(&faults, 0, &deployment, &format!("OP#{op}"));
+    wait_for_within(&app, &exec, op, Duration::from_secs(60), state_is("awaiting_approval")).await;
+    let so_far = faults.transactions().len();
+    let approve = post(&app, &exec, &format!("/api/v1/operations/{op}/approve"), json!({})).await;
+    assert_eq!(approve.status, StatusCode::ACCEPTED, "{}", approve.text);
+    // The first write of the operation after the approval is the approval's.
+    first_write_with_its_audit_record(&faults, so_far, &deployment, &format!("OP#{op}"));
+    let verify = app.get("/api/v1/audit/verify", &exec).await;
+    assert_eq!(verify.body["ok"], true, "the chain holds: {}", verify.text);
+}
+
+/// The first store write from the `from`th on that put (`pk`, a sort key starting with `sk`)
+/// also wrote the audit event and moved the chain's head.
+fn first_write_with_its_audit_record(faults: &Faults, from: usize, pk: &str, sk: &str) {
+    let writes = faults.transactions();
+    let write = writes[from..]
+        .iter()
+        .find(|t| t.iter().any(|(p, s)| p == pk && s.starts_with(sk)))
+        .unwrap_or_else(|| panic!("{pk}/{sk} written"));
+    let audit: Vec<&str> = write.iter().filter(|(p, _)| p == "AUDIT").map(|(_, s)| s.as_str()).collect();
+    assert_eq!(audit.len(), 2, "the event and the head, in the same write: {write:?}");
+    assert!(audit.contains(&"HEAD"), "{audit:?}");
+}
+
+mod a_change_and_its_audit_event_are_one_transaction {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_store() {
+        super::a_change_and_its_audit_event_in_one_transaction(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_store() {
+        super::a_change_and_its_audit_event_in_one_transaction(true).await;
+    }
+}
+
 /// A storm of 5xx answers from one customer's account: after three failures in a row its
 /// circuit opens and the engine stops adding to the storm (calls into it are refused without
 /// reaching AWS, one probe per cool-down), while another customer's operation runs to its end

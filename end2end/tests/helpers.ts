@@ -62,3 +62,45 @@ export async function freshCustomer(page: Page, baseURL: string, prefix = "E2E F
   return { customer: c.id as string, name: c.name as string, env: (await env.json()).id as string, account };
 }
 
+
+/**
+ * A Rep's prod request for a fresh customer, waiting for an Executive with its change set, and
+ * a new Executive (no second factor yet) signed in on `page` with the password alone: where the
+ * step-up tests start. The page must be signed in as the demo Executive.
+ */
+export async function prodRequestAwaitingNewExecutive(page: Page, baseURL: string, who: { customer: string; email: string; name: string }) {
+  const headers = { origin: baseURL };
+  const slot = await freshCustomer(page, baseURL, who.customer);
+  const prodAccount = `6${slot.account.slice(1)}`;
+  const prod = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
+    headers,
+    data: { name: "prod", account_id: prodAccount, region: "us-east-1", role_arn: `arn:aws:iam::${prodAccount}:role/NexusDeploymentRole` },
+  });
+  expect(prod.status(), await prod.text()).toBe(201);
+  const suffix = `${Date.now()}`.slice(-9);
+  const email = `${who.email}-${suffix}@demo.nexus`;
+  const password = "Fake-E2e-Password-2026!";
+  const created = await page.request.post("/api/v1/users", {
+    headers,
+    data: { email, name: `${who.name} ${suffix}`, role: "executive", password },
+  });
+  expect(created.status(), await created.text()).toBe(201);
+
+  await signIn(page, "rep");
+  const r = await page.request.post("/api/v1/deployments", {
+    headers,
+    data: { environment_id: (await prod.json()).id, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "prod" }, auto_execute: true },
+  });
+  expect(r.status(), await r.text()).toBe(202);
+  const op: string = (await r.json()).id;
+  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
+
+  await page.context().clearCookies();
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname === "/");
+  return { slot, op, email, password, executive: (await created.json()).id as string };
+}

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { expect, test } from "@playwright/test";
-import { apiGet, freshCustomer, hydrated, signIn } from "./helpers";
+import { apiGet, hydrated, prodRequestAwaitingNewExecutive, signIn } from "./helpers";
 
 // A second factor (issue 25): an authenticator app set up for a fresh user, then the sign-in
 // form asks for its code. The test computes the codes itself (RFC 6238, SHA-1, 6 digits, 30 s).
@@ -97,41 +97,13 @@ test("an authenticator app is set up on the account page, then asked for at sign
 test("an Executive approving a prod change is asked for a fresh second factor in place, then it goes through", async ({ page, baseURL, playwright }) => {
   const headers = { origin: baseURL! };
   await signIn(page, "executive");
-  const slot = await freshCustomer(page, baseURL!, "Step Up Co");
-  const prodAccount = `6${slot.account.slice(1)}`;
-  const prod = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
-    headers,
-    data: { name: "prod", account_id: prodAccount, region: "us-east-1", role_arn: `arn:aws:iam::${prodAccount}:role/NexusDeploymentRole` },
+  // A Rep's prod request waits; the new Executive signs in here with the password (no factor
+  // yet), then sets up an authenticator app from another device: this session has not proved it.
+  const { slot, op, email, password, executive } = await prodRequestAwaitingNewExecutive(page, baseURL!, {
+    customer: "Step Up Co",
+    email: "stepup",
+    name: "Stella Stepup",
   });
-  expect(prod.status(), await prod.text()).toBe(201);
-  const suffix = `${Date.now()}`.slice(-9);
-  const email = `stepup-${suffix}@demo.nexus`;
-  const password = "Fake-E2e-Password-2026!";
-  const created = await page.request.post("/api/v1/users", {
-    headers,
-    data: { email, name: `Stella Stepup ${suffix}`, role: "executive", password },
-  });
-  expect(created.status(), await created.text()).toBe(201);
-
-  // A Rep's prod request waits for an Executive, with its change set.
-  await signIn(page, "rep");
-  const r = await page.request.post("/api/v1/deployments", {
-    headers,
-    data: { environment_id: (await prod.json()).id, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "prod" }, auto_execute: true },
-  });
-  expect(r.status(), await r.text()).toBe(202);
-  const op = await r.json();
-  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
-
-  // The new Executive signs in here with the password (no factor yet), then sets up an
-  // authenticator app from another device: this session has not proved it.
-  await page.context().clearCookies();
-  await page.goto("/login");
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL((u) => u.pathname === "/");
   const device = await playwright.request.newContext({ baseURL, extraHTTPHeaders: headers });
   const login = await device.post("/api/v1/auth/login", { data: { email, password } });
   expect(login.status(), await login.text()).toBe(200);
@@ -150,11 +122,11 @@ test("an Executive approving a prod change is asked for a fresh second factor in
   await card.getByTestId("approve").click();
   const prompt = page.getByTestId("step-up");
   await expect(prompt).toBeVisible();
-  expect((await apiGet(page, `/api/v1/operations/${op.id}`)).state).toBe("awaiting_approval");
+  expect((await apiGet(page, `/api/v1/operations/${op}`)).state).toBe("awaiting_approval");
   await prompt.getByLabel(/fresh second factor/).fill(totp(secret, Date.now() / 1000 + 30));
   await prompt.getByRole("button", { name: "Continue" }).click();
   await expect(card).toHaveCount(0);
-  const approved = await apiGet(page, `/api/v1/operations/${op.id}`);
-  expect(approved.approved_by).toBe((await created.json()).id);
+  const approved = await apiGet(page, `/api/v1/operations/${op}`);
+  expect(approved.approved_by).toBe(executive);
   expect(["executing", "succeeded"]).toContain(approved.state);
 });

@@ -1,6 +1,6 @@
 import { expect, test } from "@playwright/test";
 import type { CDPSession, Page } from "@playwright/test";
-import { apiGet, freshCustomer, hydrated, signIn } from "./helpers";
+import { apiGet, hydrated, prodRequestAwaitingNewExecutive, signIn } from "./helpers";
 
 // Passkeys (issue 25) in Chromium with its virtual authenticator (DevTools protocol): added on
 // the account page, then signing in without the password. WebAuthn needs a host name, so these
@@ -74,40 +74,13 @@ test("an Executive approving a prod change steps up with a passkey in place", as
   const headers = { origin: passkeyBase! };
   const { cdp, authenticatorId } = await virtualAuthenticator(page);
   await signIn(page, "executive");
-  const slot = await freshCustomer(page, passkeyBase!, "Passkey Step Co");
-  const prodAccount = `6${slot.account.slice(1)}`;
-  const prod = await page.request.post(`/api/v1/customers/${slot.customer}/environments`, {
-    headers,
-    data: { name: "prod", account_id: prodAccount, region: "us-east-1", role_arn: `arn:aws:iam::${prodAccount}:role/NexusDeploymentRole` },
+  // A Rep's prod request waits; the new Executive signs in here with the password alone (no
+  // factor yet)…
+  const { slot, op, email, password, executive } = await prodRequestAwaitingNewExecutive(page, passkeyBase!, {
+    customer: "Passkey Step Co",
+    email: "passkey-exec",
+    name: "Petra Passkey",
   });
-  expect(prod.status(), await prod.text()).toBe(201);
-  const suffix = `${Date.now()}`.slice(-9);
-  const email = `passkey-exec-${suffix}@demo.nexus`;
-  const password = "Fake-E2e-Password-2026!";
-  const created = await page.request.post("/api/v1/users", {
-    headers,
-    data: { email, name: `Petra Passkey ${suffix}`, role: "executive", password },
-  });
-  expect(created.status(), await created.text()).toBe(201);
-
-  // A Rep's prod request waits for an Executive, with its change set.
-  await signIn(page, "rep");
-  const r = await page.request.post("/api/v1/deployments", {
-    headers,
-    data: { environment_id: (await prod.json()).id, capability: "lead-scoring", version: "1.1.0", parameters: { Environment: "prod" }, auto_execute: true },
-  });
-  expect(r.status(), await r.text()).toBe(202);
-  const op = await r.json();
-  await expect.poll(async () => (await apiGet(page, `/api/v1/operations/${op.id}`)).state, { timeout: 20_000 }).toBe("awaiting_approval");
-
-  // The new Executive signs in here with the password alone (no factor yet)…
-  await page.context().clearCookies();
-  await page.goto("/login");
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL((u) => u.pathname === "/");
 
   // …and adds a passkey on another device (its own browser and authenticator). The passkey is
   // then synced to this device's authenticator, as a platform's passkey manager would.
@@ -133,10 +106,10 @@ test("an Executive approving a prod change steps up with a passkey in place", as
   await card.getByTestId("approve").click();
   const prompt = page.getByTestId("step-up");
   await expect(prompt).toBeVisible();
-  expect((await apiGet(page, `/api/v1/operations/${op.id}`)).state).toBe("awaiting_approval");
+  expect((await apiGet(page, `/api/v1/operations/${op}`)).state).toBe("awaiting_approval");
   await prompt.getByTestId("step-up-passkey").click();
   await expect(card).toHaveCount(0);
-  const approved = await apiGet(page, `/api/v1/operations/${op.id}`);
-  expect(approved.approved_by).toBe((await created.json()).id);
+  const approved = await apiGet(page, `/api/v1/operations/${op}`);
+  expect(approved.approved_by).toBe(executive);
   expect(["executing", "succeeded"]).toContain(approved.state);
 });

@@ -36,6 +36,8 @@ pub enum Calls {
     Account(String),
     /// Every call of one adapter: `store`, `notifier`.
     All(&'static str),
+    /// Store transactions writing a key whose partition starts with this (`CUST#`).
+    Writing(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +62,8 @@ pub struct Faults {
     calls: Mutex<HashMap<String, u64>>,
     /// Calls refused by a rule, by name.
     failed: Mutex<HashMap<String, u64>>,
+    /// The keys (partition, sort key) of each store transaction that was written, in order.
+    written: Mutex<Vec<Vec<(String, String)>>>,
 }
 
 impl Faults {
@@ -91,6 +95,11 @@ impl Faults {
         self.calls.lock().unwrap().get(name).copied().unwrap_or(0)
     }
 
+    /// The keys of each store transaction written so far, in order.
+    pub fn transactions(&self) -> Vec<Vec<(String, String)>> {
+        self.written.lock().unwrap().clone()
+    }
+
     /// Calls refused by the plan so far under `name`.
     pub fn refused(&self, name: &str) -> u64 {
         self.failed.lock().unwrap().get(name).copied().unwrap_or(0)
@@ -98,6 +107,17 @@ impl Faults {
 
     /// Counts one call (under each of `names`) and says what the plan does to it.
     fn before(&self, adapter: &'static str, name: &str, account: Option<&str>) -> Option<&'static str> {
+        self.before_writing(adapter, name, account, &[])
+    }
+
+    /// [`Faults::before`] for a call that writes `keys`.
+    fn before_writing(
+        &self,
+        adapter: &'static str,
+        name: &str,
+        account: Option<&str>,
+        keys: &[(String, String)],
+    ) -> Option<&'static str> {
         let mut names = vec![name.to_string(), adapter.to_string()];
         if let Some(a) = account {
             names.push(format!("account:{a}"));
@@ -118,6 +138,7 @@ impl Faults {
                     Calls::Named(n) => *n == name,
                     Calls::Account(a) => account == Some(a.as_str()),
                     Calls::All(a) => *a == adapter,
+                    Calls::Writing(prefix) => keys.iter().any(|(pk, _)| pk.starts_with(prefix)),
                 };
                 if !applies {
                     continue;
@@ -288,8 +309,21 @@ impl Store for FaultyStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.check("transact").await?;
-        self.inner.transact(writes).await
+        let keys: Vec<(String, String)> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { item, .. } => (item.pk.clone(), item.sk.clone()),
+                Write::Delete { pk, sk, .. } | Write::Add { pk, sk, .. } | Write::Check { pk, sk, .. } => {
+                    (pk.clone(), sk.clone())
+                }
+            })
+            .collect();
+        if let Some(code) = self.faults.before_writing("store", "transact", None, &keys) {
+            return Err(StoreError::Unavailable(format!("{code} (injected by the test)")));
+        }
+        self.inner.transact(writes).await?;
+        self.faults.written.lock().unwrap().push(keys);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -45,10 +45,12 @@ use super::{
 mod anchor;
 mod chain;
 mod verify;
+mod with_change;
 
 pub use anchor::{Anchor, AnchorError, FileAnchor, NoAnchor, S3Anchor};
 pub use chain::{ChainKey, Checkpoint, KeyedMark, MIN_KEY_LEN, keyed_hash, unkeyed_hash};
 pub use verify::VerifyReport;
+pub use with_change::ChangeError;
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -246,6 +248,12 @@ impl AuditLog {
         let _turn = self.local.lock().await;
         self.ensure_keyed().await?;
         let (event, planted) = self.append_one(new, at).await?;
+        self.note_planted(planted, at).await;
+        Ok(event)
+    }
+
+    /// Notes in the chain each record moved aside.
+    async fn note_planted(&self, planted: Vec<Planted>, at: Timestamp) {
         for p in planted {
             let note = NewEvent {
                 action: "audit.planted".into(),
@@ -258,7 +266,70 @@ impl AuditLog {
                 tracing::error!(error = %e, seq = p.seq, "the note of a planted audit record was not written");
             }
         }
-        Ok(event)
+    }
+
+    /// The next event after `head` (read at `rev`), and the writes that append it: the event
+    /// where the head points next, and the head moved on, conditionally on its revision.
+    fn next_record(
+        &self,
+        new: &NewEvent,
+        details: &serde_json::Value,
+        head: &Head,
+        rev: Option<u64>,
+        at: Timestamp,
+    ) -> (AuditEvent, Vec<Write>) {
+        let mut event = AuditEvent {
+            seq: head.seq + 1,
+            at,
+            actor_id: new.actor_id.clone(),
+            actor_email: new.actor_email.clone(),
+            actor_role: new.actor_role,
+            source_ip: new.source_ip.clone(),
+            action: new.action.clone(),
+            target: new.target.clone(),
+            outcome: new.outcome.clone(),
+            owner_id: new.owner_id.clone(),
+            details: details.clone(),
+            prev_hash: head.hash.clone(),
+            hash: String::new(),
+        };
+        event.hash = keyed_hash(&self.key, &event);
+        let next_head = Head { seq: event.seq, hash: event.hash.clone() };
+        let next_rev = rev.unwrap_or(0) + 1;
+        let writes = vec![
+            Write::put(
+                Item::new(
+                    PARTITION,
+                    seq_key(event.seq),
+                    1,
+                    serde_json::to_string(&event).expect("serializes"),
+                ),
+                Cond::NotExists,
+            ),
+            Write::put(
+                Item::new(PARTITION, HEAD, next_rev, serde_json::to_string(&next_head).expect("serializes")),
+                rev.map_or(Cond::NotExists, Cond::Rev),
+            ),
+        ];
+        (event, writes)
+    }
+
+    /// After a conflict on the record at `seq` (head read at `rev`): moves a planted record
+    /// aside, or waits a little before the head is read again (another process extended it).
+    async fn after_conflict(
+        &self,
+        seq: u64,
+        rev: Option<u64>,
+        attempt: u32,
+        planted: &mut Vec<Planted>,
+    ) -> Result<(), ServiceError> {
+        if let Some(p) = self.move_planted(seq, rev).await? {
+            planted.push(p);
+            return Ok(());
+        }
+        let jitter = u64::from(crate::ssr::ids::new_id().as_str().as_bytes()[25] % 8);
+        tokio::time::sleep(Duration::from_millis(2 + jitter + u64::from(attempt.min(10)))).await;
+        Ok(())
     }
 
     async fn append_one(
@@ -266,59 +337,16 @@ impl AuditLog {
         new: NewEvent,
         at: Timestamp,
     ) -> Result<(AuditEvent, Vec<Planted>), ServiceError> {
-        let mut details = new.details;
+        let mut details = new.details.clone();
         scrub(&mut details);
         let mut planted = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             let (head, rev) = self.head().await?;
-            let mut event = AuditEvent {
-                seq: head.seq + 1,
-                at,
-                actor_id: new.actor_id.clone(),
-                actor_email: new.actor_email.clone(),
-                actor_role: new.actor_role,
-                source_ip: new.source_ip.clone(),
-                action: new.action.clone(),
-                target: new.target.clone(),
-                outcome: new.outcome.clone(),
-                owner_id: new.owner_id.clone(),
-                details: details.clone(),
-                prev_hash: head.hash.clone(),
-                hash: String::new(),
-            };
-            event.hash = keyed_hash(&self.key, &event);
-            let next_head = Head { seq: event.seq, hash: event.hash.clone() };
-            let next_rev = rev.unwrap_or(0) + 1;
-            let writes = vec![
-                Write::put(
-                    Item::new(
-                        PARTITION,
-                        seq_key(event.seq),
-                        1,
-                        serde_json::to_string(&event).expect("serializes"),
-                    ),
-                    Cond::NotExists,
-                ),
-                Write::put(
-                    Item::new(
-                        PARTITION,
-                        HEAD,
-                        next_rev,
-                        serde_json::to_string(&next_head).expect("serializes"),
-                    ),
-                    rev.map_or(Cond::NotExists, Cond::Rev),
-                ),
-            ];
+            let (event, writes) = self.next_record(&new, &details, &head, rev, at);
             match self.store.transact(writes).await {
                 Ok(()) => return Ok((event, planted)),
                 Err(StoreError::Conflict { .. }) => {
-                    if let Some(p) = self.move_planted(event.seq, rev).await? {
-                        planted.push(p);
-                        continue;
-                    }
-                    // Another process extended the chain: back off a little, re-read the head.
-                    let jitter = u64::from(crate::ssr::ids::new_id().as_str().as_bytes()[25] % 8);
-                    tokio::time::sleep(Duration::from_millis(2 + jitter + u64::from(attempt.min(10)))).await;
+                    self.after_conflict(event.seq, rev, attempt, &mut planted).await?
                 }
                 Err(e) => return Err(RepoError::from(e).into()),
             }

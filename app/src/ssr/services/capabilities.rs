@@ -16,7 +16,7 @@ use crate::domain::{
 
 use super::super::{
     artifacts::{ArtifactError, ArtifactStore},
-    audit::AuditLog,
+    audit::{AuditLog, ChangeError},
     auth::Actor,
     catalog::{
         CatalogVersion, INLINE_TEMPLATE_LIMIT, MAX_TEMPLATE_BYTES, SharedCatalog, parse_template,
@@ -206,8 +206,19 @@ impl CapabilityService {
             deprecated: false,
             rev: 0,
         };
-        self.repo.save_catalog_record(&record).await.map_err(|e| match e {
-            RepoError::Conflict(_) => ServiceError::Conflict(format!("{slug} {version} exists already")),
+        let mut event = actor.audit("catalog.publish", format!("capability/{slug}/{version}"), "success");
+        event.details = serde_json::json!({
+            "sha256": meta.template_sha256, "bytes": meta.template_bytes, "artifact": key, "strategy": meta.strategy,
+        });
+        // The published version and its audit event in one transaction.
+        let saved = self.audit.with_change(event, now, |repo| {
+            let record = &record;
+            async move { repo.save_catalog_record(record).await }
+        });
+        saved.await.map_err(|e| match e {
+            ChangeError::Change(RepoError::Conflict(_)) => {
+                ServiceError::Conflict(format!("{slug} {version} exists already"))
+            }
             e => e.into(),
         })?;
         {
@@ -220,11 +231,6 @@ impl CapabilityService {
             };
             catalog.insert(capability, entry).map_err(ServiceError::Conflict)?;
         }
-        let mut event = actor.audit("catalog.publish", format!("capability/{slug}/{version}"), "success");
-        event.details = serde_json::json!({
-            "sha256": meta.template_sha256, "bytes": meta.template_bytes, "artifact": key, "strategy": meta.strategy,
-        });
-        self.audit.append(event, now).await?;
         Ok(meta)
     }
 
@@ -250,16 +256,21 @@ impl CapabilityService {
             deprecated: false,
             rev: 0,
         });
-        if !record.deprecated {
-            record.deprecated = true;
-            self.repo.save_catalog_record(&record).await?;
-        }
-        let meta = {
-            let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-            catalog.set_deprecated(slug, &v).map_err(|_| ServiceError::NotFound("capability version"))?
-        };
         let event = actor.audit("catalog.deprecate", format!("capability/{slug}/{v}"), "success");
-        self.audit.append(event, clock::now()).await?;
-        Ok(meta)
+        // The deprecation and its audit event in one transaction (deprecated already: the
+        // event alone).
+        let record_was_deprecated = std::mem::replace(&mut record.deprecated, true);
+        let saved = self.audit.with_change(event, clock::now(), |repo| {
+            let record = (!record_was_deprecated).then_some(&record);
+            async move {
+                match record {
+                    Some(r) => repo.save_catalog_record(r).await,
+                    None => Ok(()),
+                }
+            }
+        });
+        saved.await?;
+        let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        catalog.set_deprecated(slug, &v).map_err(|_| ServiceError::NotFound("capability version"))
     }
 }

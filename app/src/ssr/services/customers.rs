@@ -14,7 +14,7 @@ use crate::domain::{
 };
 
 use super::super::{
-    audit::AuditLog,
+    audit::{AuditLog, ChangeError, NewEvent},
     auth::Actor,
     clock,
     error::ServiceError,
@@ -155,12 +155,16 @@ impl CustomerService {
             updated_at: now,
             rev: 0,
         };
-        let created = self.repo.create_customer(customer).await?;
-        let mut event = actor.audit("customer.create", format!("customer/{}", created.id), "success");
+        let mut event = actor.audit("customer.create", format!("customer/{}", customer.id), "success");
         event.owner_id = Some(owner);
-        event.details = serde_json::json!({ "after": json(&created) });
-        self.audit.append(event, now).await?;
-        Ok(created)
+        // As stored: the first revision.
+        event.details = serde_json::json!({ "after": json(&Customer { rev: 1, ..customer.clone() }) });
+        // The customer and its audit event in one transaction.
+        let created = self.audit.with_change(event, now, |repo| {
+            let customer = customer.clone();
+            async move { repo.create_customer(customer).await }
+        });
+        Ok(created.await?)
     }
 
     /// A new external id for the environment (an Executive's explicit action, e.g. after it
@@ -178,12 +182,6 @@ impl CustomerService {
         after.connection = ConnectionStatus::Unchecked;
         after.connection_checked_at = None;
         after.connection_error = None;
-        let saved = match self.repo.update_environment(after).await {
-            Err(RepoError::Conflict(_)) => {
-                return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));
-            }
-            other => other?,
-        };
         let mut event = actor.audit(
             "environment.rotate_external_id",
             format!("customer/{}/environment/{}", before.customer_id, before.name.as_str()),
@@ -191,8 +189,7 @@ impl CustomerService {
         );
         event.owner_id = Some(owner);
         event.details = serde_json::json!({ "account": before.account_id, "environment": before.id });
-        self.audit.append(event, clock::now()).await?;
-        Ok(saved)
+        self.save_environment(event, after).await
     }
 
     pub async fn update(
@@ -232,17 +229,22 @@ impl CustomerService {
         } else {
             Vec::new()
         };
-        let saved = self.repo.update_customer(after, &moved).await.map_err(|e| match e {
-            RepoError::Conflict(_) => ServiceError::Conflict(
+        let mut event = actor.audit("customer.update", format!("customer/{id}"), "success");
+        event.owner_id = Some(after.owner_id.clone());
+        // As stored: the next revision.
+        let stored = Customer { rev: before.rev + 1, ..after.clone() };
+        event.details = serde_json::json!({ "before": json(&before), "after": json(&stored), "moved_deployments": moved.len() });
+        // The change (with the deployments it moves) and its audit event in one transaction.
+        let saved = self.audit.with_change(event, now, |repo| {
+            let (after, moved) = (after.clone(), &moved);
+            async move { repo.update_customer(after, moved).await }
+        });
+        saved.await.map_err(|e| match e {
+            ChangeError::Change(RepoError::Conflict(_)) => ServiceError::Conflict(
                 "the customer or one of its deployments changed meanwhile: reload and try again".into(),
             ),
             e => e.into(),
-        })?;
-        let mut event = actor.audit("customer.update", format!("customer/{id}"), "success");
-        event.owner_id = Some(saved.owner_id.clone());
-        event.details = serde_json::json!({ "before": json(&before), "after": json(&saved), "moved_deployments": moved.len() });
-        self.audit.append(event, now).await?;
-        Ok(saved)
+        })
     }
 
     pub async fn environments(&self, actor: &Actor, customer: &Id) -> Result<Vec<Environment>, ServiceError> {
@@ -304,20 +306,23 @@ impl CustomerService {
             role_version: None,
             rev: 0,
         };
-        let created = match self.repo.create_environment(env).await {
-            Err(RepoError::NotFound) => return Err(ServiceError::NotFound("customer")),
-            other => other?,
-        };
-        let now = clock::now();
         let mut event = actor.audit(
             "environment.create",
             format!("customer/{customer}/environment/{}", name.as_str()),
             "success",
         );
         event.owner_id = Some(owner);
-        event.details = serde_json::json!({ "after": audited(&created) });
-        self.audit.append(event, now).await?;
-        Ok(created)
+        // As stored: the first revision.
+        event.details = serde_json::json!({ "after": audited(&Environment { rev: 1, ..env.clone() }) });
+        // The environment and its audit event in one transaction.
+        let created = self.audit.with_change(event, clock::now(), |repo| {
+            let env = env.clone();
+            async move { repo.create_environment(env).await }
+        });
+        match created.await {
+            Err(ChangeError::Change(RepoError::NotFound)) => Err(ServiceError::NotFound("customer")),
+            other => Ok(other?),
+        }
     }
 
     pub async fn update_environment(
@@ -368,14 +373,13 @@ impl CustomerService {
             after.connection_error = None;
             after.role_version = None;
         }
-        let saved = self.repo.update_environment(after).await?;
-        let now = clock::now();
         let mut event =
             actor.audit("environment.update", format!("customer/{customer}/environment/{name}"), "success");
         event.owner_id = Some(owner);
-        event.details = serde_json::json!({ "before": audited(&before), "after": audited(&saved) });
-        self.audit.append(event, now).await?;
-        Ok(saved)
+        // As stored: the next revision.
+        let stored = Environment { rev: before.rev + 1, ..after.clone() };
+        event.details = serde_json::json!({ "before": audited(&before), "after": audited(&stored) });
+        self.save_environment(event, after).await
     }
 
     /// AssumeRole + GetCallerIdentity into the environment's account; the result is stored on
@@ -398,12 +402,6 @@ impl CustomerService {
         }
         let target = Target::of(&env, format!("nexus-connect-{}", new_id()));
         let (updated, outcome) = connection::check(self.deployer.as_ref(), &env, &target).await;
-        let saved = match self.repo.update_environment(updated).await {
-            Err(RepoError::Conflict(_)) => {
-                return Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()));
-            }
-            other => other?,
-        };
         let mut event = actor.audit(
             "environment.connect",
             format!("environment/{}", env.id),
@@ -411,9 +409,27 @@ impl CustomerService {
         );
         event.owner_id = Some(customer.owner_id.clone());
         event.details = serde_json::json!({
-            "account": env.account_id, "error": saved.connection_error, "role_version": saved.role_version,
+            "account": env.account_id, "error": updated.connection_error, "role_version": updated.role_version,
         });
-        self.audit.append(event, clock::now()).await?;
-        Ok(shown(saved, actor.role()))
+        Ok(shown(self.save_environment(event, updated).await?, actor.role()))
+    }
+
+    /// Saves a changed environment (read at `after.rev`) with its audit event, in one
+    /// transaction; a change meanwhile answers 409.
+    async fn save_environment(
+        &self,
+        event: NewEvent,
+        after: Environment,
+    ) -> Result<Environment, ServiceError> {
+        let saved = self.audit.with_change(event, clock::now(), |repo| {
+            let after = after.clone();
+            async move { repo.update_environment(after).await }
+        });
+        match saved.await {
+            Err(ChangeError::Change(RepoError::Conflict(_))) => {
+                Err(ServiceError::Conflict("the environment changed meanwhile: try again".into()))
+            }
+            other => Ok(other?),
+        }
     }
 }

@@ -175,11 +175,15 @@ impl UserService {
             password_hash: Some(hash_blocking(self.hasher.clone(), input.password.clone()).await?),
             sessions_valid_after: None,
         };
-        let user = self.repo.create_user(record).await?;
         let mut event = actor.audit("user.create", format!("user/{email}"), "success");
-        event.details = serde_json::json!({ "after": user });
-        self.audit.append(event, now).await?;
-        Ok(user)
+        // As stored: the first revision.
+        event.details = serde_json::json!({ "after": User { rev: 1, ..record.user.clone() } });
+        // The user and its audit event in one transaction.
+        let created = self.audit.with_change(event, now, |repo| {
+            let record = record.clone();
+            async move { repo.create_user(record).await }
+        });
+        Ok(created.await?)
     }
 
     pub async fn update(&self, actor: &Actor, id: &Id, changes: UserChanges) -> Result<User, ServiceError> {
@@ -223,12 +227,17 @@ impl UserService {
         if !errors.is_empty() {
             return Err(ServiceError::fields(errors));
         }
-        let saved = self.repo.update_user(&before, after).await?;
-        let now = clock::now();
-        let mut event = actor.audit("user.update", format!("user/{}", saved.email), "success");
-        event.details = serde_json::json!({ "before": before.user, "after": saved });
-        self.audit.append(event, now).await?;
-        Ok(saved)
+        let mut event = actor.audit("user.update", format!("user/{}", before.user.email), "success");
+        // As stored: the next revision, the email unchanged.
+        let stored =
+            User { rev: before.user.rev + 1, email: before.user.email.clone(), ..after.user.clone() };
+        event.details = serde_json::json!({ "before": before.user, "after": stored });
+        // The change and its audit event in one transaction.
+        let saved = self.audit.with_change(event, clock::now(), |repo| {
+            let (before, after) = (&before, after.clone());
+            async move { repo.update_user(before, after).await }
+        });
+        Ok(saved.await?)
     }
 
     pub async fn reset_password(
@@ -248,9 +257,13 @@ impl UserService {
         after.password_hash = Some(hash_blocking(self.hasher.clone(), reset.password.clone()).await?);
         // A reset usually follows a compromise: every open session ends.
         after.sessions_valid_after = Some(clock::now());
-        self.repo.update_user(&before, after).await?;
         let event = actor.audit("user.password_reset", format!("user/{}", before.user.email), "success");
-        self.audit.append(event, clock::now()).await?;
+        // The new password and its audit event in one transaction.
+        let saved = self.audit.with_change(event, clock::now(), |repo| {
+            let (before, after) = (&before, after.clone());
+            async move { repo.update_user(before, after).await }
+        });
+        saved.await?;
         Ok(())
     }
 

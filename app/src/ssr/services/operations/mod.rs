@@ -25,7 +25,7 @@ use crate::domain::{
 };
 
 use super::super::{
-    audit::AuditLog,
+    audit::{AuditLog, ChangeError, NewEvent},
     auth::{Actor, require_step_up},
     catalog::SharedCatalog,
     clock,
@@ -254,9 +254,19 @@ impl OperationService {
         if op.environment == EnvironmentName::Prod && op.kind.is_change() && runs_at_once {
             require_step_up(&self.repo, actor, clock::now()).await?;
         }
-        let op = match self.repo.start_operation(op, new_deployment, idempotency_key).await {
+        // The request and its audit event in one transaction.
+        let event = self.request_event(actor, &op, owner);
+        let started = self
+            .audit
+            .with_change(event, clock::now(), |repo| {
+                let op = op.clone();
+                async move { repo.start_operation(op, new_deployment, idempotency_key).await }
+            })
+            .await;
+        let op = match started {
             Ok(op) => op,
-            Err(StartError::Busy(holder)) => {
+            Err(ChangeError::Audit(e)) => return Err(e),
+            Err(ChangeError::Change(StartError::Busy(holder))) => {
                 return Err(ServiceError::Conflict(match holder {
                     Some(id) => format!(
                         "operation {id} is still running on this deployment: wait for it or cancel it"
@@ -264,15 +274,26 @@ impl OperationService {
                     None => "another operation is running on this deployment".into(),
                 }));
             }
-            Err(StartError::AlreadyDeployed(id)) => {
+            Err(ChangeError::Change(StartError::AlreadyDeployed(id))) => {
                 return Err(ServiceError::Conflict(format!(
                     "the environment already has this capability (deployment {}): upgrade it instead",
                     id.map(|i| i.to_string()).unwrap_or_default()
                 )));
             }
-            Err(StartError::Repeated(id)) => return self.deployments.operation(actor, &id).await,
-            Err(StartError::Repo(e)) => return Err(e.into()),
+            Err(ChangeError::Change(StartError::Repeated(id))) => {
+                return self.deployments.operation(actor, &id).await;
+            }
+            Err(ChangeError::Change(StartError::Repo(e))) => return Err(e.into()),
         };
+        self.engine.published(&op).await;
+        if op.state == OperationState::Queued {
+            self.engine.start_now(op.clone());
+        }
+        Ok(self.deployments.mask(op))
+    }
+
+    /// What the audit log records of a request.
+    fn request_event(&self, actor: &Actor, op: &Operation, owner: &Id) -> NewEvent {
         let mut event = actor.audit(
             &format!("operation.{}", op.kind.as_str()),
             format!("deployment/{}", op.deployment_id),
@@ -291,12 +312,7 @@ impl OperationService {
         {
             event.details["four_eyes"] = serde_json::json!("off");
         }
-        self.audit.append(event, clock::now()).await?;
-        self.engine.published(&op).await;
-        if op.state == OperationState::Queued {
-            self.engine.start_now(op.clone());
-        }
-        Ok(self.deployments.mask(op))
+        event
     }
 
     /// An earlier request with the same idempotency key: its operation, not a second one.
@@ -333,32 +349,42 @@ impl OperationService {
         check_transition(op.kind, op.state, to).map_err(|e| ServiceError::Conflict(e.to_string()))?;
         let from = op.state;
         op.state = to;
-        let result = if to.is_terminal() {
+        if to.is_terminal() {
             op.finished_at = Some(clock::now());
             op.lease_owner = None;
             op.lease_until = None;
-            self.repo.finish_operation(&mut op, None).await
-        } else {
-            if op.deadline.is_none()
-                || from == OperationState::AwaitingApproval
-                || from == OperationState::PreviewReady
-            {
-                op.deadline =
-                    Some(Timestamp::from_millis(clock::now().millis() + self.timeout.as_millis() as i64));
-            }
-            self.repo.save_operation(&mut op).await
-        };
-        match result {
-            Ok(()) => {}
-            Err(RepoError::Conflict(_)) => {
-                return Err(ServiceError::Conflict("the operation changed meanwhile: reload it".into()));
-            }
-            Err(e) => return Err(e.into()),
+        } else if op.deadline.is_none()
+            || from == OperationState::AwaitingApproval
+            || from == OperationState::PreviewReady
+        {
+            op.deadline =
+                Some(Timestamp::from_millis(clock::now().millis() + self.timeout.as_millis() as i64));
         }
         let mut event = actor.audit(action, format!("operation/{}", op.id), "success");
         event.owner_id = Some(owner.clone());
         event.details = serde_json::json!({"from": from, "to": to, "deployment": op.deployment_id});
-        self.audit.append(event, clock::now()).await?;
+        // The transition and its audit event in one transaction.
+        let saved = self
+            .audit
+            .with_change(event, clock::now(), |repo| {
+                let mut op = op.clone();
+                async move {
+                    if to.is_terminal() {
+                        repo.finish_operation(&mut op, None).await?;
+                    } else {
+                        repo.save_operation(&mut op).await?;
+                    }
+                    Ok::<_, RepoError>(op)
+                }
+            })
+            .await;
+        let op = match saved {
+            Ok(op) => op,
+            Err(ChangeError::Change(RepoError::Conflict(_))) => {
+                return Err(ServiceError::Conflict("the operation changed meanwhile: reload it".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.engine.published(&op).await;
         if crate::domain::lifecycle::is_worker_state(to) {
             self.engine.start_now(op.clone());

@@ -309,7 +309,16 @@ async fn a_5xx_storm_on_one_account_pauses_it_and_the_others_keep_flowing() {
     for op in &waiting {
         let a = app.get(&format!("/api/v1/operations/{op}"), &exec).await;
         assert!(!terminal(&a.body), "{}", a.text);
-        errors.push(a.body["error"].as_str().unwrap_or_default().to_string());
+        let error = a.body["error"].as_str().unwrap_or_default().to_string();
+        // Refused by the circuit, an operation comes back when it half-opens (its own backoff,
+        // grown through the storm, would wait longer than the account's recovery).
+        if error.contains("paused after repeated failures") && a.body["not_before"].is_string() {
+            let at: app::domain::time::Timestamp =
+                serde_json::from_value(a.body["not_before"].clone()).unwrap();
+            let now = app::ssr::clock::now();
+            assert!(at.millis() - now.millis() <= 4_000 + 1_000, "back within a cool-down: {}", a.text);
+        }
+        errors.push(error);
     }
     assert!(errors.iter().any(|e| e.contains("paused after repeated failures")), "{errors:?}");
 
@@ -397,4 +406,56 @@ async fn events_the_bus_refuses_wait_in_the_outbox_and_are_delivered_later() {
     let metrics = app.state.metrics.render();
     assert!(metrics.contains("nexus_outbox_held_total 4\n"), "{metrics}");
     assert!(metrics.contains("nexus_outbox_delivered_total 4\n"), "{metrics}");
+}
+
+/// Latency on the way to a capability's health URL (the HTTP client wrapped): within the
+/// probe's three-second timeout the deployment stays healthy (the wait is felt); past it the
+/// reconciler finds it degraded (no answer); once the network is quick again, healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_health_url_is_degraded_only_past_the_probes_timeout() {
+    require_emulator();
+    let faults = Faults::new();
+    let vars = [
+        ("NEXUS_WORKER", "on"),
+        ("NEXUS_WORKER_POLL_MS", "100"),
+        ("NEXUS_STACK_POLL_MS", "100"),
+        ("NEXUS_HEALTH_ALLOW_LOOPBACK", "true"),
+        ("NEXUS_RECONCILE_RATE", "200"),
+    ];
+    let app = TestApp::embedded_wrapped(&vars, |a| faults.wrap(a)).await;
+    let health = operations::health_server().await;
+    let exec = app.login(EXEC).await;
+    let c = customer(&app, &exec).await;
+    let a = post(
+        &app,
+        &exec,
+        "/api/v1/deployments",
+        json!({"environment_id": c.dev, "capability": "churn-prediction", "version": "1.0.0", "auto_execute": true,
+               "parameters": {"Environment": "dev", "HealthEndpoint": format!("{health}/ok")}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let done =
+        wait_for_within(&app, &exec, a.body["id"].as_str().unwrap(), Duration::from_secs(60), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let deployment = format!("/api/v1/deployments/{}", a.body["deployment_id"].as_str().unwrap());
+    let health_now = || async {
+        app.state.reconciler.pass().await.unwrap();
+        app.get(&deployment, &exec).await.body["health"].as_str().unwrap().to_string()
+    };
+    assert_eq!(health_now().await, "healthy");
+
+    let probes = faults.count("http");
+    faults.delay_for(Calls::All("http"), Duration::from_millis(1500), Duration::from_secs(120));
+    let started = Instant::now();
+    assert_eq!(health_now().await, "healthy", "slow but within the timeout");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "the latency was felt");
+
+    faults.clear();
+    faults.delay_for(Calls::All("http"), Duration::from_secs(4), Duration::from_secs(120));
+    assert_eq!(health_now().await, "degraded", "no answer within the probe's timeout");
+
+    faults.clear();
+    assert_eq!(health_now().await, "healthy", "quick again");
+    assert!(faults.count("http") >= probes + 3, "every probe went through the wrapper");
 }

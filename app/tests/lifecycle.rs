@@ -14,7 +14,7 @@ use app::ssr::auth::mfa;
 use axum::http::{Method, StatusCode};
 use bus::{bus_with_queue, queue_with_arn, read_states};
 use common::{TestApp, require_emulator, unique};
-use operations::{customer, customer_in, fresh_account, post, state_is, terminal, wait_for};
+use operations::{customer, customer_in, fresh_account, health_server, post, state_is, terminal, wait_for};
 use serde_json::{Value, json};
 
 const EXEC: &str = "exec@demo.nexus";
@@ -858,18 +858,6 @@ async fn every_state_change_is_published_to_eventbridge_and_sns() {
         })
         .await;
     assert_eq!(states, expected);
-}
-
-/// A small health endpoint: `/ok` answers 200, `/down` 503.
-async fn health_server() -> String {
-    use axum::{Router, http::StatusCode as S, routing::get};
-    let app = Router::new()
-        .route("/ok", get(|| async { S::OK }))
-        .route("/down", get(|| async { S::SERVICE_UNAVAILABLE }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 /// The SSM parameter the capability's routing reads, from inside the customer's account.

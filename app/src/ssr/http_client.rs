@@ -77,6 +77,20 @@ impl tower::Service<Name> for Resolver {
     }
 }
 
+/// What the health checks need of HTTP: a URL's status code within a timeout. A trait so the
+/// tests can wrap the real client (latency, failures) rather than replace it.
+#[async_trait::async_trait]
+pub trait StatusProbe: Send + Sync {
+    async fn status(&self, url: &str, timeout: Duration) -> Result<u16, String>;
+}
+
+#[async_trait::async_trait]
+impl StatusProbe for HttpClient {
+    async fn status(&self, url: &str, timeout: Duration) -> Result<u16, String> {
+        HttpClient::status(self, url, timeout).await
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<Https, Full<axum::body::Bytes>>,

@@ -12,7 +12,7 @@ use super::{
     catalog::{Catalog, CatalogError, SharedCatalog},
     config::{Config, DemoSeed, StoreKind},
     health::{DataDirCheck, HealthCheck, HealthService, StoreCheck},
-    http_client::HttpClient,
+    http_client::{HttpClient, StatusProbe},
     lifecycle::{
         breaker::BreakerDeployer,
         cloudformation::CloudFormationDeployer,
@@ -167,7 +167,7 @@ pub struct Adapters {
     pub events: Arc<dyn Notifier>,
     pub artifacts: Arc<dyn ArtifactStore>,
     /// Fetches capabilities' health URLs (public addresses only, unless allowed otherwise).
-    pub health_http: HttpClient,
+    pub health_http: Arc<dyn StatusProbe>,
     pub metrics: Arc<Metrics>,
     pub sdk: aws_config::SdkConfig,
 }
@@ -197,7 +197,7 @@ impl Adapters {
             deployer: Arc::new(CloudFormationDeployer::new(&sdk, metrics.clone())),
             events,
             artifacts,
-            health_http: HttpClient::public_only(config.outbound).map_err(StartupError::Sso)?,
+            health_http: Arc::new(HttpClient::public_only(config.outbound).map_err(StartupError::Sso)?),
             metrics,
             sdk,
         })

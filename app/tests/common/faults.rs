@@ -1,8 +1,9 @@
 //! Faults injected around the real adapters, never instead of them: the CloudFormation deployer
 //! still talks to the emulator, the store is still the embedded store or DynamoDB, the notifier
-//! still publishes. A [`Faults`] plan says which calls fail, with which AWS error, for how long,
-//! the wrappers count every call and consult the plan before passing it
-//! on to the real adapter (a failed call never reaches it, as when AWS refuses it).
+//! still publishes, the health checks still GET real URLs. A [`Faults`] plan says which calls
+//! fail, with which AWS error, or answer late, for how long; the wrappers count every call and
+//! consult the plan before passing it on to the real adapter (a failed call never reaches it,
+//! as when AWS refuses it).
 
 use std::{
     collections::HashMap,
@@ -14,6 +15,7 @@ use app::{
     domain::stacks::StackEvent,
     ssr::{
         health::StoreCheck,
+        http_client::StatusProbe,
         lifecycle::{
             cloudformation::classify_code,
             deployer::{
@@ -34,7 +36,7 @@ pub enum Calls {
     Named(&'static str),
     /// Every deployer call into this AWS account.
     Account(String),
-    /// Every call of one adapter: `store`, `notifier`.
+    /// Every call of one adapter: `deployer`, `store`, `notifier`, `http` (health URLs).
     All(&'static str),
     /// Store transactions writing a key whose partition starts with this (`CUST#`).
     Writing(&'static str),
@@ -44,6 +46,15 @@ pub enum Calls {
 enum Effect {
     /// Fail with this AWS error code (classified as the CloudFormation adapter classifies it).
     Aws(&'static str),
+    /// Answer this much later (network latency).
+    Delay(Duration),
+}
+
+/// What the plan does to one call.
+#[derive(Default)]
+struct Verdict {
+    fail: Option<&'static str>,
+    delay: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +97,21 @@ impl Faults {
         });
     }
 
+    /// Every call matching `calls` answers `delay` later, for `window` from now.
+    pub fn delay_for(&self, calls: Calls, delay: Duration, window: Duration) {
+        self.add(Rule {
+            calls,
+            effect: Effect::Delay(delay),
+            times: None,
+            until: Some(Instant::now() + window),
+        });
+    }
+
+    /// Forgets the plan: every call goes through as it is from now on.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
     fn add(&self, rule: Rule) {
         self.rules.lock().unwrap().push(rule);
     }
@@ -105,19 +131,33 @@ impl Faults {
         self.failed.lock().unwrap().get(name).copied().unwrap_or(0)
     }
 
-    /// Counts one call (under each of `names`) and says what the plan does to it.
-    fn before(&self, adapter: &'static str, name: &str, account: Option<&str>) -> Option<&'static str> {
-        self.before_writing(adapter, name, account, &[])
+    /// Counts one call (under each of `names`), waits out any latency the plan adds, and says
+    /// whether the plan fails it (with which AWS error code).
+    async fn before(&self, adapter: &'static str, name: &str, account: Option<&str>) -> Option<&'static str> {
+        self.before_writing(adapter, name, account, &[]).await
     }
 
     /// [`Faults::before`] for a call that writes `keys`.
-    fn before_writing(
+    async fn before_writing(
         &self,
         adapter: &'static str,
         name: &str,
         account: Option<&str>,
         keys: &[(String, String)],
     ) -> Option<&'static str> {
+        let verdict = self.verdict(adapter, name, account, keys);
+        tokio::time::sleep(verdict.delay).await;
+        verdict.fail
+    }
+
+    /// Counts one call and says what the plan does to it.
+    fn verdict(
+        &self,
+        adapter: &'static str,
+        name: &str,
+        account: Option<&str>,
+        keys: &[(String, String)],
+    ) -> Verdict {
         let mut names = vec![name.to_string(), adapter.to_string()];
         if let Some(a) = account {
             names.push(format!("account:{a}"));
@@ -128,7 +168,7 @@ impl Faults {
                 *calls.entry(n.clone()).or_default() += 1;
             }
         }
-        let mut error = None;
+        let mut verdict = Verdict::default();
         {
             let now = Instant::now();
             let mut rules = self.rules.lock().unwrap();
@@ -143,22 +183,26 @@ impl Faults {
                 if !applies {
                     continue;
                 }
-                let Effect::Aws(code) = rule.effect;
-                if error.is_none() {
-                    error = Some(code);
-                    if let Some(t) = &mut rule.times {
-                        *t -= 1;
+                match rule.effect {
+                    Effect::Delay(d) => verdict.delay += d,
+                    Effect::Aws(code) => {
+                        if verdict.fail.is_none() {
+                            verdict.fail = Some(code);
+                            if let Some(t) = &mut rule.times {
+                                *t -= 1;
+                            }
+                        }
                     }
                 }
             }
         }
-        if error.is_some() {
+        if verdict.fail.is_some() {
             let mut failed = self.failed.lock().unwrap();
             for n in &names {
                 *failed.entry(n.clone()).or_default() += 1;
             }
         }
-        error
+        verdict
     }
 
     /// The real adapters wrapped: every call counted and subject to the plan.
@@ -169,6 +213,7 @@ impl Faults {
         adapters.store_checks.retain(|c| c.name() != "store");
         adapters.store_checks.push(Arc::new(StoreCheck(adapters.store.clone())));
         adapters.events = Arc::new(FaultyNotifier { inner: adapters.events, faults: self.clone() });
+        adapters.health_http = Arc::new(FaultyHttp { inner: adapters.health_http, faults: self.clone() });
         adapters
     }
 }
@@ -186,7 +231,7 @@ impl FaultyDeployer {
         op: &'static str,
         target: &Target,
     ) -> Result<(), DeployError> {
-        match self.faults.before("deployer", op, Some(&target.account_id)) {
+        match self.faults.before("deployer", op, Some(&target.account_id)).await {
             Some(code) => Err(classify_code(service, op, code, "injected by the test")),
             None => Ok(()),
         }
@@ -285,7 +330,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     async fn check(&self, op: &'static str) -> Result<(), StoreError> {
-        match self.faults.before("store", op, None) {
+        match self.faults.before("store", op, None).await {
             Some(code) => Err(StoreError::Unavailable(format!("{code} (injected by the test)"))),
             None => Ok(()),
         }
@@ -318,7 +363,7 @@ impl Store for FaultyStore {
                 }
             })
             .collect();
-        if let Some(code) = self.faults.before_writing("store", "transact", None, &keys) {
+        if let Some(code) = self.faults.before_writing("store", "transact", None, &keys).await {
             return Err(StoreError::Unavailable(format!("{code} (injected by the test)")));
         }
         self.inner.transact(writes).await?;
@@ -349,12 +394,39 @@ pub struct FaultyNotifier {
 #[async_trait]
 impl Notifier for FaultyNotifier {
     async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
-        if let Some(code) = self.faults.before("notifier", "publish", None) {
+        if let Some(code) = self.faults.before("notifier", "publish", None).await {
             return Err(format!("events PutEvents: {code} (injected by the test)"));
         }
         self.inner.publish(event).await?;
         // Delivered: counted apart from attempts.
         *self.faults.calls.lock().unwrap().entry("delivered".into()).or_default() += 1;
         Ok(())
+    }
+}
+
+/// The health checks' HTTP client (health URLs), checked against the plan first. Latency counts
+/// against the probe's own timeout, as a slow network would: a probe delayed past it has no
+/// answer.
+pub struct FaultyHttp {
+    inner: Arc<dyn StatusProbe>,
+    faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl StatusProbe for FaultyHttp {
+    async fn status(&self, url: &str, timeout: Duration) -> Result<u16, String> {
+        let verdict = self.faults.verdict("http", "GET", None, &[]);
+        if verdict.delay >= timeout {
+            tokio::time::sleep(timeout).await;
+            return Err(format!(
+                "{url}: no answer within {} ms (latency injected by the test)",
+                timeout.as_millis()
+            ));
+        }
+        tokio::time::sleep(verdict.delay).await;
+        if let Some(code) = verdict.fail {
+            return Err(format!("{url}: {code} (injected by the test)"));
+        }
+        self.inner.status(url, timeout - verdict.delay).await
     }
 }

@@ -98,3 +98,15 @@ pub fn terminal(op: &Value) -> bool {
 pub async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> Answer {
     app.call(Method::POST, path, Some(token), Some(body)).await
 }
+
+/// A small health endpoint: `/ok` answers 200, `/down` 503.
+pub async fn health_server() -> String {
+    use axum::{Router, http::StatusCode as S, routing::get};
+    let app = Router::new()
+        .route("/ok", get(|| async { S::OK }))
+        .route("/down", get(|| async { S::SERVICE_UNAVAILABLE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}

@@ -107,11 +107,14 @@ impl BreakerDeployer {
 
     fn admit(&self, target: &Target) -> Result<(), DeployError> {
         self.circuits.admit(&target.account_id, clock::now().millis()).map_err(|until| {
-            DeployError::Transient(format!(
-                "calls into account {} are paused after repeated failures, until {}",
-                target.account_id,
-                Timestamp::from_millis(until)
-            ))
+            let until = Timestamp::from_millis(until);
+            DeployError::Paused {
+                message: format!(
+                    "calls into account {} are paused after repeated failures, until {until}",
+                    target.account_id
+                ),
+                until,
+            }
         })
     }
 

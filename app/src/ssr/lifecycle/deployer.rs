@@ -113,11 +113,15 @@ pub enum DeployError {
     NoStack,
     #[error("AWS is unavailable or throttling: {0}")]
     Transient(String),
+    /// Not tried: calls into the account are paused by its circuit breaker until `until`
+    /// (transient; trying before then is refused the same way).
+    #[error("{message}")]
+    Paused { message: String, until: crate::domain::time::Timestamp },
 }
 
 impl DeployError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, DeployError::Transient(_))
+        matches!(self, DeployError::Transient(_) | DeployError::Paused { .. })
     }
 }
 

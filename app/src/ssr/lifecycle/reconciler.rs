@@ -30,7 +30,7 @@ use crate::{
     },
     ssr::{
         clock,
-        http_client::HttpClient,
+        http_client::StatusProbe,
         metrics::Metrics,
         repo::{DeploymentRecord, Repo, RepoError},
     },
@@ -68,7 +68,7 @@ pub struct PassReport {
 pub struct Reconciler {
     repo: Repo,
     deployer: Arc<dyn Deployer>,
-    http: HttpClient,
+    http: Arc<dyn StatusProbe>,
     metrics: Arc<Metrics>,
     config: ReconcilerConfig,
 }
@@ -83,7 +83,7 @@ impl Reconciler {
     pub fn new(
         repo: Repo,
         deployer: Arc<dyn Deployer>,
-        http: HttpClient,
+        http: Arc<dyn StatusProbe>,
         metrics: Arc<Metrics>,
         config: ReconcilerConfig,
     ) -> Self {
@@ -230,8 +230,11 @@ impl Reconciler {
                     Some("DRIFTED") => Drift::Drifted,
                     _ => a.drift,
                 };
-                a.health =
-                    probe(&self.http, s.outputs.get(super::engine::HEALTH_OUTPUT).map(String::as_str)).await;
+                a.health = probe(
+                    self.http.as_ref(),
+                    s.outputs.get(super::engine::HEALTH_OUTPUT).map(String::as_str),
+                )
+                .await;
             }
         }
         let changed = observed(&before) != observed(&after);

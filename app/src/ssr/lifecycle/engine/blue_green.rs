@@ -35,7 +35,7 @@ impl Engine {
         if !bg.healthy {
             let started = clock::now();
             loop {
-                match probe(&self.http, url.as_deref()).await {
+                match probe(self.http.as_ref(), url.as_deref()).await {
                     Health::Healthy | Health::Unknown => break,
                     Health::Degraded
                         if clock::now().millis() - started.millis() < ms(self.config.health_wait) =>

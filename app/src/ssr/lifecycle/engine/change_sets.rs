@@ -43,7 +43,8 @@ impl Engine {
         if let Err(e) = &outcome
             && e.is_transient()
         {
-            return Err(StepError::Transient(e.to_string()));
+            // Paused by the account's circuit, or AWS throttling: try again (nothing to store).
+            return Err(e.clone().into());
         }
         // Someone changed the environment meanwhile: their write wins; the next step checks again.
         if let Err(e) = self.repo.update_environment(checked.clone()).await {

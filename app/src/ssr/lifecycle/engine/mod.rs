@@ -29,6 +29,7 @@ use crate::{
         artifacts::ArtifactStore,
         catalog::SharedCatalog,
         clock,
+        http_client::StatusProbe,
         metrics::Metrics,
         repo::{Repo, RepoError},
     },
@@ -82,6 +83,9 @@ enum StepError {
     LostLease,
     /// Try again later (AWS throttling, 5xx, the store unavailable).
     Transient(String),
+    /// Try again at this time: the account's circuit is open until then. The operation's own
+    /// backoff would keep growing through a long storm and wait past the account's recovery.
+    Paused(String, Timestamp),
     /// The operation cannot succeed: it fails with this message.
     Fatal(String),
 }
@@ -97,7 +101,11 @@ impl From<RepoError> for StepError {
 
 impl From<DeployError> for StepError {
     fn from(e: DeployError) -> Self {
-        if e.is_transient() { StepError::Transient(e.to_string()) } else { StepError::Fatal(e.to_string()) }
+        match e {
+            DeployError::Paused { message, until } => StepError::Paused(message, until),
+            e if e.is_transient() => StepError::Transient(e.to_string()),
+            e => StepError::Fatal(e.to_string()),
+        }
     }
 }
 
@@ -112,7 +120,7 @@ pub struct Engine {
     config: EngineConfig,
     worker_id: String,
     wake: Notify,
-    http: crate::ssr::http_client::HttpClient,
+    http: Arc<dyn StatusProbe>,
     /// Operations this process drives at once (the worker loop and `start_now` share them).
     slots: Arc<Semaphore>,
     /// Whether this process runs a worker (`NEXUS_WORKER`).
@@ -124,7 +132,7 @@ pub const HEALTH_OUTPUT: &str = "HealthCheckUrl";
 
 /// Health from a `HealthCheckUrl`: 2xx within the timeout is healthy, anything else degraded,
 /// no URL unknown.
-pub async fn probe(http: &crate::ssr::http_client::HttpClient, url: Option<&str>) -> Health {
+pub async fn probe(http: &dyn StatusProbe, url: Option<&str>) -> Health {
     match url.filter(|u| !u.is_empty()) {
         None => Health::Unknown,
         Some(u) => match http.status(u, Duration::from_secs(3)).await {
@@ -149,7 +157,7 @@ impl Engine {
         artifacts: Arc<dyn ArtifactStore>,
         metrics: Arc<Metrics>,
         config: EngineConfig,
-        http: crate::ssr::http_client::HttpClient,
+        http: Arc<dyn StatusProbe>,
     ) -> Self {
         let worker_id = format!("worker-{}", crate::ssr::ids::new_id());
         let config_concurrency = config.concurrency;
@@ -284,26 +292,35 @@ impl Engine {
                     self.discard_change_set(&op, &d.deployment.environment_id).await;
                 }
             }
-            Err(StepError::Transient(message)) => {
-                let now = clock::now();
-                if op.deadline.is_some_and(|d| d < now) {
-                    let _ = self.fail(&mut op, format!("gave up at the deadline: {message}"), None).await;
-                    return;
-                }
-                let backoff = backoff_ms(op.attempts);
-                tracing::warn!(operation = %op.id, retry_in_ms = backoff, %message, "transient failure: retrying later");
-                op.lease_owner = None;
-                op.lease_until = None;
-                op.not_before = Some(Timestamp::from_millis(now.millis() + backoff));
-                op.error = Some(message);
-                let _ = self.repo.save_operation(&mut op).await;
-            }
+            Err(StepError::Transient(message)) => self.retry_later(op, message, None).await,
+            Err(StepError::Paused(message, until)) => self.retry_later(op, message, Some(until)).await,
             Err(StepError::Fatal(message)) => {
                 if let Err(e) = self.fail(&mut op, message, None).await {
                     tracing::warn!(operation = %op.id, error = ?e, "cannot record the failure: the lease will expire");
                 }
             }
         }
+    }
+
+    /// Leaves the operation for a later claim: at `at` when given (the account's circuit
+    /// half-opens then), else after the backoff its attempts so far earn; past its deadline it
+    /// fails instead.
+    async fn retry_later(&self, mut op: Operation, message: String, at: Option<Timestamp>) {
+        let now = clock::now();
+        if op.deadline.is_some_and(|d| d < now) {
+            let _ = self.fail(&mut op, format!("gave up at the deadline: {message}"), None).await;
+            return;
+        }
+        let retry_in = match at {
+            Some(at) => (at.millis() - now.millis()).max(100),
+            None => backoff_ms(op.attempts),
+        };
+        tracing::warn!(operation = %op.id, retry_in_ms = retry_in, %message, "transient failure: retrying later");
+        op.lease_owner = None;
+        op.lease_until = None;
+        op.not_before = Some(Timestamp::from_millis(now.millis() + retry_in));
+        op.error = Some(message);
+        let _ = self.repo.save_operation(&mut op).await;
     }
 
     fn lease_until(&self) -> Option<Timestamp> {
@@ -403,7 +420,7 @@ impl Engine {
         // checked theirs before the cut-over.
         let health = match (&stack, &op.blue_green) {
             (Some((_, outputs)), None) if end == OperationState::Succeeded => {
-                Some(probe(&self.http, outputs.get(HEALTH_OUTPUT).map(String::as_str)).await)
+                Some(probe(self.http.as_ref(), outputs.get(HEALTH_OUTPUT).map(String::as_str)).await)
             }
             _ => None,
         };

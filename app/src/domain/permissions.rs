@@ -22,6 +22,8 @@ pub enum Action {
     ManageCustomers,
     ManageEnvironments,
     ManageCatalog,
+    /// Create and steer rollouts (their prod waves still wait for an Executive's approval).
+    ManageRollouts,
     ReadAudit,
 }
 
@@ -38,6 +40,7 @@ impl Action {
             Action::ManageCustomers,
             Action::ManageEnvironments,
             Action::ManageCatalog,
+            Action::ManageRollouts,
             Action::ReadAudit,
         ]);
         all
@@ -97,7 +100,7 @@ pub fn grant(role: Role, action: Action) -> Grant {
         (Role::SalesManager, Operate(Dev | Staging)) => Grant::Yes,
         (Role::SalesManager, Operate(Prod)) => Grant::WithApproval,
         (Role::SalesManager, Approve(Dev | Staging)) => Grant::Yes,
-        (Role::SalesManager, ReadAudit) => Grant::Yes,
+        (Role::SalesManager, ReadAudit | ManageRollouts) => Grant::Yes,
         (
             Role::SalesManager,
             Approve(Prod) | ManageUsers | ManageCustomers | ManageEnvironments | ManageCatalog,
@@ -238,7 +241,7 @@ mod tests {
             | Action::ManageCustomers
             | Action::ManageEnvironments
             | Action::ManageCatalog => (No, No, Yes),
-            Action::ReadAudit => (No, Yes, Yes),
+            Action::ReadAudit | Action::ManageRollouts => (No, Yes, Yes),
         };
         match role {
             Role::Rep => rep,

@@ -90,6 +90,7 @@ pub struct Services {
     pub fleet: FleetService,
     pub users: UserService,
     pub operations: OperationService,
+    pub rollouts: super::services::rollouts::RolloutService,
     pub engine: Arc<Engine>,
     pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
     /// Operation events the bus refused, sent again by the workers.
@@ -402,11 +403,14 @@ async fn assemble(
         config.outbound,
         config.prod_four_eyes,
     );
+    let rollouts =
+        super::services::rollouts::RolloutService::new(repo.clone(), catalog.clone(), operations.clone());
     let read_cache =
         super::read_cache::ReadCache::new(store.clone(), catalog.clone(), config.read_cache_mb * 1024 * 1024);
     Ok(AppState(Arc::new(Services {
         read_cache,
         operations,
+        rollouts,
         engine,
         reconciler,
         outbox,

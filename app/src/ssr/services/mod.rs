@@ -9,6 +9,7 @@ pub mod customers;
 pub mod deployments;
 pub mod fleet;
 pub mod operations;
+pub mod rollouts;
 pub mod users;
 
 /// List sizes: `limit` defaults to this and may not exceed [`MAX_LIMIT`].

@@ -8,6 +8,7 @@ mod customers;
 mod deployments;
 mod operations;
 mod passkeys;
+mod rollouts;
 mod users;
 
 use axum::{
@@ -110,6 +111,7 @@ impl Modify for SessionAuth {
         operations::deploy, operations::upgrade, operations::rollback, operations::switch, operations::delete, operations::drift,
         operations::execute, operations::approve, operations::reject, operations::cancel,
         operations::events, operations::stream, operations::connect,
+        rollouts::create,
     ),
     modifiers(&SessionAuth)
 )]
@@ -163,6 +165,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deployments/{id}/rollback", post(operations::rollback))
         .route("/api/v1/deployments/{id}/drift", post(operations::drift))
         .route("/api/v1/deployments/{id}/switch", post(operations::switch))
+        .route("/api/v1/rollouts", post(rollouts::create))
         .route("/api/v1/operations/{id}/execute", post(operations::execute))
         .route("/api/v1/operations/{id}/approve", post(operations::approve))
         .route("/api/v1/operations/{id}/reject", post(operations::reject))

@@ -166,6 +166,32 @@ impl OperationService {
         Ok(self.cipher.seal_all(schema, &resolved, deployment))
     }
 
+    /// Why the stored values `current` with `given` do not make valid parameters for
+    /// `version`, if they do not: the fields and what is wrong with each (a rollout lists such
+    /// a deployment as blocked rather than failing it halfway).
+    pub(crate) fn parameters_problem(
+        &self,
+        capability: &str,
+        version: &Version,
+        given: &BTreeMap<String, String>,
+        current: &BTreeMap<String, String>,
+        deployment: &Id,
+    ) -> Option<String> {
+        match self.resolve_parameters(capability, version, given, current, deployment) {
+            Ok(_) => None,
+            Err(ServiceError::Invalid { details, message, .. })
+                if !details.is_empty() || !message.is_empty() =>
+            {
+                let named: Vec<String> = details
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field.trim_start_matches("parameters."), e.message))
+                    .collect();
+                Some(if named.is_empty() { message } else { named.join("; ") })
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     fn parse_version(&self, capability: &str, version: &str, for_new: bool) -> Result<Version, ServiceError> {
         let v: Version = version.parse().map_err(|_| {
             ServiceError::invalid("version", "invalid_version", format!("`{version}` is not a version"))

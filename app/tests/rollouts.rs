@@ -225,3 +225,42 @@ async fn scope_roles_and_bad_input_answer_as_everywhere() {
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
 }
+
+/// Planning over the scale data set (1,000 customers x 3 environments x 5 capabilities =
+/// 15,000 deployments; the capability's 3,000 are read): p50/p95/max of a dry run through the
+/// REST API on the embedded store. A benchmark, not a timed test: `make bench` runs it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run with `make bench`"]
+async fn planning_benchmark() {
+    use std::time::{Duration, Instant};
+    let app = TestApp::embedded(&[]).await;
+    let catalog =
+        app::ssr::catalog::Catalog::load(&app.state.config.catalog_dir, app::ssr::clock::now()).unwrap();
+    app::ssr::seed::seed_scale(&app.state.repo, &catalog, 1000, &app.state.config.demo_password)
+        .await
+        .unwrap();
+    let exec = app.login(EXEC).await;
+    let body = json!({"capability": "churn-prediction", "version": "1.1.0", "dry_run": true});
+    let first = plan(&app, &exec, body.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let (planned, excluded) = listed(&first.body);
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let a = plan(&app, &exec, body.clone()).await;
+        times.push(t.elapsed());
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "rollout plan, embedded store: {} deployments read ({} planned in {} waves, {} left out); 20 runs: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        planned.len() + excluded.len(),
+        planned.len(),
+        first.body["waves"].as_array().unwrap().len(),
+        excluded.len(),
+        ms(times[10]),
+        ms(times[18]),
+        ms(times[19]),
+    );
+}

@@ -4,6 +4,7 @@ pub mod blue_green;
 pub mod events;
 pub mod ids;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod model;
 pub mod outbound_url;
 pub mod parameters;

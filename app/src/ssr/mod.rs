@@ -14,6 +14,7 @@ pub mod http;
 pub mod http_client;
 pub mod ids;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod metrics;
 pub mod password;
 pub mod publish_rules;

@@ -10,6 +10,7 @@ pub mod outbound_url;
 pub mod parameters;
 pub mod password_policy;
 pub mod permissions;
+pub mod rollout;
 pub mod rollout_plan;
 pub mod search;
 pub mod second_factor;

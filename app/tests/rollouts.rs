@@ -264,3 +264,58 @@ async fn planning_benchmark() {
         ms(times[19]),
     );
 }
+
+/// A customer's time zone and weekly prod windows: set by an Executive through the customer's
+/// PATCH, read back as written, refused with the field named when they do not make sense.
+#[tokio::test]
+async fn a_customer_has_a_time_zone_and_weekly_windows() {
+    let app = TestApp::embedded(&[]).await;
+    let (exec, manager) = (app.login(EXEC).await, app.login(MANAGER).await);
+    let customers = app.get("/api/v1/customers?limit=200", &exec).await;
+    let c = customers.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["windows"].as_array().unwrap().is_empty())
+        .unwrap()
+        .clone();
+    let id = c["id"].as_str().unwrap();
+    let path = format!("/api/v1/customers/{id}");
+    let patch = |body: Value| {
+        let (app, path, exec, manager) = (&app, path.clone(), &exec, &manager);
+        async move {
+            let token = if body["as"] == "manager" { manager } else { exec };
+            app.call(Method::PATCH, &path, Some(token), Some(body["change"].clone())).await
+        }
+    };
+    let rev = c["rev"].as_u64().unwrap();
+
+    let a = patch(json!({"change": {"rev": rev, "windows": ["Tue 02:00-04:00"], "time_zone": ""}})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("windows")),
+        "{}",
+        a.text
+    );
+    let a = patch(json!({"change": {"rev": rev, "time_zone": "Mars/Olympus_Mons"}})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("time_zone")),
+        "{}",
+        a.text
+    );
+    let a = patch(json!({"change": {"rev": rev, "windows": ["Tue 2am"]}})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(a.text.contains("Tue 2am"), "the bad window is named: {}", a.text);
+    let a = patch(json!({"as": "manager", "change": {"rev": rev, "time_zone": "Europe/Berlin"}})).await;
+    assert!(matches!(a.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{}", a.text);
+
+    let a = patch(json!({"change": {"rev": rev, "time_zone": "Europe/Berlin", "windows": ["Tue 02:00-04:00", "Sat 23:00-01:00"]}})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["time_zone"], "Europe/Berlin");
+    assert_eq!(a.body["windows"], json!(["Tue 02:00-04:00", "Sat 23:00-01:00"]));
+    let read = app.get(&path, &exec).await;
+    assert_eq!(read.body["windows"], json!(["Tue 02:00-04:00", "Sat 23:00-01:00"]), "{}", read.text);
+    let audit = app.get(&format!("/api/v1/audit?action=customer.update&target=customer/{id}"), &exec).await;
+    assert!(audit.text.contains("Sat 23:00-01:00"), "the change is audited: {}", audit.text);
+}

@@ -149,6 +149,14 @@ pub struct Customer {
     /// The Rep (or Sales Manager) who owns the customer.
     pub owner_id: Id,
     pub cost_center: String,
+    /// The customer's IANA time zone (`Europe/Berlin`): its maintenance windows are in it.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Weekly windows for prod changes (`Tue 02:00-04:00`), in `time_zone`; none: the
+    /// organisation's default, if any.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<String>, example = json!(["Tue 02:00-04:00"])))]
+    pub windows: Vec<super::maintenance::WeeklyWindow>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub rev: u64,

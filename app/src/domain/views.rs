@@ -128,6 +128,13 @@ pub struct CustomerChanges {
     pub owner_id: Option<String>,
     #[serde(default)]
     pub cost_center: Option<String>,
+    /// An IANA time zone (`Europe/Berlin`); empty clears it (and needs no windows).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Weekly prod windows (`["Tue 02:00-04:00"]`) in the customer's time zone; `[]` clears them.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Vec<String>>))]
+    pub windows: Option<Vec<crate::domain::maintenance::WeeklyWindow>>,
 }
 
 /// `POST /api/v1/customers/{id}/environments`. The external id is the server's to make (an

@@ -70,6 +70,9 @@ const CUSTOMERS: [&str; 20] = [
     "Tidal Water",
 ];
 
+/// The demo customers' time zones, in turn.
+const DEMO_ZONES: [&str; 4] = ["Europe/Berlin", "America/New_York", "Europe/London", "Asia/Singapore"];
+
 /// Capabilities the catalog ships (`catalog/`), with the versions the demo runs.
 const CAPABILITIES: [(&str, &str, &str); 4] = [
     ("lead-scoring", "1.0.0", "1.1.0"),
@@ -113,6 +116,13 @@ pub async fn seed_demo(repo: &Repo, password: &Secret) -> Result<SeedSummary, Re
             slug: slug(name),
             owner_id: owner.clone(),
             cost_center: format!("CC-{:04}", 1000 + i),
+            time_zone: Some(DEMO_ZONES[i % DEMO_ZONES.len()].to_string()),
+            // Every fourth customer allows prod changes only in its nights to Wednesday.
+            windows: if i % 4 == 0 {
+                vec!["Tue 22:00-02:00".parse().expect("a valid window")]
+            } else {
+                Vec::new()
+            },
             created_at: now,
             updated_at: now,
             rev: 0,
@@ -289,6 +299,8 @@ pub async fn seed_scale(
             name,
             owner_id: owner.clone(),
             cost_center: format!("CC-S{:05}", i),
+            time_zone: None,
+            windows: Vec::new(),
             created_at: now,
             updated_at: now,
             rev: 1,

@@ -151,6 +151,8 @@ impl CustomerService {
             slug,
             owner_id: owner.clone(),
             cost_center: input.cost_center.trim().to_string(),
+            time_zone: None,
+            windows: Vec::new(),
             created_at: now,
             updated_at: now,
             rev: 0,
@@ -217,6 +219,26 @@ impl CustomerService {
             && let Some(owner) = self.check_owner(owner, &mut errors).await?
         {
             after.owner_id = owner;
+        }
+        if let Some(zone) = &changes.time_zone {
+            let zone = zone.trim();
+            if zone.is_empty() {
+                after.time_zone = None;
+            } else if let Err(message) = crate::ssr::maintenance::zone(zone) {
+                errors.push(FieldError::new("time_zone", "invalid_time_zone", message));
+            } else {
+                after.time_zone = Some(zone.to_string());
+            }
+        }
+        if let Some(windows) = &changes.windows {
+            after.windows = windows.clone();
+        }
+        if !after.windows.is_empty() && after.time_zone.is_none() {
+            errors.push(FieldError::new(
+                "windows",
+                "time_zone_needed",
+                "maintenance windows are in the customer's time zone: set time_zone too",
+            ));
         }
         if !errors.is_empty() {
             return Err(ServiceError::fields(errors));

@@ -133,6 +133,7 @@ impl AuditLog {
         for attempt in 0..MAX_ATTEMPTS {
             let (head, rev) = self.head().await.map_err(ChangeError::Audit)?;
             let (event, record) = self.next_record(&new, &details, &head, rev, at);
+            debug_assert_eq!(record.len(), crate::ssr::repo::AUDIT_RECORD_WRITES, "room is kept for it");
             let store = Arc::new(ChangeStore {
                 inner: self.store.clone(),
                 record: Mutex::new(Some(record)),

@@ -9,7 +9,7 @@ use crate::domain::{
 };
 
 use super::{
-    super::store::{self, Cond, Item, Query, StoreError, Write, keys},
+    super::store::{Cond, Item, Query, StoreError, Write, keys},
     DeploymentRecord, Repo, RepoError, from_item, page, resume, to_json,
 };
 
@@ -70,7 +70,7 @@ impl Repo {
                 delta,
             }),
         );
-        if writes.len() > store::MAX_TRANSACTION_ITEMS {
+        if writes.len() > super::CHANGE_WRITES {
             return Err(RepoError::Conflict(format!(
                 "the customer has too many deployments ({}) to move to another owner at once",
                 moved.len()

@@ -29,6 +29,12 @@ pub use operations::StartError;
 pub use outbox::Held;
 pub use sessions::{LoginAttempts, Session};
 
+/// The writes a change may make in one transaction: the store's limit less the audit record
+/// (the event and the chain head) that `AuditLog::with_change` adds to the same transaction.
+pub const CHANGE_WRITES: usize = super::store::MAX_TRANSACTION_ITEMS - AUDIT_RECORD_WRITES;
+/// The writes of one audit record.
+pub const AUDIT_RECORD_WRITES: usize = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("not found")]

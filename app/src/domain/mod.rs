@@ -12,6 +12,7 @@ pub mod password_policy;
 pub mod permissions;
 pub mod rollout;
 pub mod rollout_plan;
+pub mod rollout_record;
 pub mod search;
 pub mod second_factor;
 pub mod semver;

@@ -359,6 +359,9 @@ pub struct Operation {
     /// Blue-green progress: which colour the operation builds and how far the cut-over got.
     #[serde(default)]
     pub blue_green: Option<BlueGreen>,
+    /// The rollout that started it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<Id>,
 }
 
 /// A blue-green change: the new colour's stack is built, checked healthy, made active (the SSM
@@ -427,6 +430,7 @@ impl Operation {
             deadline: None,
             drift: Vec::new(),
             blue_green: None,
+            rollout_id: None,
         }
     }
 }

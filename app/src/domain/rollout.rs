@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::rollout_plan::{Gates, Tolerance};
 use super::{
     ids::Id,
     lifecycle::Health,
@@ -17,9 +18,12 @@ use super::{
     time::Timestamp,
 };
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {
+    /// Being stored (its deployments are written in batches); a creation cut short is undone.
+    Creating,
     Running,
     /// Stopped by a user or by the tolerance: nothing new starts until resumed.
     Paused,
@@ -32,11 +36,12 @@ pub enum RolloutState {
 
 impl RolloutState {
     pub fn is_active(self) -> bool {
-        matches!(self, RolloutState::Running | RolloutState::Paused | RolloutState::AwaitingApproval)
+        !matches!(self, RolloutState::Completed | RolloutState::Cancelled)
     }
 }
 
 /// Where one deployment of the rollout is.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ItemState {
@@ -57,11 +62,23 @@ pub enum ItemState {
 }
 
 impl ItemState {
-    fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         !matches!(self, ItemState::Waiting | ItemState::Running { .. })
+    }
+
+    /// The state's name (the progress counters are kept by it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ItemState::Waiting => "waiting",
+            ItemState::Running { .. } => "running",
+            ItemState::Succeeded { .. } => "succeeded",
+            ItemState::Failed { .. } => "failed",
+            ItemState::Skipped => "skipped",
+        }
     }
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub deployment_id: Id,
@@ -73,38 +90,6 @@ pub struct Item {
     pub state: ItemState,
     /// The deployment's health as last seen (the bake watches it).
     pub health: Health,
-}
-
-/// Failures accepted before the rollout pauses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tolerance {
-    Count(u32),
-    Percent(u32),
-}
-
-impl Tolerance {
-    fn allows(self, failed: usize, of: usize) -> bool {
-        match self {
-            Tolerance::Count(n) => failed <= n as usize,
-            Tolerance::Percent(p) => failed * 100 <= of * p as usize,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Gates {
-    /// How long a finished wave's deployments stay Healthy before the next wave starts.
-    pub bake_minutes: u32,
-    pub per_wave: Tolerance,
-    pub total: Tolerance,
-}
-
-impl Default for Gates {
-    fn default() -> Self {
-        Gates { bake_minutes: 5, per_wave: Tolerance::Count(0), total: Tolerance::Count(0) }
-    }
 }
 
 /// What the scheduler sees of a rollout.
@@ -224,8 +209,9 @@ pub fn next_step(p: &Progress, now: Timestamp, held: Held) -> Step {
     })
 }
 
-fn state_words(s: RolloutState) -> &'static str {
+pub fn state_words(s: RolloutState) -> &'static str {
     match s {
+        RolloutState::Creating => "being created",
         RolloutState::Running => "running",
         RolloutState::Paused => "paused",
         RolloutState::AwaitingApproval => "waiting for approval",

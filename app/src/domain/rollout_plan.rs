@@ -31,6 +31,9 @@ pub struct RolloutRequest {
     /// the deployments' own values carry over.
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
+    /// When a wave may start after the one before it.
+    #[serde(default)]
+    pub gates: Gates,
     /// Answer the plan without storing anything.
     #[serde(default)]
     pub dry_run: bool,
@@ -121,6 +124,59 @@ impl WaveSettings {
             out.push(("waves.per_account", "from 1 to max_concurrency".into()));
         }
         out
+    }
+}
+
+/// Failures accepted before the rollout pauses.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tolerance {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Tolerance {
+    pub fn allows(self, failed: usize, of: usize) -> bool {
+        match self {
+            Tolerance::Count(n) => failed <= n as usize,
+            Tolerance::Percent(p) => failed * 100 <= of * p as usize,
+        }
+    }
+}
+
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Gates {
+    /// How long a finished wave's deployments stay Healthy before the next wave starts.
+    pub bake_minutes: u32,
+    pub per_wave: Tolerance,
+    pub total: Tolerance,
+}
+
+/// The longest bake a rollout may ask for (a week).
+pub const MAX_BAKE_MINUTES: u32 = 7 * 24 * 60;
+
+impl Gates {
+    /// The settings' problems, by field.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.bake_minutes > MAX_BAKE_MINUTES {
+            out.push(("gates.bake_minutes", format!("at most {MAX_BAKE_MINUTES} (a week)")));
+        }
+        for (field, t) in [("gates.per_wave", self.per_wave), ("gates.total", self.total)] {
+            if matches!(t, Tolerance::Percent(p) if p > 100) {
+                out.push((field, "a percentage is from 0 to 100".into()));
+            }
+        }
+        out
+    }
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates { bake_minutes: 5, per_wave: Tolerance::Count(0), total: Tolerance::Count(0) }
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Services {
     pub users: UserService,
     pub operations: OperationService,
     pub rollouts: super::services::rollouts::RolloutService,
+    /// Runs the rollouts (in processes with a worker).
+    pub rollout_scheduler: Arc<super::services::rollouts::RolloutScheduler>,
     pub engine: Arc<Engine>,
     pub reconciler: Arc<super::lifecycle::reconciler::Reconciler>,
     /// Operation events the bus refused, sent again by the workers.
@@ -403,14 +405,25 @@ async fn assemble(
         config.outbound,
         config.prod_four_eyes,
     );
-    let rollouts =
-        super::services::rollouts::RolloutService::new(repo.clone(), catalog.clone(), operations.clone());
+    let rollouts = super::services::rollouts::RolloutService::new(
+        repo.clone(),
+        catalog.clone(),
+        operations.clone(),
+        audit.clone(),
+    );
+    let rollout_scheduler = Arc::new(super::services::rollouts::RolloutScheduler::new(
+        &rollouts,
+        engine.worker_id().to_string(),
+        engine.config().lease,
+        engine.config().poll,
+    ));
     let read_cache =
         super::read_cache::ReadCache::new(store.clone(), catalog.clone(), config.read_cache_mb * 1024 * 1024);
     Ok(AppState(Arc::new(Services {
         read_cache,
         operations,
         rollouts,
+        rollout_scheduler,
         engine,
         reconciler,
         outbox,
@@ -444,6 +457,7 @@ fn start_workers(state: &AppState) {
     tokio::spawn(state.engine.clone().run());
     tokio::spawn(state.reconciler.clone().run());
     tokio::spawn(state.outbox.clone().run(state.config.outbox_retry));
+    tokio::spawn(state.rollout_scheduler.clone().run());
     if let Some(queue) = &state.config.stack_events_queue {
         let events = super::lifecycle::stack_events::StackEvents::new(
             &state.sdk,

@@ -20,6 +20,7 @@ mod maintenance;
 mod mfa;
 mod operations;
 mod outbox;
+mod rollouts;
 mod sessions;
 mod users;
 
@@ -27,6 +28,7 @@ pub use catalog_records::CatalogRecord;
 pub use deployments::DeploymentFilter;
 pub use operations::StartError;
 pub use outbox::Held;
+pub use rollouts::{HoldError, ITEMS_PER_BATCH};
 pub use sessions::{LoginAttempts, Session};
 
 /// The writes a change may make in one transaction: the store's limit less the audit record

@@ -103,9 +103,22 @@ impl Repo {
     /// first deploy), `idempotency` remembers the request's key. All or nothing.
     pub async fn start_operation(
         &self,
+        op: Operation,
+        new_deployment: Option<&DeploymentRecord>,
+        idempotency: Option<&str>,
+    ) -> Result<Operation, StartError> {
+        self.start_operation_with(op, new_deployment, idempotency, Vec::new()).await
+    }
+
+    /// [`Repo::start_operation`] with `extra` writes in the same transaction (a rollout marks
+    /// its deployment running with the operation); a conflict on them answers
+    /// [`RepoError::Conflict`].
+    pub(super) async fn start_operation_with(
+        &self,
         mut op: Operation,
         new_deployment: Option<&DeploymentRecord>,
         idempotency: Option<&str>,
+        extra: Vec<Write>,
     ) -> Result<Operation, StartError> {
         op.rev = 1;
         let mut writes = Vec::new();
@@ -127,8 +140,13 @@ impl Repo {
             let (pk, sk) = idem_key(&op.requested_by, key);
             writes.push(Write::put(Item::new(pk, sk, 1, op.id.to_string()), Cond::NotExists));
         }
+        let extra_at = writes.len();
+        writes.extend(extra);
         match self.store.transact(writes).await {
             Ok(()) => Ok(op),
+            Err(StoreError::Conflict { index }) if index >= extra_at => {
+                Err(StartError::Repo(RepoError::Conflict("the rollout's deployment changed".into())))
+            }
             Err(StoreError::Conflict { index }) if Some(index) == envcap_at => {
                 let r = new_deployment.expect("set with envcap_at");
                 let (pk, sk) = envcap_key(&r.deployment.environment_id, &r.deployment.capability);

@@ -13,6 +13,7 @@
 //! | deployment lock (while an operation is active) | `DEP#<deployment id>` | `LOCK` (data: operation id) | | | | |
 //! | one deployment per environment and capability | `ENVCAP#<environment id>#<capability>` | `ENVCAP` (data: deployment id) | | | | |
 //! | idempotency key | `IDEM#<user id>#<key>` | `IDEM` (data: operation id) | | | | |
+//! | idempotency key of a rollout | `IDEM#<user id>#ROLLOUT#<key>` | `IDEM` (data: rollout id) | | | | |
 //! | stack event of an operation | `OPEV#<operation id>` | `<millis, 13 digits>#<event id>` | | | | |
 //! | customer slug -> customer | `CUSTSLUG#<slug>` | `CUSTSLUG` (data: customer id) | | | | |
 //! | Cognito subject -> user | `COGNITO#<sub>` | `LINK` (data: user id) | | | | |
@@ -26,6 +27,10 @@
 //! | a finished passkey ceremony (so it works once) | `CEREMONY#<id>` | `USED` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | an operation event the bus did not take yet (the outbox) | `OUTBOX` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
+//! | rollout | `ROLLOUT#<id>` | `ROLLOUT` | `ROLLOUTS` / `<id>` (ULIDs: time order) | `ROLLOUTS#ACTIVE` / `<id>` while active | | |
+//! | a deployment of a rollout | `ROLLOUT#<id>` | `ITEM#<wave, 4 digits>#<deployment id>` | | | | |
+//! | a rollout's progress counters | `ROLLOUT#<id>` | `COUNT#<wave, 4 digits>#<item state>` (counter `n`) | | | | |
+//! | the active rollout holding a deployment | `ROLLOUTDEP#<deployment id>` | `HOLD` (data: rollout id) | | | | |
 //! | audit event | `AUDIT` | `<seq, 20 digits>` | | | | |
 //! | audit chain head; where keying starts | `AUDIT` | `HEAD`; `KEYED` | | | | |
 //! | a record found past the head, moved aside | `AUDIT` | `PLANTED#<seq, 20 digits>#<id>` | | | | |
@@ -66,6 +71,7 @@ pub mod sk {
     pub const MFA: &str = "MFA";
     pub const WEBAUTHN: &str = "WEBAUTHN";
     pub const CEREMONY_USED: &str = "USED";
+    pub const ROLLOUT_HOLD: &str = "HOLD";
     /// An environment's and an operation's entry in gsi1 (found by id).
     pub const ENVIRONMENT_BY_ID: &str = "ENV";
     pub const OPERATION_BY_ID: &str = "OP";
@@ -221,6 +227,37 @@ pub fn notification(at: Timestamp, operation: &Id, state: OperationState) -> Str
 pub const OUTBOX: &str = "OUTBOX";
 pub fn outbox_entry(at: Timestamp, operation: &Id, state: OperationState) -> String {
     format!("{}#{operation}#{}", millis(at), state.as_str())
+}
+
+// --- rollouts ---
+
+pub fn rollout(id: &Id) -> String {
+    format!("ROLLOUT#{id}")
+}
+/// The header's sort key in its partition.
+pub const ROLLOUT_HEADER: &str = "ROLLOUT";
+/// The index partition of every rollout (ids: time order), and of the active ones.
+pub const ROLLOUTS: &str = "ROLLOUTS";
+pub const ROLLOUTS_ACTIVE: &str = "ROLLOUTS#ACTIVE";
+pub const ROLLOUT_ITEM_PREFIX: &str = "ITEM#";
+pub fn rollout_item(wave: u32, deployment: &Id) -> String {
+    format!("ITEM#{wave:04}#{deployment}")
+}
+pub const ROLLOUT_COUNT_PREFIX: &str = "COUNT#";
+pub fn rollout_count(wave: u32, state: &str) -> String {
+    format!("COUNT#{wave:04}#{state}")
+}
+/// The wave and state a [`rollout_count`] key names.
+pub fn parse_rollout_count(sk: &str) -> Option<(u32, &str)> {
+    let (wave, state) = sk.strip_prefix(ROLLOUT_COUNT_PREFIX)?.split_once('#')?;
+    Some((wave.parse().ok()?, state))
+}
+/// An idempotency key of a rollout's creation (beside operations' keys, apart from them).
+pub fn rollout_idempotency(user: &Id, key: &str) -> String {
+    idempotency(user, &format!("ROLLOUT#{key}"))
+}
+pub fn rollout_holder(deployment: &Id) -> String {
+    format!("ROLLOUTDEP#{deployment}")
 }
 
 // --- sign-in, sessions and second factors ---

@@ -111,7 +111,8 @@ impl Modify for SessionAuth {
         operations::deploy, operations::upgrade, operations::rollback, operations::switch, operations::delete, operations::drift,
         operations::execute, operations::approve, operations::reject, operations::cancel,
         operations::events, operations::stream, operations::connect,
-        rollouts::create,
+        rollouts::create, rollouts::list, rollouts::get, rollouts::pause, rollouts::resume, rollouts::cancel,
+        rollouts::retry, rollouts::approve, rollouts::skip,
     ),
     modifiers(&SessionAuth)
 )]
@@ -165,7 +166,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deployments/{id}/rollback", post(operations::rollback))
         .route("/api/v1/deployments/{id}/drift", post(operations::drift))
         .route("/api/v1/deployments/{id}/switch", post(operations::switch))
-        .route("/api/v1/rollouts", post(rollouts::create))
+        .route("/api/v1/rollouts", get(rollouts::list).post(rollouts::create))
+        .route("/api/v1/rollouts/{id}", get(rollouts::get))
+        .route("/api/v1/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/api/v1/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/api/v1/rollouts/{id}/cancel", post(rollouts::cancel))
+        .route("/api/v1/rollouts/{id}/retry", post(rollouts::retry))
+        .route("/api/v1/rollouts/{id}/approve", post(rollouts::approve))
+        .route("/api/v1/rollouts/{id}/deployments/{deployment}/skip", post(rollouts::skip))
         .route("/api/v1/operations/{id}/execute", post(operations::execute))
         .route("/api/v1/operations/{id}/approve", post(operations::approve))
         .route("/api/v1/operations/{id}/reject", post(operations::reject))

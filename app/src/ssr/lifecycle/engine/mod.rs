@@ -183,6 +183,16 @@ impl Engine {
         &self.deployer
     }
 
+    /// This process's worker name (leases name it).
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The engine's timings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// Something was queued: look now rather than at the next poll.
     pub fn wake(&self) {
         self.wake.notify_one();

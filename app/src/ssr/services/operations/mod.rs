@@ -38,8 +38,10 @@ use super::super::{
     repo::{DeploymentRecord, Repo, RepoError, StartError},
 };
 use super::deployments::DeploymentService;
+pub use for_rollouts::RolloutStart;
 
 mod decisions;
+mod for_rollouts;
 mod requests;
 
 #[derive(Clone)]
@@ -230,7 +232,7 @@ impl OperationService {
         Ok(permissions::required_approver(actor.role(), env, classification, self.prod_four_eyes))
     }
 
-    fn new_operation(&self, actor: &Actor, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
+    fn new_operation(&self, requested_by: &Id, d: &Deployment, plan: Plan, approver: Approver) -> Operation {
         let now = clock::now();
         let state = initial_state(plan.kind, approver != Approver::None);
         let blue_green =
@@ -252,7 +254,7 @@ impl OperationService {
             capability: d.capability.clone(),
             kind: plan.kind,
             state,
-            requested_by: actor.user.id.clone(),
+            requested_by: requested_by.clone(),
             target_version: plan.version,
             parameters: plan.parameters,
             auto_execute: plan.auto_execute,

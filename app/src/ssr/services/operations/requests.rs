@@ -104,7 +104,7 @@ impl OperationService {
             parameters,
             auto_execute: req.auto_execute,
         };
-        let op = self.new_operation(actor, &deployment.deployment, plan, approver);
+        let op = self.new_operation(&actor.user.id, &deployment.deployment, plan, approver);
         self.start(actor, op, new.then_some(&deployment), idempotency_key, &customer.owner_id).await
     }
 
@@ -152,7 +152,7 @@ impl OperationService {
         let approver = self.approval(actor, &r.owner_id, d.environment, &d.capability, "deployment")?;
         let (version, parameters) = target(d)?;
         let plan = Plan { kind, version, parameters, auto_execute };
-        let op = self.new_operation(actor, d, plan, approver);
+        let op = self.new_operation(&actor.user.id, d, plan, approver);
         self.start(actor, op, None, idempotency_key, &r.owner_id).await
     }
 
@@ -244,7 +244,7 @@ impl OperationService {
             parameters: BTreeMap::new(),
             auto_execute: true,
         };
-        let op = self.new_operation(actor, &r.deployment, plan, Approver::None);
+        let op = self.new_operation(&actor.user.id, &r.deployment, plan, Approver::None);
         self.start(actor, op, None, None, &r.owner_id).await
     }
 }

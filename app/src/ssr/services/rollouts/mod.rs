@@ -1,9 +1,15 @@
 //! Rollouts (issue 22): one capability version to many deployments, in waves. This part plans:
 //! it reads what is stored (deployments in the caller's scope, their customers and
-//! environments, the operations running) and answers the plan `domain::rollout_plan` makes of
-//! it, without calling AWS.
+//! environments, the operations running, the rollouts holding deployments) and answers the plan
+//! `domain::rollout_plan` makes of it, without calling AWS. `create` stores a plan as a
+//! rollout, `control` is what users do with one, `scheduler` runs them.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use tokio::sync::Notify;
 
 use crate::domain::{
     ids::Id,
@@ -17,6 +23,7 @@ use crate::domain::{
 
 use super::{
     super::{
+        audit::AuditLog,
         auth::Actor,
         catalog::SharedCatalog,
         error::ServiceError,
@@ -24,6 +31,12 @@ use super::{
     },
     operations::OperationService,
 };
+
+mod control;
+mod create;
+mod scheduler;
+
+pub use scheduler::RolloutScheduler;
 
 /// Deployments one plan reads at most (the fleet the product targets is 15,000).
 const MAX_DEPLOYMENTS: usize = 20_000;
@@ -35,11 +48,19 @@ pub struct RolloutService {
     repo: Repo,
     catalog: SharedCatalog,
     operations: OperationService,
+    audit: Arc<AuditLog>,
+    /// Tells this process's scheduler that a rollout was made or changed (look now).
+    scheduler_wake: Arc<Notify>,
 }
 
 impl RolloutService {
-    pub fn new(repo: Repo, catalog: SharedCatalog, operations: OperationService) -> Self {
-        RolloutService { repo, catalog, operations }
+    pub fn new(
+        repo: Repo,
+        catalog: SharedCatalog,
+        operations: OperationService,
+        audit: Arc<AuditLog>,
+    ) -> Self {
+        RolloutService { repo, catalog, operations, audit, scheduler_wake: Arc::new(Notify::new()) }
     }
 
     /// The plan for `req`, from stored state only.
@@ -50,6 +71,7 @@ impl RolloutService {
             .waves
             .problems()
             .into_iter()
+            .chain(req.gates.problems())
             .map(|(field, message)| FieldError::new(field, "invalid_setting", message))
             .collect();
         if !problems.is_empty() {
@@ -66,6 +88,7 @@ impl RolloutService {
         }
         let records = self.deployments(actor, &req.capability).await?;
         let busy = self.busy().await?;
+        let held = self.repo.rollout_holders().await?;
         let mut customers: HashMap<Id, (String, Vec<Environment>)> = HashMap::new();
         let mut candidates = Vec::with_capacity(records.len());
         for r in records {
@@ -100,8 +123,7 @@ impl RolloutService {
                 status: d.status,
                 connected: env.is_some_and(|e| e.connection != ConnectionStatus::Failed),
                 busy: busy.contains(&d.id),
-                // Stored rollouts come next (issue 22); none holds a deployment yet.
-                in_rollout: None,
+                in_rollout: held.get(&d.id).cloned(),
                 parameter_problem,
             });
         }

@@ -222,3 +222,189 @@ async fn a_rollout_moves_every_selected_deployment_once_in_waves() {
     let verify = app.get("/api/v1/audit/verify", &exec).await;
     assert_eq!(verify.body["ok"], true, "{}", verify.text);
 }
+
+/// lead-scoring 1.2.0 with a bucket of a fixed name (a parameter with a default): the first
+/// deployment in an account takes the name, the next one in the same account cannot.
+async fn publish_colliding_version(app: &TestApp, exec: &str, bucket: &str) {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/lead-scoring/1.1.0.yaml"))
+            .unwrap();
+    let template = shipped
+        .replacen(
+            "Parameters:\n",
+            &format!("Parameters:\n  FixedBucketName:\n    Type: String\n    Default: {bucket}\n    Description: A bucket name.\n"),
+            1,
+        )
+        .replacen(
+            "    Properties:\n      VersioningConfiguration:",
+            "    Properties:\n      BucketName: !Ref FixedBucketName\n      VersioningConfiguration:",
+            1,
+        );
+    assert_ne!(template, shipped);
+    let a = post(
+        app,
+        exec,
+        "/api/v1/capabilities/lead-scoring/versions",
+        json!({"version": "1.2.0", "template": template}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_beyond_the_tolerance_pauses_the_rollout_and_a_skip_lets_it_complete() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    // Bucket names are global, as on AWS: the second copy of the fixed name fails.
+    let (a, b) = (customer(&app, &exec).await, customer(&app, &exec).await);
+    let account = a.account.clone();
+    let mut deployments = Vec::new();
+    for c in [&a, &b] {
+        let r = post(&app, &exec, "/api/v1/deployments",
+            json!({"environment_id": c.dev, "capability": "lead-scoring", "version": "1.1.0", "auto_execute": true,
+                   "parameters": {"Environment": "dev"}})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let done = wait_for(&app, &exec, r.body["id"].as_str().unwrap(), terminal).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        deployments.push(done["deployment_id"].as_str().unwrap().to_string());
+    }
+    publish_colliding_version(&app, &exec, &format!("taken-{account}")).await;
+
+    let r = post(
+        &app,
+        &exec,
+        "/api/v1/rollouts",
+        json!({"capability": "lead-scoring", "version": "1.2.0",
+        "selection": {"customers": [a.id, b.id]}, "gates": {"bake_minutes": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    let paused = rollout_until(&app, &exec, &id, Duration::from_secs(120), |r| r["state"] == "paused").await;
+    assert_eq!(
+        paused["status_text"], "1 of 2 deployments failed, more than the rollout tolerates",
+        "a paused rollout says why in one sentence: {paused}"
+    );
+    let failed: Vec<&Value> =
+        paused["items"].as_array().unwrap().iter().filter(|i| i["state"]["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{paused}");
+    let error = failed[0]["state"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("ModelBucket: ") && error.contains(&format!("taken-{account}")),
+        "attributed: {error}"
+    );
+    let failed_deployment = failed[0]["deployment_id"].as_str().unwrap().to_string();
+
+    // Paused: resuming as it is pauses again; a succeeded deployment cannot be skipped.
+    let succeeded = deployments.iter().find(|d| **d != failed_deployment).unwrap();
+    let s =
+        post(&app, &exec, &format!("/api/v1/rollouts/{id}/deployments/{succeeded}/skip"), json!({})).await;
+    assert_eq!(s.status, StatusCode::CONFLICT, "{}", s.text);
+    let s =
+        post(&app, &exec, &format!("/api/v1/rollouts/{id}/deployments/{failed_deployment}/skip"), json!({}))
+            .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    let resumed = post(&app, &exec, &format!("/api/v1/rollouts/{id}/resume"), json!({})).await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.text);
+    let done = rollout_until(&app, &exec, &id, Duration::from_secs(60), |r| r["state"] == "completed").await;
+    let mut states: Vec<String> = item_states(&done).into_iter().map(|(_, s)| s).collect();
+    states.sort();
+    assert_eq!(states, ["skipped", "succeeded"], "{done}");
+    for d in &deployments {
+        assert_eq!(upgrades(&app, &exec, d).await.len(), 1, "one attempt each");
+    }
+    // Controls that do not fit the state answer 409.
+    let again = post(&app, &exec, &format!("/api/v1/rollouts/{id}/resume"), json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+}
+
+/// Today's weekday as windows name it, and another day.
+fn weekdays() -> (&'static str, &'static str) {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let today =
+        jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).weekday().to_monday_zero_offset()
+            as usize;
+    (DAYS[today], DAYS[(today + 3) % 7])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prod_waits_for_a_second_executive_and_the_customers_window() {
+    // The setup's prod deploy by an Executive runs without a second one.
+    let app = app(&[("NEXUS_PROD_FOUR_EYES", "off")]).await;
+    let (exec, exec2, manager) =
+        (app.login(EXEC).await, app.login("exec2@demo.nexus").await, app.login(MANAGER).await);
+    let c = customer(&app, &exec).await;
+    let r = post(&app, &exec, "/api/v1/deployments",
+        json!({"environment_id": c.prod, "capability": "lead-scoring", "version": "1.0.0", "auto_execute": true,
+               "parameters": {"Environment": "prod"}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let done = wait_for(&app, &exec, r.body["id"].as_str().unwrap(), terminal).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let deployment = done["deployment_id"].as_str().unwrap().to_string();
+    // The customer's only window is on another day.
+    let (today, other_day) = weekdays();
+    let customer = app.get(&format!("/api/v1/customers/{}", c.id), &exec).await;
+    let rev = customer.body["rev"].as_u64().unwrap();
+    let p = app
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/customers/{}", c.id),
+            Some(&exec),
+            Some(json!({"rev": rev, "time_zone": "UTC", "windows": [format!("{other_day} 02:00-04:00")]})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+
+    let r = post(
+        &app,
+        &exec,
+        "/api/v1/rollouts",
+        json!({"capability": "lead-scoring", "version": "1.1.0",
+        "selection": {"customers": [c.id]}, "gates": {"bake_minutes": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["state"], "awaiting_approval", "a prod wave first waits for approval: {}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let approve = |token: String| {
+        let (app, path) = (&app, format!("/api/v1/rollouts/{id}/approve"));
+        async move { post(app, &token, &path, json!({})).await }
+    };
+    let own = approve(exec.clone()).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "the creator never approves: {}", own.text);
+    let by_manager = approve(manager.clone()).await;
+    assert_eq!(by_manager.status, StatusCode::NOT_FOUND, "not the manager's rollout: {}", by_manager.text);
+    let ok = approve(exec2.clone()).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(ok.body["approvals"][0]["wave"], 1, "{}", ok.text);
+
+    // Approved, but outside the window: it waits, saying for what, and starts nothing.
+    let waiting = rollout_until(&app, &exec, &id, Duration::from_secs(30), |r| {
+        r["status_text"].as_str().is_some_and(|s| s.starts_with("waiting for"))
+    })
+    .await;
+    let why = waiting["status_text"].as_str().unwrap();
+    assert!(why.contains(&format!("{other_day} 02:00-04:00 UTC")), "{why}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(upgrades(&app, &exec, &deployment).await.is_empty(), "nothing starts outside the window");
+
+    // The window opens (today, all day): the upgrade runs.
+    let customer = app.get(&format!("/api/v1/customers/{}", c.id), &exec).await;
+    let rev = customer.body["rev"].as_u64().unwrap();
+    let p = app
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/customers/{}", c.id),
+            Some(&exec),
+            Some(json!({"rev": rev, "windows": [format!("{today} 00:00-24:00")]})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    let done = rollout_until(&app, &exec, &id, Duration::from_secs(60), |r| r["state"] == "completed").await;
+    assert_eq!(item_states(&done)[0].1, "succeeded", "{done}");
+    let audit = app.get("/api/v1/audit?limit=200", &exec).await;
+    let approved =
+        audit.body["items"].as_array().unwrap().iter().find(|e| e["action"] == "rollout.approve").cloned();
+    assert!(approved.is_some_and(|e| e["details"]["wave"] == 1), "{}", audit.text);
+}

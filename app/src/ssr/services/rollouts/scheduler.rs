@@ -104,17 +104,28 @@ impl RolloutScheduler {
             }
             return Ok(());
         }
+        let mut items = self.repo.rollout_items(&r.id).await?;
+        let running = items.iter().any(|i| matches!(i.item.state, ItemState::Running { .. }));
+        // Paused or waiting for approval: only operations in flight move it (and the reason
+        // it stopped for stays as it was).
+        if r.state != RolloutState::Running && !running {
+            return Ok(());
+        }
         // Claim: a second scheduler's claim of the same revision loses here.
         r.lease_owner = Some(self.worker_id.clone());
         r.lease_until = Some(Timestamp::from_millis(now.millis() + self.lease.as_millis() as i64));
         self.repo.save_rollout(&mut r).await?;
 
-        let mut items = self.repo.rollout_items(&r.id).await?;
         self.settle_finished(&mut items).await?;
         for (wave, at) in finished_waves(&items) {
             if r.wave_finished_at(wave).is_none() {
                 r.finished_waves.push(WaveEnd { wave, at });
             }
+        }
+        if r.state != RolloutState::Running {
+            r.lease_owner = None;
+            r.lease_until = None;
+            return self.repo.save_rollout(&mut r).await;
         }
         let held = self.window_holds(&items, now).await;
         let step = {

@@ -23,7 +23,9 @@ use crate::{
     },
     ssr::{
         audit::{AuditLog, ChangeError, NewEvent},
-        clock, maintenance,
+        clock,
+        lifecycle::crash,
+        maintenance,
         repo::{Repo, RepoError},
         services::operations::{OperationService, RolloutStart},
     },
@@ -187,6 +189,7 @@ impl RolloutScheduler {
         match self.operations.start_for_rollout(r, item).await {
             Ok(op) => {
                 tracing::info!(rollout = %r.id, deployment = %item.item.deployment_id, operation = %op.id, "rollout started an operation");
+                crash::point("rollout_after_operation_started");
                 Ok(true)
             }
             Err(RolloutStart::Skip(why)) => {
@@ -241,6 +244,7 @@ impl RolloutScheduler {
             }
             item.finished_at = Some(op.finished_at.unwrap_or_else(clock::now));
             self.repo.save_rollout_item(&before, item).await?;
+            crash::point("rollout_after_deployment_settled");
         }
         Ok(())
     }

@@ -15,3 +15,4 @@ use_local_aws "$("$NEXUS_ROOT/scripts/emulator.sh" start)"
 cargo test --locked --release -p app --features app/ssr --test read_api_benchmark -- --ignored --nocapture --test-threads 1
 cargo test --locked --release -p app --features app/ssr --test lifecycle_benchmark -- --ignored --nocapture --test-threads 1
 cargo test --locked --release -p app --features app/ssr --test rollouts -- --ignored --nocapture --test-threads 1
+cargo test --locked --release -p app --features app/ssr --test rollouts_running -- --ignored --nocapture --test-threads 1

@@ -81,6 +81,19 @@ fn item_states(r: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `POST /api/v1/rollouts` with an `Idempotency-Key`.
+async fn create_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> common::Answer {
+    app.send(
+        axum::http::Request::post("/api/v1/rollouts")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
 /// Upgrade operations a deployment has had.
 async fn upgrades(app: &TestApp, token: &str, deployment: &str) -> Vec<Value> {
     let a = app.get(&format!("/api/v1/deployments/{deployment}/operations?limit=200"), token).await;
@@ -104,16 +117,7 @@ async fn a_rollout_moves_every_selected_deployment_once_in_waves() {
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
 
     let key = format!("rollout-{}", common::unique("k"));
-    let a = app
-        .send(
-            axum::http::Request::post("/api/v1/rollouts")
-                .header("authorization", format!("Bearer {exec}"))
-                .header("content-type", "application/json")
-                .header("idempotency-key", &key)
-                .body(axum::body::Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await;
+    let a = create_with_key(&app, &exec, &key, &body).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_string();
     assert_eq!(a.body["state"], "running", "{}", a.text);
@@ -122,17 +126,18 @@ async fn a_rollout_moves_every_selected_deployment_once_in_waves() {
     assert_eq!(sizes, [1, 2, 3], "a canary of one, then doubling: {}", a.text);
 
     // The same key again: the same rollout, not a second one.
-    let again = app
-        .send(
-            axum::http::Request::post("/api/v1/rollouts")
-                .header("authorization", format!("Bearer {exec}"))
-                .header("content-type", "application/json")
-                .header("idempotency-key", &key)
-                .body(axum::body::Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await;
+    let again = create_with_key(&app, &exec, &key, &body).await;
     assert_eq!(again.body["id"], id.as_str(), "{}", again.text);
+    let doc = app.get("/api/v1/openapi.json", &exec).await;
+    for path in [
+        "/api/v1/rollouts",
+        "/api/v1/rollouts/{id}",
+        "/api/v1/rollouts/{id}/approve",
+        "/api/v1/rollouts/{id}/deployments/{deployment}/skip",
+    ] {
+        assert!(doc.body["paths"][path].is_object(), "{path} in the OpenAPI document");
+    }
+    assert!(doc.body["components"]["schemas"]["RolloutView"].is_object());
 
     // The deployments are held: another rollout plans none of them, naming this one.
     let mut dry = body.clone();
@@ -407,4 +412,89 @@ async fn prod_waits_for_a_second_executive_and_the_customers_window() {
     let approved =
         audit.body["items"].as_array().unwrap().iter().find(|e| e["action"] == "rollout.approve").cloned();
     assert!(approved.is_some_and(|e| e["details"]["wave"] == 1), "{}", audit.text);
+}
+
+fn millis(t: &Value) -> i64 {
+    let t: jiff::Timestamp = t.as_str().unwrap().parse().unwrap();
+    t.as_millisecond()
+}
+
+/// The orchestration overhead of rollouts on the emulator, gates off (`make bench`): N
+/// dev deployments of document-intelligence (`NEXUS_BENCH_ROLLOUT_SIZE`, default 1,000) moved
+/// 1.0.0 -> 1.0.1 -> 1.1.0 -> 1.1.1 in one wave each, at max concurrency 8, 32 and 64: wall
+/// time, deployments per minute, the operations' own time (started -> finished: the
+/// emulator's CloudFormation work) and what the rollout adds per deployment beyond it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run with `make bench`"]
+async fn orchestration_benchmark() {
+    let n: usize =
+        std::env::var("NEXUS_BENCH_ROLLOUT_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let app = app(&[("NEXUS_WORKER_CONCURRENCY", "64"), ("NEXUS_LEASE_SECONDS", "60")]).await;
+    let exec = app.login(EXEC).await;
+    let started = Instant::now();
+    let mut customers = Vec::new();
+    let mut ops = Vec::new();
+    // Dev only: a prod wave would wait for an approver.
+    while ops.len() < n {
+        let c = customer(&app, &exec).await;
+        let a = post(
+            &app,
+            &exec,
+            "/api/v1/deployments",
+            json!({"environment_id": c.dev, "capability": "document-intelligence", "version": "1.0.0",
+                   "auto_execute": true, "parameters": {"Environment": "dev", "DocumentTypes": "invoice"}}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        ops.push(a.body["id"].as_str().unwrap().to_string());
+        customers.push(c.id);
+    }
+    for op in &ops {
+        let done = operations::wait_for_within(&app, &exec, op, Duration::from_secs(1800), terminal).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    println!("setup: {n} deployments in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "| max concurrency | deployments | wall s | deployments/min | operation p50 ms | operation p95 ms | added per deployment ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (concurrency, version) in [(8, "1.0.1"), (32, "1.1.0"), (64, "1.1.1")] {
+        let t = Instant::now();
+        let a = post(
+            &app,
+            &exec,
+            "/api/v1/rollouts",
+            json!({"capability": "document-intelligence", "version": version,
+            "selection": {"customers": customers},
+            "waves": {"canary": {"percent": 100}, "max_concurrency": concurrency, "per_account": 2},
+            "gates": {"bake_minutes": 0, "total": {"count": 0}}}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        let id = a.body["id"].as_str().unwrap().to_string();
+        let done = rollout_until(&app, &exec, &id, Duration::from_secs(3600), |r| {
+            r["state"] == "completed" || r["state"] == "paused"
+        })
+        .await;
+        let wall = t.elapsed().as_secs_f64();
+        assert_eq!(done["state"], "completed", "{}", done["status_text"]);
+        let mut own = Vec::new();
+        for i in done["items"].as_array().unwrap() {
+            let op = app
+                .get(&format!("/api/v1/operations/{}", i["state"]["operation_id"].as_str().unwrap()), &exec)
+                .await;
+            own.push(millis(&op.body["finished_at"]) - millis(&op.body["started_at"]));
+        }
+        own.sort_unstable();
+        let total: i64 = own.iter().sum();
+        // Were the operations back to back at full concurrency, this long; the rest is ours.
+        let ideal_ms = total as f64 / concurrency as f64;
+        let added = (wall * 1000.0 - ideal_ms).max(0.0) * concurrency as f64 / n as f64;
+        println!(
+            "| {concurrency} | {n} | {wall:.1} | {:.0} | {} | {} | {added:.0} |",
+            n as f64 / wall * 60.0,
+            own[own.len() / 2],
+            own[own.len() * 95 / 100],
+        );
+    }
 }

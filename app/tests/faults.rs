@@ -384,8 +384,12 @@ async fn events_the_bus_refuses_wait_in_the_outbox_and_are_delivered_later() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|h| h.event.operation_id.as_str() == op)
-        .map(|h| h.event.state.as_str().to_string())
+        .filter_map(|h| match h.event {
+            app::domain::events::Published::Operation(e) if e.operation_id.as_str() == op => {
+                Some(e.state.as_str().to_string())
+            }
+            _ => None,
+        })
         .collect();
     assert_eq!(held, expected);
     assert!(bus::receive_states(&sqs, &queue, &op, |v| v["detail"].clone()).await.is_empty());

@@ -40,6 +40,7 @@ fn rollout(n: u64) -> Rollout {
         approvals: Vec::new(),
         finished_waves: Vec::new(),
         status_text: None,
+        in_flight: false,
         changed_by: None,
         created_at: Timestamp::from_millis(1_800_000_000_000),
         updated_at: Timestamp::from_millis(1_800_000_000_000),

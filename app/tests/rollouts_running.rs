@@ -3,6 +3,8 @@
 //! repeated Idempotency-Key answers the first rollout; a failure beyond the tolerance pauses
 //! the rollout, saying why, and skipping it lets the rollout complete.
 
+#[path = "common/bus.rs"]
+mod bus;
 mod common;
 #[path = "common/operations.rs"]
 mod operations;
@@ -258,7 +260,10 @@ async fn publish_colliding_version(app: &TestApp, exec: &str, bucket: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_beyond_the_tolerance_pauses_the_rollout_and_a_skip_lets_it_complete() {
-    let app = app(&[]).await;
+    require_emulator();
+    let sdk = app::ssr::aws::load_sdk_config().await;
+    let (bus, queue) = bus::bus_with_queue(&sdk).await;
+    let app = app(&[("NEXUS_EVENT_BUS", bus.as_str())]).await;
     let exec = app.login(EXEC).await;
     // Bucket names are global, as on AWS: the second copy of the fixed name fails.
     let (a, b) = (customer(&app, &exec).await, customer(&app, &exec).await);
@@ -319,6 +324,15 @@ async fn a_failure_beyond_the_tolerance_pauses_the_rollout_and_a_skip_lets_it_co
     for d in &deployments {
         assert_eq!(upgrades(&app, &exec, d).await.len(), 1, "one attempt each");
     }
+    // The pause and the completion were announced on the bus (a user's skip and resume are
+    // in the audit log).
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut announced = Vec::new();
+    let waited = Instant::now();
+    while !announced.contains(&"completed".to_string()) && waited.elapsed() < Duration::from_secs(15) {
+        announced.extend(bus::receive_states(&sqs, &queue, &id, |v| v["detail"].clone()).await);
+    }
+    assert_eq!(announced, ["paused", "completed"]);
     // Controls that do not fit the state answer 409.
     let again = post(&app, &exec, &format!("/api/v1/rollouts/{id}/resume"), json!({})).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
@@ -497,4 +511,66 @@ async fn orchestration_benchmark() {
             own[own.len() * 95 / 100],
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_rollout_starts_nothing_new_and_settles_what_was_running() {
+    let app = app(&[]).await;
+    let exec = app.login(EXEC).await;
+    let (customers, deployments) = deployed(&app, &exec, 3, "1.0.0").await;
+    let r = post(
+        &app,
+        &exec,
+        "/api/v1/rollouts",
+        json!({"capability": "lead-scoring", "version": "1.1.0",
+        "selection": {"customers": customers}, "gates": {"bake_minutes": 0}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    // The canary (a wave of one) is running: cancel.
+    let started = Instant::now();
+    loop {
+        let a = app.get(&format!("/api/v1/rollouts/{id}"), &exec).await;
+        if item_states(&a.body).iter().any(|(_, s)| s == "running") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the canary never ran: {}", a.text);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = post(&app, &exec, &format!("/api/v1/rollouts/{id}/cancel"), json!({})).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.body["state"], "cancelled", "{}", c.text);
+    // The operation in flight finishes and is settled; nothing else starts.
+    let done = rollout_until(&app, &exec, &id, Duration::from_secs(60), |r| {
+        !item_states(r).iter().any(|(_, s)| s == "running")
+    })
+    .await;
+    let mut states: Vec<String> = item_states(&done).into_iter().map(|(_, s)| s).collect();
+    states.sort();
+    assert_eq!(states, ["succeeded", "waiting", "waiting"], "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut upgraded = 0;
+    for d in &deployments {
+        upgraded += upgrades(&app, &exec, d).await.len();
+    }
+    assert_eq!(upgraded, 1, "only the canary ran");
+    // Cancelled for good: no control moves it, and its deployments are free for another.
+    let resume = post(&app, &exec, &format!("/api/v1/rollouts/{id}/resume"), json!({})).await;
+    assert_eq!(resume.status, StatusCode::CONFLICT, "{}", resume.text);
+    let plan = post(
+        &app,
+        &exec,
+        "/api/v1/rollouts",
+        json!({"capability": "lead-scoring", "version": "1.1.0",
+        "selection": {"customers": customers}, "dry_run": true}),
+    )
+    .await;
+    let planned: usize = plan.body["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["deployments"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(planned, 2, "{}", plan.text);
 }

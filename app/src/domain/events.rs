@@ -1,6 +1,7 @@
-//! What is published about an operation's state change (EventBridge `detail`, SNS message).
-//! A plain record, so the outbox can keep an undelivered one in the store and send it later
-//! exactly as it was made. NoEcho values never leave: it carries no parameters at all.
+//! What is published about an operation's state change, and about a rollout's (EventBridge
+//! `detail`, SNS message). Plain records, so the outbox can keep an undelivered one in the store
+//! and send it later exactly as it was made. NoEcho values never leave: they carry no
+//! parameters at all.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,8 +9,49 @@ use super::{
     ids::Id,
     lifecycle::{OperationKind, OperationState},
     model::{EnvironmentName, Operation},
+    rollout::RolloutState,
+    rollout_record::Rollout,
     time::Timestamp,
 };
+
+/// A rollout paused (by itself or a user), waits for an approver, completed, or was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutEvent {
+    pub rollout_id: Id,
+    pub capability: String,
+    pub version: String,
+    pub state: RolloutState,
+    /// Why, in one sentence (a pause's reason, the wave waiting for approval).
+    pub why: Option<String>,
+    pub created_by: Id,
+    /// The Sales Manager whose team it is (`None`: an Executive's).
+    pub team: Option<Id>,
+    pub at: Timestamp,
+}
+
+impl RolloutEvent {
+    pub fn of(r: &Rollout, at: Timestamp) -> Self {
+        RolloutEvent {
+            rollout_id: r.id.clone(),
+            capability: r.capability.clone(),
+            version: r.version.to_string(),
+            state: r.state,
+            why: r.status_text.clone(),
+            created_by: r.created_by.clone(),
+            team: r.team.clone(),
+            at,
+        }
+    }
+}
+
+/// Anything published, as the outbox keeps it (untagged: an operation's event reads back as
+/// it was stored before rollouts had events).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Published {
+    Operation(OperationEvent),
+    Rollout(RolloutEvent),
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationEvent {
@@ -74,6 +116,21 @@ mod tests {
         assert_eq!(json["environment"], "prod");
         assert_eq!(json["kind"], "drift_check");
         assert_eq!(json["state"], "creating_change_set");
-        assert_eq!(serde_json::from_value::<OperationEvent>(json).unwrap(), event);
+        assert_eq!(serde_json::from_value::<OperationEvent>(json.clone()).unwrap(), event);
+        // The outbox reads back what it kept before rollouts had events as an operation's.
+        assert_eq!(serde_json::from_value::<Published>(json).unwrap(), Published::Operation(event));
+        let rollout = RolloutEvent {
+            rollout_id: Id::from_parts(2, 1),
+            capability: "lead-scoring".into(),
+            version: "1.2.0".into(),
+            state: RolloutState::AwaitingApproval,
+            why: Some("wave 3 goes to prod".into()),
+            created_by: Id::from_parts(1, 4),
+            team: None,
+            at: Timestamp::from_millis(1_700_000_000_000),
+        };
+        let json = serde_json::to_value(&rollout).unwrap();
+        assert_eq!(json["state"], "awaiting_approval");
+        assert_eq!(serde_json::from_value::<Published>(json).unwrap(), Published::Rollout(rollout));
     }
 }

@@ -65,6 +65,10 @@ pub struct Rollout {
     /// Why it waits or paused, in one sentence, as the scheduler last said.
     #[serde(default)]
     pub status_text: Option<String>,
+    /// Cancelled while operations of it still ran: the scheduler settles them before it lets
+    /// the rollout go.
+    #[serde(default)]
+    pub in_flight: bool,
     /// Who paused, resumed or cancelled it last (`None`: the scheduler itself).
     #[serde(default)]
     pub changed_by: Option<Id>,
@@ -79,6 +83,11 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// Whether a scheduler still has something to do with it.
+    pub fn needs_scheduler(&self) -> bool {
+        self.state.is_active() || self.in_flight
+    }
+
     pub fn approved_waves(&self) -> Vec<u32> {
         self.approvals.iter().map(|a| a.wave).collect()
     }

@@ -380,7 +380,7 @@ async fn assemble(
         repo.clone(),
         catalog.clone(),
         deployer.clone(),
-        notifier,
+        notifier.clone(),
         cipher.clone(),
         artifacts.clone(),
         metrics.clone(),
@@ -410,6 +410,7 @@ async fn assemble(
         catalog.clone(),
         operations.clone(),
         audit.clone(),
+        notifier.clone(),
     );
     let rollout_scheduler = Arc::new(super::services::rollouts::RolloutScheduler::new(
         &rollouts,

@@ -68,7 +68,8 @@ pub async fn read_states(
     states
 }
 
-/// One receive (waiting up to a second): the states of `op` among the messages.
+/// One receive (waiting up to a second): the states of `op` (an operation or a rollout) among
+/// the messages.
 pub async fn receive_states(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
@@ -88,7 +89,8 @@ pub async fn receive_states(
         let v: Value = serde_json::from_str(m.body().unwrap()).unwrap();
         let d = detail(&v);
         assert!(d.get("parameters").is_none(), "no parameter values leave: {v}");
-        if d["operation_id"] == op {
+        // An operation's events, or a rollout's.
+        if d["operation_id"] == op || d["rollout_id"] == op {
             states.push(d["state"].as_str().unwrap().to_string());
         }
     }

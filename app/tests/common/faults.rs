@@ -402,6 +402,16 @@ impl Notifier for FaultyNotifier {
         *self.faults.calls.lock().unwrap().entry("delivered".into()).or_default() += 1;
         Ok(())
     }
+
+    async fn publish_rollout(
+        &self,
+        event: &app::ssr::lifecycle::notifier::RolloutEvent,
+    ) -> Result<(), String> {
+        if let Some(code) = self.faults.before("notifier", "publish", None).await {
+            return Err(format!("events PutEvents: {code} (injected by the test)"));
+        }
+        self.inner.publish_rollout(event).await
+    }
 }
 
 /// The health checks' HTTP client (health URLs), checked against the plan first. Latency counts

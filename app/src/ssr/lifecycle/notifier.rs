@@ -1,10 +1,11 @@
 //! Operation state changes, published for others: EventBridge (source `nexus.toolkit`,
-//! detail-type `Deployment Operation State Change`) and, when configured, an SNS topic. NoEcho
-//! values never leave: the event carries no parameters at all.
+//! detail-type `Deployment Operation State Change`) and, when configured, an SNS topic; and a
+//! rollout's pause, wait for approval, completion or cancellation (detail-type
+//! `Rollout State Change`). NoEcho values never leave: the events carry no parameters at all.
 
 use std::{sync::Arc, time::Instant};
 
-pub use crate::domain::events::OperationEvent;
+pub use crate::domain::events::{OperationEvent, RolloutEvent};
 use crate::{
     domain::views::Notification,
     ssr::{metrics::Metrics, repo::Repo},
@@ -14,11 +15,18 @@ use aws_config::SdkConfig;
 
 pub const SOURCE: &str = "nexus.toolkit";
 pub const DETAIL_TYPE: &str = "Deployment Operation State Change";
+pub const ROLLOUT_DETAIL_TYPE: &str = "Rollout State Change";
 
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Publishes one event; failures are logged by the caller, never fail the operation.
     async fn publish(&self, event: &OperationEvent) -> Result<(), String>;
+
+    /// Publishes a rollout's state change. The in-app feed lists operations only: by default
+    /// a notifier takes it and does nothing.
+    async fn publish_rollout(&self, _event: &RolloutEvent) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Publishes to several notifiers; every one is tried, the errors are joined.
@@ -30,6 +38,16 @@ impl Notifier for FanoutNotifier {
         let mut errors = Vec::new();
         for n in &self.0 {
             if let Err(e) = n.publish(event).await {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    async fn publish_rollout(&self, event: &RolloutEvent) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for n in &self.0 {
+            if let Err(e) = n.publish_rollout(event).await {
                 errors.push(e);
             }
         }
@@ -74,6 +92,11 @@ impl Notifier for LogNotifier {
         tracing::info!(operation = %event.operation_id, kind = event.kind.as_str(), state = event.state.as_str(), "operation state changed");
         Ok(())
     }
+
+    async fn publish_rollout(&self, event: &RolloutEvent) -> Result<(), String> {
+        tracing::info!(rollout = %event.rollout_id, state = ?event.state, why = ?event.why, "rollout state changed");
+        Ok(())
+    }
 }
 
 /// EventBridge `PutEvents` on a bus, plus SNS `Publish` on a topic when one is set.
@@ -95,16 +118,21 @@ impl EventBridgeNotifier {
     }
 }
 
-#[async_trait]
-impl Notifier for EventBridgeNotifier {
-    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
-        let detail = serde_json::to_string(event).map_err(|e| e.to_string())?;
+impl EventBridgeNotifier {
+    /// One event on the bus (and the topic): `detail` as JSON, `resource` the stack if any.
+    async fn send(
+        &self,
+        detail_type: &str,
+        detail: &str,
+        resource: Option<String>,
+        subject: String,
+    ) -> Result<(), String> {
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source(SOURCE)
-            .detail_type(DETAIL_TYPE)
-            .detail(&detail)
+            .detail_type(detail_type)
+            .detail(detail)
             .event_bus_name(&self.bus)
-            .resources(event.stack_name.clone())
+            .set_resources(resource.map(|r| vec![r]))
             .build();
         let started = Instant::now();
         let out = self.events.put_events().entries(entry).send().await;
@@ -122,13 +150,7 @@ impl Notifier for EventBridgeNotifier {
         }
         if let Some((sns, topic)) = &self.sns {
             let started = Instant::now();
-            let out = sns
-                .publish()
-                .topic_arn(topic)
-                .subject(format!("{}: {} {}", DETAIL_TYPE, event.kind.as_str(), event.state.as_str()))
-                .message(&detail)
-                .send()
-                .await;
+            let out = sns.publish().topic_arn(topic).subject(subject).message(detail).send().await;
             self.metrics.aws_call("sns", "Publish", started.elapsed());
             out.map_err(|e| {
                 self.metrics.aws_error("sns", "Publish", "Error");
@@ -136,5 +158,27 @@ impl Notifier for EventBridgeNotifier {
             })?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Notifier for EventBridgeNotifier {
+    async fn publish(&self, event: &OperationEvent) -> Result<(), String> {
+        let detail = serde_json::to_string(event).map_err(|e| e.to_string())?;
+        let subject = format!("{}: {} {}", DETAIL_TYPE, event.kind.as_str(), event.state.as_str());
+        self.send(DETAIL_TYPE, &detail, Some(event.stack_name.clone()), subject).await
+    }
+
+    async fn publish_rollout(&self, event: &RolloutEvent) -> Result<(), String> {
+        let detail = serde_json::to_string(event).map_err(|e| e.to_string())?;
+        let state = serde_json::to_value(event.state).ok().and_then(|v| v.as_str().map(String::from));
+        let subject = format!(
+            "{}: {} {} {}",
+            ROLLOUT_DETAIL_TYPE,
+            event.capability,
+            event.version,
+            state.unwrap_or_default()
+        );
+        self.send(ROLLOUT_DETAIL_TYPE, &detail, None, subject).await
     }
 }

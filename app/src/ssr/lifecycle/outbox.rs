@@ -8,7 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use super::notifier::{Notifier, OperationEvent};
+use super::notifier::{Notifier, OperationEvent, RolloutEvent};
+use crate::domain::events::Published;
 use crate::ssr::{metrics::Metrics, repo::Repo};
 
 /// Events read from the outbox at a time.
@@ -37,7 +38,10 @@ impl OutboxNotifier {
                 return Ok(delivered);
             }
             for h in held {
-                self.bus.publish(&h.event).await?;
+                match &h.event {
+                    Published::Operation(e) => self.bus.publish(e).await?,
+                    Published::Rollout(e) => self.bus.publish_rollout(e).await?,
+                }
                 self.repo.release_event(&h.key).await.map_err(|e| e.to_string())?;
                 self.metrics.outbox_delivered();
                 delivered += 1;
@@ -75,6 +79,20 @@ impl Notifier for OutboxNotifier {
                     error = %refused,
                     "the bus refused the operation event: kept in the outbox"
                 );
+                Ok(())
+            }
+            Err(e) => Err(format!("{refused}; not kept for later either: {e}")),
+        }
+    }
+
+    async fn publish_rollout(&self, event: &RolloutEvent) -> Result<(), String> {
+        let Err(refused) = self.bus.publish_rollout(event).await else {
+            return Ok(());
+        };
+        match self.repo.hold_rollout_event(event).await {
+            Ok(()) => {
+                self.metrics.outbox_held();
+                tracing::warn!(rollout = %event.rollout_id, error = %refused, "the bus refused the rollout event: kept in the outbox");
                 Ok(())
             }
             Err(e) => Err(format!("{refused}; not kept for later either: {e}")),

@@ -51,7 +51,7 @@ impl Repo {
             keys::ROLLOUTS,
             r.id.to_string(),
         );
-        if r.state.is_active() {
+        if r.needs_scheduler() {
             item = item.with_index(keys::GSI2, keys::ROLLOUTS_ACTIVE, r.id.to_string());
         }
         item
@@ -178,7 +178,7 @@ impl Repo {
     }
 
     /// The rollouts a scheduler has to look at (being created, running, paused, waiting for
-    /// approval), oldest first.
+    /// approval, cancelled with operations in flight), oldest first.
     pub async fn active_rollouts(&self, limit: usize) -> Result<Vec<Rollout>, RepoError> {
         let p = self.store.query(Query::index(keys::GSI2, keys::ROLLOUTS_ACTIVE).limit(limit)).await?;
         p.items.iter().map(from_item).collect()
@@ -251,7 +251,7 @@ impl Repo {
     /// The active rollout holding each deployment that one holds.
     pub async fn rollout_holders(&self) -> Result<HashMap<Id, Id>, RepoError> {
         let mut held = HashMap::new();
-        for r in self.active_rollouts(1000).await? {
+        for r in self.active_rollouts(1000).await?.into_iter().filter(|r| r.state.is_active()) {
             for i in self.rollout_items(&r.id).await? {
                 held.insert(i.item.deployment_id, r.id.clone());
             }

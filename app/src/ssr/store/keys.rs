@@ -27,6 +27,7 @@
 //! | a finished passkey ceremony (so it works once) | `CEREMONY#<id>` | `USED` | | | | |
 //! | notification (operation state change) | `NOTE#OWNER#<owner id>` and `NOTE#ALL` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
 //! | an operation event the bus did not take yet (the outbox) | `OUTBOX` | `<millis, 13 digits>#<operation id>#<state>` | | | | |
+//! | a rollout event the bus did not take yet | `OUTBOX` | `<millis, 13 digits>#<rollout id>#rollout-<state>` | | | | |
 //! | rollout | `ROLLOUT#<id>` | `ROLLOUT` | `ROLLOUTS` / `<id>` (ULIDs: time order) | `ROLLOUTS#ACTIVE` / `<id>` while active | | |
 //! | a deployment of a rollout | `ROLLOUT#<id>` | `ITEM#<wave, 4 digits>#<deployment id>` | | | | |
 //! | a rollout's progress counters | `ROLLOUT#<id>` | `COUNT#<wave, 4 digits>#<item state>` (counter `n`) | | | | |
@@ -227,6 +228,10 @@ pub fn notification(at: Timestamp, operation: &Id, state: OperationState) -> Str
 pub const OUTBOX: &str = "OUTBOX";
 pub fn outbox_entry(at: Timestamp, operation: &Id, state: OperationState) -> String {
     format!("{}#{operation}#{}", millis(at), state.as_str())
+}
+/// A rollout's event in the outbox, in the same time order as operations' events.
+pub fn outbox_rollout_entry(at: Timestamp, rollout: &Id, state: &str) -> String {
+    format!("{}#{rollout}#rollout-{state}", millis(at))
 }
 
 // --- rollouts ---

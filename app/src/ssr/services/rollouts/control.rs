@@ -36,16 +36,22 @@ impl RolloutService {
         r.state = to;
         r.changed_by = Some(actor.user.id.clone());
         r.status_text = match control {
-            crate::domain::rollout_record::Control::Pause => Some("paused by a user".into()),
-            crate::domain::rollout_record::Control::Resume => None,
-            crate::domain::rollout_record::Control::Cancel => Some("cancelled by a user".into()),
+            Control::Pause => Some("paused by a user".into()),
+            Control::Resume => None,
+            Control::Cancel => Some("cancelled by a user".into()),
         };
+        if to == RolloutState::Cancelled {
+            r.in_flight = self.repo.rollout_counts(id).await?.iter().any(|c| c.running > 0);
+        }
         let mut event =
             actor.audit(&format!("rollout.{}", control.as_str()), format!("rollout/{id}"), "success");
         event.details = serde_json::json!({"from": from, "to": to});
         let r = self.save(r, event).await?;
         if to == RolloutState::Cancelled {
             self.release(&r.id).await;
+        }
+        if control != Control::Resume {
+            self.announce(&r).await;
         }
         self.scheduler_wake.notify_one();
         self.view(r).await

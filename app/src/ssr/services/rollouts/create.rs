@@ -74,6 +74,7 @@ impl RolloutService {
             approvals: Vec::new(),
             finished_waves: Vec::new(),
             status_text: None,
+            in_flight: false,
             changed_by: None,
             created_at: now,
             updated_at: now,

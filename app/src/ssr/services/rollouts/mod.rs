@@ -27,6 +27,7 @@ use super::{
         auth::Actor,
         catalog::SharedCatalog,
         error::ServiceError,
+        lifecycle::notifier::Notifier,
         repo::{DeploymentFilter, DeploymentRecord, Repo, RepoError},
     },
     operations::OperationService,
@@ -49,6 +50,8 @@ pub struct RolloutService {
     catalog: SharedCatalog,
     operations: OperationService,
     audit: Arc<AuditLog>,
+    /// Where a rollout's pause, wait for approval, completion and cancellation are announced.
+    notifier: Arc<dyn Notifier>,
     /// Tells this process's scheduler that a rollout was made or changed (look now).
     scheduler_wake: Arc<Notify>,
 }
@@ -59,8 +62,15 @@ impl RolloutService {
         catalog: SharedCatalog,
         operations: OperationService,
         audit: Arc<AuditLog>,
+        notifier: Arc<dyn Notifier>,
     ) -> Self {
-        RolloutService { repo, catalog, operations, audit, scheduler_wake: Arc::new(Notify::new()) }
+        RolloutService { repo, catalog, operations, audit, notifier, scheduler_wake: Arc::new(Notify::new()) }
+    }
+
+    /// Announces the rollout's state now (never fails the change: the outbox keeps what the
+    /// bus refuses; what even that cannot keep is logged).
+    async fn announce(&self, r: &crate::domain::rollout_record::Rollout) {
+        announce(&self.notifier, r).await;
     }
 
     /// The plan for `req`, from stored state only.
@@ -209,5 +219,13 @@ impl RolloutService {
             busy.insert(op.deployment_id);
         }
         Ok(busy)
+    }
+}
+
+/// [`RolloutService::announce`], shared with the scheduler.
+async fn announce(notifier: &Arc<dyn Notifier>, r: &crate::domain::rollout_record::Rollout) {
+    let event = crate::domain::events::RolloutEvent::of(r, super::super::clock::now());
+    if let Err(e) = notifier.publish_rollout(&event).await {
+        tracing::warn!(rollout = %r.id, error = %e, "the rollout's state change was not announced");
     }
 }

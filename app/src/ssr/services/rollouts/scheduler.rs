@@ -24,7 +24,7 @@ use crate::{
     ssr::{
         audit::{AuditLog, ChangeError, NewEvent},
         clock,
-        lifecycle::crash,
+        lifecycle::{crash, notifier::Notifier},
         maintenance,
         repo::{Repo, RepoError},
         services::operations::{OperationService, RolloutStart},
@@ -40,6 +40,7 @@ pub struct RolloutScheduler {
     repo: Repo,
     operations: OperationService,
     audit: Arc<AuditLog>,
+    notifier: Arc<dyn Notifier>,
     wake: Arc<Notify>,
     worker_id: String,
     lease: Duration,
@@ -52,6 +53,7 @@ impl RolloutScheduler {
             repo: service.repo.clone(),
             operations: service.operations.clone(),
             audit: service.audit.clone(),
+            notifier: service.notifier.clone(),
             wake: service.scheduler_wake.clone(),
             worker_id,
             lease,
@@ -111,6 +113,11 @@ impl RolloutScheduler {
         // Paused or waiting for approval: only operations in flight move it (and the reason
         // it stopped for stays as it was).
         if r.state != RolloutState::Running && !running {
+            if r.in_flight {
+                // Cancelled, and its last operation has been settled: let it go.
+                r.in_flight = false;
+                self.repo.save_rollout(&mut r).await?;
+            }
             return Ok(());
         }
         // Claim: a second scheduler's claim of the same revision loses here.
@@ -125,6 +132,8 @@ impl RolloutScheduler {
             }
         }
         if r.state != RolloutState::Running {
+            r.in_flight = r.state == RolloutState::Cancelled
+                && items.iter().any(|i| matches!(i.item.state, ItemState::Running { .. }));
             r.lease_owner = None;
             r.lease_until = None;
             return self.repo.save_rollout(&mut r).await;
@@ -318,6 +327,7 @@ impl RolloutScheduler {
         match saved {
             Ok(h) => {
                 tracing::info!(rollout = %r.id, state = ?h.state, why = ?h.status_text, "rollout decision");
+                super::announce(&self.notifier, &h).await;
                 *r = h;
                 Ok(())
             }
